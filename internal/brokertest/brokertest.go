@@ -1,0 +1,106 @@
+// Package brokertest gives integration tests a RabbitMQ broker and names of
+// their own.
+//
+// Tests read the broker URL from AMQP_URL (default: the local broker). When
+// the broker is unreachable a test is skipped with a loud message, except
+// when CI is set: then it fails, because a skipped integration test proves
+// nothing.
+package brokertest
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"os"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// URL is the broker the integration tests use.
+func URL() string {
+	if u := os.Getenv("AMQP_URL"); u != "" {
+		return u
+	}
+	return "amqp://guest:guest@127.0.0.1:5672/"
+}
+
+// Require returns the broker URL, or stops the test when there is no broker:
+// t.Fatal under CI, t.Skip otherwise.
+func Require(t testing.TB) string {
+	t.Helper()
+	u := URL()
+	uri, err := amqp.ParseURI(u)
+	if err != nil {
+		t.Fatalf("AMQP_URL %q: %v", u, err)
+	}
+	c, err := net.DialTimeout("tcp", net.JoinHostPort(uri.Host, itoa(uri.Port)), 2*time.Second)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("no RabbitMQ broker at %s under CI: %v (make test starts one)", u, err)
+		}
+		t.Skipf("SKIPPING integration test: no RabbitMQ broker at %s: %v (run make test, which starts one)", u, err)
+	}
+	_ = c.Close()
+	return u
+}
+
+// Dial opens a connection for the test and closes it at cleanup.
+func Dial(t testing.TB) *amqp.Connection {
+	t.Helper()
+	conn, err := amqp.Dial(Require(t))
+	if err != nil {
+		t.Fatalf("dial broker: %v", err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
+// Channel opens a channel on a new connection of the test's own.
+func Channel(t testing.TB) *amqp.Channel {
+	t.Helper()
+	ch, err := Dial(t).Channel()
+	if err != nil {
+		t.Fatalf("open channel: %v", err)
+	}
+	return ch
+}
+
+var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+// Name returns an entity name unique to this test run, derived from the test
+// name and prefix, so tests running in parallel packages never share queues
+// or exchanges. Queues it names are deleted at cleanup.
+func Name(t testing.TB, prefix string) string {
+	t.Helper()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	name := "test." + prefix + "." + unsafeChars.ReplaceAllString(t.Name(), "_") + "." + hex.EncodeToString(b[:])
+	if len(name) > 200 {
+		name = name[:190] + "." + hex.EncodeToString(b[:])
+	}
+	t.Cleanup(func() {
+		conn, err := amqp.Dial(URL())
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		if ch, err := conn.Channel(); err == nil {
+			_, _ = ch.QueueDelete(name, false, false, false)
+		}
+		if ch, err := conn.Channel(); err == nil {
+			_ = ch.ExchangeDelete(name, false, false)
+		}
+	})
+	return name
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		n = 5672
+	}
+	return strconv.Itoa(n)
+}

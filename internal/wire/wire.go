@@ -1,0 +1,132 @@
+package wire
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"google.golang.org/grpc/codes"
+)
+
+// Header names. They are plain application headers (no "x-" prefix, which
+// RabbitMQ reserves for its own arguments).
+const (
+	// HeaderDeadline is the absolute deadline of the call that caused a
+	// request, as Unix milliseconds (an AMQP long). A worker skips a request
+	// whose deadline has passed.
+	HeaderDeadline = "warren-deadline"
+	// HeaderErrorCode marks a reply as an error. Its value is the gRPC code
+	// name, such as "INVALID_ARGUMENT", so foreign clients can read it.
+	HeaderErrorCode = "warren-error-code"
+	// HeaderErrorMessage is the human-readable error of an error reply.
+	HeaderErrorMessage = "warren-error-message"
+)
+
+// ContentTypeText is the content type of the tutorials' decimal bodies.
+const ContentTypeText = "text/plain"
+
+// Expiration renders a remaining time as an AMQP per-message TTL: whole
+// milliseconds, at least 1 (a TTL of 0 means "expire unless delivered at
+// once", which is not what a caller with time left wants).
+func Expiration(remaining time.Duration) string {
+	ms := remaining.Milliseconds()
+	if ms < 1 {
+		ms = 1
+	}
+	return strconv.FormatInt(ms, 10)
+}
+
+// SetDeadline stores d in h under HeaderDeadline.
+func SetDeadline(h amqp.Table, d time.Time) {
+	h[HeaderDeadline] = d.UnixMilli()
+}
+
+// Deadline reads HeaderDeadline. It reports false when the header is absent
+// or not an integer; foreign publishers may send any type.
+func Deadline(h amqp.Table) (time.Time, bool) {
+	var ms int64
+	switch v := h[HeaderDeadline].(type) {
+	case int64:
+		ms = v
+	case int32:
+		ms = int64(v)
+	case int:
+		ms = int64(v)
+	case uint32:
+		ms = int64(v)
+	case string:
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return time.Time{}, false
+		}
+		ms = n
+	default:
+		return time.Time{}, false
+	}
+	return time.UnixMilli(ms), true
+}
+
+// ErrorHeaders returns the headers of an error reply.
+func ErrorHeaders(code codes.Code, msg string) amqp.Table {
+	return amqp.Table{
+		HeaderErrorCode:    CodeName(code),
+		HeaderErrorMessage: msg,
+	}
+}
+
+// ReplyError reads an error reply. It reports ok false for a successful
+// reply (no HeaderErrorCode). An unknown code name becomes codes.Unknown.
+func ReplyError(h amqp.Table) (code codes.Code, msg string, ok bool) {
+	raw, present := h[HeaderErrorCode]
+	if !present {
+		return codes.OK, "", false
+	}
+	name, _ := raw.(string)
+	code, known := codeByName[name]
+	if !known {
+		code = codes.Unknown
+	}
+	msg, _ = h[HeaderErrorMessage].(string)
+	if msg == "" {
+		msg = fmt.Sprintf("worker error %v", raw)
+	}
+	return code, msg, true
+}
+
+// CodeName is the canonical upper-case name of a gRPC code, as used in the
+// gRPC specification ("INVALID_ARGUMENT").
+func CodeName(c codes.Code) string {
+	if name, ok := nameByCode[c]; ok {
+		return name
+	}
+	return "UNKNOWN"
+}
+
+var nameByCode = map[codes.Code]string{
+	codes.OK:                 "OK",
+	codes.Canceled:           "CANCELLED",
+	codes.Unknown:            "UNKNOWN",
+	codes.InvalidArgument:    "INVALID_ARGUMENT",
+	codes.DeadlineExceeded:   "DEADLINE_EXCEEDED",
+	codes.NotFound:           "NOT_FOUND",
+	codes.AlreadyExists:      "ALREADY_EXISTS",
+	codes.PermissionDenied:   "PERMISSION_DENIED",
+	codes.ResourceExhausted:  "RESOURCE_EXHAUSTED",
+	codes.FailedPrecondition: "FAILED_PRECONDITION",
+	codes.Aborted:            "ABORTED",
+	codes.OutOfRange:         "OUT_OF_RANGE",
+	codes.Unimplemented:      "UNIMPLEMENTED",
+	codes.Internal:           "INTERNAL",
+	codes.Unavailable:        "UNAVAILABLE",
+	codes.DataLoss:           "DATA_LOSS",
+	codes.Unauthenticated:    "UNAUTHENTICATED",
+}
+
+var codeByName = func() map[string]codes.Code {
+	m := make(map[string]codes.Code, len(nameByCode))
+	for c, n := range nameByCode {
+		m[n] = c
+	}
+	return m
+}()

@@ -1,0 +1,66 @@
+package gateway
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/warrenrpc/warren/internal/amqpx"
+)
+
+// Config configures a Server. The zero value serves the tutorials' entities
+// on the local broker.
+type Config struct {
+	// AMQP configures the gateway's broker connection. Default: the local
+	// broker, connection name "warren-gateway".
+	AMQP amqpx.Config
+	// RPCQueue is the queue Fibonacci requests are published to.
+	// Default: "rpc_queue".
+	RPCQueue string
+	// ReplyMode selects how replies come back. Default: ReplyDirect, the
+	// faster of the two here (see the README's measurements).
+	ReplyMode ReplyMode
+	// PublishChannels is the count of channels requests are published on
+	// in ReplyQueue mode (ReplyDirect publishes on its consuming channel).
+	// Default: 4.
+	PublishChannels int
+	// DefaultTimeout bounds a call that has no gRPC deadline. Default: 10s.
+	DefaultTimeout time.Duration
+	// PresenceInterval is how often the gateway checks that a worker
+	// consumes the request queue. Calls waiting for a reply fail with
+	// UNAVAILABLE within about this long after the last worker left.
+	// Default: 250ms.
+	PresenceInterval time.Duration
+	// DrainTimeout bounds how long shutdown waits for in-flight calls before
+	// it cancels them. Default: 10s.
+	DrainTimeout time.Duration
+	// Logger receives the gateway's events. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.AMQP.Name == "" {
+		c.AMQP.Name = "warren-gateway"
+	}
+	if c.RPCQueue == "" {
+		c.RPCQueue = "rpc_queue"
+	}
+	if c.PublishChannels <= 0 {
+		c.PublishChannels = 4
+	}
+	if c.DefaultTimeout <= 0 {
+		c.DefaultTimeout = 10 * time.Second
+	}
+	if c.PresenceInterval <= 0 {
+		c.PresenceInterval = 250 * time.Millisecond
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.AMQP.Logger == nil {
+		c.AMQP.Logger = c.Logger
+	}
+	return c
+}

@@ -1,0 +1,18 @@
+// Package worker holds warren's AMQP workers: the consumers that do the work
+// behind the gateway's calls. Each worker is an amqpx.Handler; an
+// amqpx.Supervisor gives it a connection and gives it a new one after a
+// loss, so a worker keeps serving across broker restarts.
+//
+// Fibonacci consumes the RPC queue (rpc_queue) exactly as the tutorial's
+// rpc_server.py does, and more: manual acknowledgements after the reply is
+// published, a configurable prefetch, several handler goroutines, the
+// caller's deadline honoured, and every bad request answered with an error
+// reply instead of a crash. Run more workers (in this process or others) to
+// scale: they compete for the queue.
+//
+// Concurrency contract: a worker's goroutines are started by Connected and
+// end when the connection's delivery channel closes; Disconnected waits for
+// them. Shutdown stops consuming, lets the goroutines finish the deliveries
+// they hold (acknowledging each only after its reply was published) and
+// waits; deliveries never handled are requeued by the broker.
+package worker

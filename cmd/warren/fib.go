@@ -44,7 +44,7 @@ func fibCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	n, err := strconv.ParseUint(fs.Arg(0), 10, 32)
 	if err != nil {
-		return fmt.Errorf("N must be a non-negative integer: %q", fs.Arg(0))
+		return fmt.Errorf("want a non-negative integer N, got %q", fs.Arg(0))
 	}
 	conn, err := dial(*addr)
 	if err != nil {

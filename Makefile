@@ -1,0 +1,70 @@
+# warren's Makefile. `make help` lists the targets.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DELETE_ON_ERROR:
+MAKEFLAGS += --warn-undefined-variables --no-builtin-rules
+.DEFAULT_GOAL := help
+
+# Pinned tools, built from the Go module proxy into .tmp/bin.
+BIN := $(CURDIR)/.tmp/bin
+export PATH := $(BIN):$(PATH)
+export GOBIN := $(BIN)
+BUF_VERSION := v1.75.0
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+GRPCURL_VERSION := v1.9.4
+STATICCHECK_VERSION := v0.8.2
+
+LISTEN ?= 127.0.0.1:50051
+
+.PHONY: help
+help: ## Describe the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: run
+run: ## Run the gateway and its workers in one process against the local broker
+	scripts/ensure-broker.sh
+	go run ./cmd/warren dev --listen $(LISTEN)
+
+.PHONY: test
+test: ## Set up a broker if needed, check generated code and lint, run every test with -race
+	scripts/ensure-broker.sh
+	scripts/ensure-pika.sh
+	$(MAKE) --no-print-directory checkgenerate lint
+	CI=$${CI:-} go test -race -count=1 -timeout 20m ./...
+
+.PHONY: generate
+generate: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc ## Regenerate gen/ from proto/
+	rm -rf gen
+	buf generate
+
+.PHONY: checkgenerate
+checkgenerate: generate ## Fail if gen/ differs from what proto/ generates
+	@if [ -n "$$(git status --porcelain -- gen)" ]; then \
+		echo "gen/ is out of date: run make generate and commit"; git status --porcelain -- gen; exit 1; fi
+
+.PHONY: lint
+lint: $(BIN)/buf $(BIN)/staticcheck ## buf lint, gofmt, go vet, staticcheck
+	buf lint
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	go vet ./...
+	staticcheck ./...
+
+.PHONY: bench
+bench: ## Benchmarks against raw amqp091-go baselines measured in the same run
+	scripts/ensure-broker.sh
+	go run ./cmd/warrenbench
+
+.PHONY: tools
+tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/grpcurl ## Install the pinned tools into .tmp/bin
+
+$(BIN)/buf:
+	go install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+$(BIN)/protoc-gen-go:
+	go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+$(BIN)/protoc-gen-go-grpc:
+	go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+$(BIN)/grpcurl:
+	go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
+$(BIN)/staticcheck:
+	go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

@@ -3,6 +3,7 @@
 package pytest
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"testing"
@@ -23,9 +24,12 @@ func Require(t testing.TB) {
 	}
 }
 
-// Command returns an exec.Cmd running script with args under Python.
-func Command(t testing.TB, script string, args ...string) *exec.Cmd {
+// Command returns an exec.Cmd running script with args under Python, with
+// AMQP_URL set to the tests' broker.
+func Command(ctx context.Context, t testing.TB, script, amqpURL string, args ...string) *exec.Cmd {
 	t.Helper()
 	Require(t)
-	return exec.Command(Python, append([]string{script}, args...)...)
+	cmd := exec.CommandContext(ctx, Python, append([]string{script}, args...)...)
+	cmd.Env = append(os.Environ(), "AMQP_URL="+amqpURL)
+	return cmd
 }

@@ -1,0 +1,37 @@
+// Command warrenbench measures warren against raw amqp091-go and gRPC
+// baselines in the same run (make bench).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/warrenrpc/warren/internal/amqpx"
+	"github.com/warrenrpc/warren/internal/bench"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	var o bench.Options
+	flag.StringVar(&o.URL, "amqp-url", envOr("WARREN_AMQP_URL", amqpx.DefaultURL), "broker URL")
+	flag.DurationVar(&o.Duration, "duration", 2*time.Second, "length of one measurement")
+	flag.IntVar(&o.Rounds, "rounds", 3, "rounds; figures are medians")
+	flag.StringVar(&o.Profile, "cpuprofile", "", "write a CPU profile of the gateway under load here")
+	flag.Parse()
+	if err := bench.Fibonacci(ctx, os.Stdout, o); err != nil {
+		fmt.Fprintln(os.Stderr, "warrenbench:", err)
+		os.Exit(1)
+	}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,110 @@
+// Package bench measures warren against baselines taken in the same run: a
+// raw amqp091-go request/reply client on the same broker and worker, and the
+// same gRPC load generator against a gRPC server that answers at once.
+//
+// Every figure is a median over several rounds; the rounds interleave the
+// subjects so that noise on the shared machine hits all of them alike.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Result is one measurement: calls completed per second and the median
+// latency of a call.
+type Result struct {
+	Rate float64
+	P50  time.Duration
+	Err  error
+}
+
+// callFunc makes one call; it is called concurrently.
+type callFunc func(ctx context.Context) error
+
+// load runs c goroutines calling call back to back for d and reports the
+// rate of successful calls and their median latency. The first error ends
+// the run.
+func load(ctx context.Context, c int, d time.Duration, call callFunc) Result {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Warm up: connections, pools, the broker's queues.
+	warm, warmCancel := context.WithCancel(ctx)
+	time.AfterFunc(d/5, warmCancel)
+	runWorkers(warm, c, call, nil)
+
+	lat := make([][]time.Duration, c)
+	var (
+		errMu    sync.Mutex
+		firstErr error
+	)
+	onErr := func(err error) {
+		errMu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		errMu.Unlock()
+		cancel()
+	}
+	// A cancel rather than a deadline ends the run: gRPC would turn a
+	// deadline into DeadlineExceeded errors a moment before ctx.Err() says so.
+	run, runCancel := context.WithCancel(ctx)
+	defer runCancel()
+	time.AfterFunc(d, runCancel)
+	start := time.Now()
+	runWorkers(run, c, call, func(i int, l time.Duration, err error) {
+		if err != nil {
+			if run.Err() == nil {
+				onErr(err)
+			}
+			return
+		}
+		lat[i] = append(lat[i], l)
+	})
+	elapsed := time.Since(start)
+	if firstErr != nil {
+		return Result{Err: firstErr}
+	}
+	all := slices.Concat(lat...)
+	if len(all) == 0 {
+		return Result{Err: fmt.Errorf("no call completed in %v", d)}
+	}
+	slices.Sort(all)
+	return Result{Rate: float64(len(all)) / elapsed.Seconds(), P50: all[len(all)/2]}
+}
+
+func runWorkers(ctx context.Context, c int, call callFunc, record func(i int, l time.Duration, err error)) {
+	var wg sync.WaitGroup
+	for i := range c {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				err := call(ctx)
+				if record != nil && ctx.Err() == nil {
+					record(i, time.Since(t0), err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// median returns the result with the median rate and, separately, the
+// median p50 over rounds.
+func median(rs []Result) Result {
+	rates := make([]float64, 0, len(rs))
+	p50s := make([]time.Duration, 0, len(rs))
+	for _, r := range rs {
+		if r.Err != nil {
+			return r
+		}
+		rates = append(rates, r.Rate)
+		p50s = append(p50s, r.P50)
+	}
+	slices.Sort(rates)
+	slices.Sort(p50s)
+	return Result{Rate: rates[len(rates)/2], P50: p50s[len(p50s)/2]}
+}

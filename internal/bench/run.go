@@ -1,0 +1,154 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime/pprof"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/warrenrpc/warren/gateway"
+)
+
+// Options configure a run.
+type Options struct {
+	// URL is the broker.
+	URL string
+	// Duration of one measurement. Default: 2s.
+	Duration time.Duration
+	// Rounds of every measurement; figures are medians. Default: 3.
+	Rounds int
+	// Profile, if set, receives a CPU profile of the process while the
+	// gateway is under load at the highest concurrency.
+	Profile string
+}
+
+func sleep() { time.Sleep(10 * time.Millisecond) }
+
+// Fibonacci runs the FibonacciService benchmark and prints every figure
+// and ratio to w.
+func Fibonacci(ctx context.Context, w io.Writer, o Options) error {
+	if o.Duration <= 0 {
+		o.Duration = 2 * time.Second
+	}
+	if o.Rounds <= 0 {
+		o.Rounds = 3
+	}
+	queue := fmt.Sprintf("warren.bench.rpc.%d", os.Getpid())
+	stopWorker, err := startWorker(o.URL, queue)
+	if err != nil {
+		return err
+	}
+	defer stopWorker()
+	defer deleteQueue(o.URL, queue)
+
+	echo, err := startEcho()
+	if err != nil {
+		return err
+	}
+	defer echo.close()
+	modes := []gateway.ReplyMode{gateway.ReplyDirect, gateway.ReplyQueue}
+	gws := map[gateway.ReplyMode]*grpcTarget{}
+	raws := map[gateway.ReplyMode]*rawClient{}
+	for _, m := range modes {
+		g, err := startGateway(o.URL, queue, m)
+		if err != nil {
+			return err
+		}
+		defer g.close()
+		gws[m] = g
+		r, err := newRawClient(o.URL, queue, m)
+		if err != nil {
+			return err
+		}
+		defer r.close()
+		raws[m] = r
+	}
+
+	type subject struct {
+		name string
+		call callFunc
+	}
+	subjects := []subject{{"echo", echo.call}}
+	for _, m := range modes {
+		subjects = append(subjects,
+			subject{"raw-" + m.String(), raws[m].call},
+			subject{"gateway-" + m.String(), gws[m].call})
+	}
+	concurrencies := []int{1, 64}
+	results := map[string]map[int][]Result{}
+	fmt.Fprintf(w, "FibonacciService benchmark: n=%d, %v per measurement, %d rounds, medians\n", benchN, o.Duration, o.Rounds)
+	for round := range o.Rounds {
+		for _, c := range concurrencies {
+			for _, s := range subjects {
+				r := load(ctx, c, o.Duration, s.call)
+				if r.Err != nil {
+					return fmt.Errorf("%s at concurrency %d: %w", s.name, c, r.Err)
+				}
+				if results[s.name] == nil {
+					results[s.name] = map[int][]Result{}
+				}
+				results[s.name][c] = append(results[s.name][c], r)
+				fmt.Fprintf(w, "  round %d  %-16s c=%-3d %9.0f calls/s  p50 %8v\n", round+1, s.name, c, r.Rate, r.P50.Round(time.Microsecond))
+			}
+		}
+	}
+	med := func(name string, c int) Result { return median(results[name][c]) }
+
+	fmt.Fprintln(w, "\nmedians:")
+	for _, c := range concurrencies {
+		for _, s := range subjects {
+			r := med(s.name, c)
+			fmt.Fprintf(w, "  %-16s c=%-3d %9.0f calls/s  p50 %8v\n", s.name, c, r.Rate, r.P50.Round(time.Microsecond))
+		}
+	}
+	fmt.Fprintln(w, "\nratios (gateway vs the two hops it joins, same run):")
+	for _, m := range modes {
+		gw, raw, echo := "gateway-"+m.String(), "raw-"+m.String(), "echo"
+		g64, r64, e64 := med(gw, 64), med(raw, 64), med(echo, 64)
+		ideal := 1 / (1/e64.Rate + 1/r64.Rate)
+		fmt.Fprintf(w, "  %s c=64: T_echo %.0f, T_raw %.0f, T_ideal %.0f calls/s; gateway %.0f = %.2f x T_ideal (target >= 0.80), %.2f x T_raw\n",
+			m, e64.Rate, r64.Rate, ideal, g64.Rate, g64.Rate/ideal, g64.Rate/r64.Rate)
+		g1, r1, e1 := med(gw, 1), med(raw, 1), med(echo, 1)
+		budget := r1.P50 + e1.P50 + 100*time.Microsecond
+		verdict := "meets"
+		if g1.P50 > budget {
+			verdict = "MISSES"
+		}
+		fmt.Fprintf(w, "  %s c=1:  p50 gateway %v vs raw %v + echo %v + 100µs = %v (%s the target)\n",
+			m, g1.P50.Round(time.Microsecond), r1.P50.Round(time.Microsecond), e1.P50.Round(time.Microsecond), budget.Round(time.Microsecond), verdict)
+	}
+
+	if o.Profile != "" {
+		best := gateway.ReplyDirect
+		if med("gateway-queue", 64).Rate > med("gateway-direct", 64).Rate {
+			best = gateway.ReplyQueue
+		}
+		f, err := os.Create(o.Profile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		r := load(ctx, 64, o.Duration*2, gws[best].call)
+		pprof.StopCPUProfile()
+		fmt.Fprintf(w, "\nCPU profile of gateway-%s at c=64 (%.0f calls/s) written to %s\n", best, r.Rate, o.Profile)
+	}
+	return nil
+}
+
+func deleteQueue(url, queue string) {
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	if ch, err := conn.Channel(); err == nil {
+		_, _ = ch.QueueDelete(queue, false, false, false)
+	}
+}

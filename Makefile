@@ -53,7 +53,8 @@ lint: $(BIN)/buf $(BIN)/staticcheck ## buf lint, gofmt, go vet, staticcheck
 .PHONY: bench
 bench: ## Benchmarks against raw amqp091-go baselines measured in the same run
 	scripts/ensure-broker.sh
-	go run ./cmd/warrenbench
+	go run ./cmd/warrenbench -cpuprofile .tmp/gateway.cpu.prof
+	go tool pprof -top -nodecount=25 .tmp/gateway.cpu.prof 2>/dev/null | tail -n +6
 
 .PHONY: tools
 tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/grpcurl ## Install the pinned tools into .tmp/bin
@@ -68,3 +69,7 @@ $(BIN)/grpcurl:
 	go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 $(BIN)/staticcheck:
 	go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+.PHONY: build
+build: ## Build bin/warren
+	go build -o bin/warren ./cmd/warren

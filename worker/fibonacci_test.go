@@ -262,4 +262,3 @@ func TestInteropPikaClientCallsWarrenWorker(t *testing.T) {
 		}
 	}
 }
-

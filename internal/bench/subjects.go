@@ -17,8 +17,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
 	"github.com/warrenrpc/warren/gateway"
+	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
 	"github.com/warrenrpc/warren/internal/amqpx"
 	"github.com/warrenrpc/warren/worker"
 )

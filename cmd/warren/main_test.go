@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/warrenrpc/warren/internal/brokertest"
+)
+
+// freeAddr returns a loopback address nobody listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	_ = lis.Close()
+	return addr
+}
+
+// runInBackground runs a warren command in this process until the test ends.
+func runInBackground(t *testing.T, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var stderr bytes.Buffer
+	wg.Go(func() {
+		if err := run(ctx, args, &bytes.Buffer{}, &stderr); err != nil {
+			t.Errorf("warren %s: %v", strings.Join(args, " "), err)
+		}
+	})
+	t.Cleanup(func() { cancel(); wg.Wait() })
+}
+
+// call runs a client command and returns its stdout and error.
+func call(args ...string) (string, error) {
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), args, &stdout, &stderr)
+	return stdout.String(), err
+}
+
+// waitServing retries fib until the gateway answers, or fails the test.
+func waitServing(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, err := call("fib", "--addr", addr, "--timeout", "2s", "1")
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("warren dev at %s never answered: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestDevServesFib(t *testing.T) {
+	t.Parallel()
+	url := brokertest.Require(t)
+	addr := freeAddr(t)
+	queue := brokertest.Name(t, "rpc")
+	runInBackground(t, "dev", "--listen", addr, "--amqp-url", url, "--rpc-queue", queue, "--log-level", "error")
+	waitServing(t, addr)
+
+	tests := []struct {
+		name    string
+		args    []string
+		want    string
+		wantErr string
+	}{
+		{"fib 30", []string{"30"}, "832040\n", ""},
+		{"fib 1000 has 209 digits", []string{"1000"}, "43466557686937456435688527675040625802564660517371780402481729089536555417949051890403879840079255169295922593080322634775209689623239873322471161642996440906533187938298969649928516003704476137795166849228875\n", ""},
+		{"too large", []string{"100001"}, "", "InvalidArgument"},
+		{"not a number", []string{"abc"}, "", "non-negative integer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := call(append([]string{"fib", "--addr", addr}, tt.args...)...)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("warren fib %v: error %v, want one containing %q", tt.args, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("warren fib %v = %q, %v; want %q", tt.args, got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestGatewayWithoutWorkerIsUnavailableAtOnce(t *testing.T) {
+	t.Parallel()
+	url := brokertest.Require(t)
+	addr := freeAddr(t)
+	queue := brokertest.Name(t, "rpc")
+	runInBackground(t, "gateway", "--listen", addr, "--amqp-url", url, "--rpc-queue", queue, "--log-level", "error")
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		start := time.Now()
+		_, err := call("fib", "--addr", addr, "30")
+		elapsed := time.Since(start)
+		if err != nil && strings.Contains(err.Error(), "Unavailable: gateway:") {
+			if elapsed > 500*time.Millisecond {
+				t.Errorf("UNAVAILABLE after %v, want well under a second", elapsed)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("warren fib with no worker: %v, want Unavailable from the gateway", err)
+		}
+		time.Sleep(20 * time.Millisecond) // the gateway is still starting
+	}
+}
+
+func TestUsage(t *testing.T) {
+	t.Parallel()
+	var stderr bytes.Buffer
+	if err := run(context.Background(), []string{"frobnicate"}, &bytes.Buffer{}, &stderr); err == nil {
+		t.Error("unknown command succeeded")
+	}
+	if !strings.Contains(stderr.String(), `unknown command "frobnicate"`) || !strings.Contains(stderr.String(), "fib") {
+		t.Errorf("usage output %q lacks the error or the command list", stderr.String())
+	}
+	if err := run(context.Background(), []string{"fib"}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
+		t.Error("fib without N succeeded")
+	}
+	if err := run(context.Background(), []string{"gateway", "--reply-mode", "carrier-pigeon"}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "carrier-pigeon") {
+		t.Errorf("bad --reply-mode: %v", err)
+	}
+}
+
+// TestSIGTERMStopsDevCleanly runs the real binary and stops it as a
+// process manager would.
+func TestSIGTERMStopsDevCleanly(t *testing.T) {
+	t.Parallel()
+	url := brokertest.Require(t)
+	bin := filepath.Join(t.TempDir(), "warren")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	addr := freeAddr(t)
+	queue := brokertest.Name(t, "rpc")
+	cmd := exec.Command(bin, "dev", "--listen", addr, "--amqp-url", url, "--rpc-queue", queue)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitServing(t, addr)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("warren dev exited with %v after SIGTERM\n%s", err, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("warren dev did not stop within 15s of SIGTERM\n%s", stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "gateway stopped") {
+		t.Errorf("no clean-stop log line in:\n%s", stderr.String())
+	}
+	_ = os.Remove(bin)
+}

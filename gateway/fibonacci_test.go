@@ -37,10 +37,27 @@ type rpcTestGateway struct {
 	fib  warrenv1.FibonacciServiceClient
 }
 
-// startRPCGateway serves a gateway for cfg.RPCQueue until the test ends.
+// startRPCGateway serves a gateway for cfg.RPCQueue on the test broker
+// until the test ends.
 func startRPCGateway(t testing.TB, cfg Config) *rpcTestGateway {
 	t.Helper()
 	cfg.AMQP.URLs = []string{brokertest.Require(t)}
+	return startRPCGatewayURL(t, cfg)
+}
+
+// startRPCGatewayURL serves a gateway for cfg until the test ends.
+func startRPCGatewayURL(t testing.TB, cfg Config) *rpcTestGateway {
+	t.Helper()
+	gw, stop := serveRPCGateway(t, cfg)
+	t.Cleanup(stop)
+	waitFor(t, "gateway connected", gw.srv.Connected)
+	return gw
+}
+
+// serveRPCGateway serves a gateway over bufconn and returns it with a
+// client, and a func that stops both and waits for them.
+func serveRPCGateway(t testing.TB, cfg Config) (*rpcTestGateway, func()) {
+	t.Helper()
 	cfg.AMQP.Name = "warren-test-" + t.Name()
 	if cfg.Logger == nil {
 		cfg.Logger = quietLog
@@ -56,15 +73,17 @@ func startRPCGateway(t testing.TB, cfg Config) *rpcTestGateway {
 	if err != nil {
 		t.Fatalf("grpc.NewClient: %v", err)
 	}
-	t.Cleanup(func() {
-		_ = conn.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve returned %v", err)
-		}
-	})
-	waitFor(t, "gateway connected", srv.Connected)
-	return &rpcTestGateway{srv: srv, conn: conn, fib: warrenv1.NewFibonacciServiceClient(conn)}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			_ = conn.Close()
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Serve returned %v", err)
+			}
+		})
+	}
+	return &rpcTestGateway{srv: srv, conn: conn, fib: warrenv1.NewFibonacciServiceClient(conn)}, stop
 }
 
 // startFibWorker runs a warren Fibonacci worker on queue until the test ends.

@@ -33,8 +33,9 @@ type Config struct {
 	// DialTimeout bounds the TCP connect and AMQP handshake. Default: 5s.
 	DialTimeout time.Duration
 	// MinBackoff and MaxBackoff bound the wait between attempts, which
-	// doubles from MinBackoff up to MaxBackoff with full jitter.
-	// Defaults: 100ms and 5s.
+	// doubles from MinBackoff up to MaxBackoff with full jitter. The small
+	// ceiling brings warren back within about a second of the broker.
+	// Defaults: 100ms and 1s.
 	MinBackoff, MaxBackoff time.Duration
 	// Logger receives connection events. Default: slog.Default().
 	Logger *slog.Logger
@@ -57,7 +58,7 @@ func (c Config) withDefaults() Config {
 		c.MinBackoff = 100 * time.Millisecond
 	}
 	if c.MaxBackoff < c.MinBackoff {
-		c.MaxBackoff = max(5*time.Second, c.MinBackoff)
+		c.MaxBackoff = max(time.Second, c.MinBackoff)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -21,15 +21,25 @@
 // # Subscriptions
 //
 // SubscribeLogs sends the QueueHeader response header once its queue is
-// bound and consumed from; messages emitted after that reach it. A
-// subscription holds at most Config.Prefetch unacked deliveries and
-// Config.StreamBuffer messages in the gateway. A client that reads more
-// slowly than messages arrive loses the newest ones: each message carries
-// in dropped the count lost just before it (reported with the next message
-// that gets through). The broker keeps at most Config.MaxLength messages
-// for a subscription the gateway itself cannot drain, dropping the oldest
-// (uncounted). So one slow stream never slows the emitters or other
-// streams, and memory stays bounded.
+// bound and consumed from; messages emitted after that reach it. Every
+// message routed to the queue reaches the client, in order, or the stream
+// ends with RESOURCE_EXHAUSTED.
+//
+// Memory is bounded at both ends. The gateway holds at most
+// Config.Prefetch unacked deliveries plus Config.StreamBuffer messages per
+// subscription; when the buffer is full it stops taking deliveries, and the
+// backlog waits in the broker's queue, which is limited to
+// Config.MaxLength messages with the drop-head overflow policy. The
+// gateway asks the broker for the queue's length while the buffer is full
+// (every Config.OverflowCheck), and once it reached MaxLength ends the
+// stream with RESOURCE_EXHAUSTED and deletes the queue at once. A burst
+// shorter than MaxLength is absorbed; a client that falls further behind
+// learns that it lost messages. One case is only sampled: when the gateway
+// itself (not the client) falls behind, it checks at most every
+// OverflowCheck while deliveries flow, and a queue that overflows and
+// drains again between two checks loses messages unreported. Publishers are never nacked or slowed by a
+// slow subscription (reject-publish would nack them), and other streams do
+// not wait for it.
 //
 // A subscription ends with CANCELLED when the client cancels, with
 // UNAVAILABLE when the broker connection is lost or Shutdown is called,
@@ -40,17 +50,21 @@
 //
 // Service's methods are safe for concurrent use. An amqpx.Supervisor calls
 // Connected and Disconnected, alternately, from one goroutine; Disconnected
-// ends every subscription and waits for the goroutines that move their
-// deliveries, which end because the connection is closed. Each
-// subscription has exactly two goroutines: the gRPC handler's, the only one
-// that calls Send, and a pump that receives deliveries, acks them and hands
-// them over through a channel of Config.StreamBuffer messages, never
-// blocking on it. The handler starts the pump, closes its AMQP channel to
-// stop it and waits for it before returning. A handler blocked in Send on a
-// client that stopped reading returns when that client reads or its stream
-// is cancelled (grpc.Server.Stop cancels every stream); Shutdown does not
-// wait for it.
+// ends every subscription and waits for their pumps (below), which end
+// promptly because the connection is closed. Each subscription has exactly
+// two goroutines: the gRPC handler's, the only one that calls Send, and a
+// pump that owns the subscription's AMQP channel. The pump receives
+// deliveries, hands them to the handler through a channel of
+// Config.StreamBuffer messages, acks them, and when the subscription ends
+// (for any reason) deletes the queue, closes the AMQP channel and closes
+// the hand-over channel. The handler starts the pump and waits for it
+// before returning. A handler blocked in Send on a client that stopped
+// reading returns when that client reads or its stream is cancelled
+// (grpc.Server.Stop cancels every stream); its pump has already released
+// the broker's resources by then. Shutdown does not wait for handlers;
+// grpc.Server.GracefulStop does.
 //
-// Lock order: Service.mu, then publisher.mu; neither is held across a
-// broker round trip except publisher.mu while replacing a dead channel.
+// Locks: Service.mu and publisher.mu are never held together;
+// publisher.mu is held across broker round trips only while a dead
+// publishing channel is replaced.
 package logsvc

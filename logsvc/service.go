@@ -80,17 +80,28 @@ func (s *Service) Connected(ctx context.Context, conn *amqp.Connection) error {
 // with UNAVAILABLE until the next Connected, and waits for the
 // subscriptions' AMQP work on the lost connection to end. It does not wait
 // for streams blocked sending to clients that stopped reading.
+//
+// When err is amqpx.ErrClosed (the Supervisor is stopping with the
+// gateway) subscriptions end as Shutdown ends them.
 func (s *Service) Disconnected(err error) {
+	cause := ErrBrokerLost
+	if errors.Is(err, amqpx.ErrClosed) {
+		cause = ErrShutdown
+	}
 	s.mu.Lock()
 	sess := s.sess
 	s.sess = nil
-	s.cancelSubsLocked(ErrBrokerLost)
+	s.cancelSubsLocked(cause)
 	s.mu.Unlock()
 	if sess == nil {
 		return
 	}
 	sess.pub.close()
 	sess.work.Wait()
+	if cause == ErrShutdown {
+		s.log.Info("logsvc: broker connection closed")
+		return
+	}
 	s.log.Warn("logsvc: broker connection lost; subscriptions ended", "err", err)
 }
 

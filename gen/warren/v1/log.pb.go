@@ -362,10 +362,7 @@ type SubscribeLogsResponse struct {
 	RawBody []byte `protobuf:"bytes,3,opt,name=raw_body,json=rawBody,proto3" json:"raw_body,omitempty"`
 	// When the gateway received the message from the broker, or the AMQP
 	// timestamp when the publisher set one.
-	Time *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=time,proto3" json:"time,omitempty"`
-	// Messages this subscription lost since the previous one because it
-	// read too slowly (its queue overflowed). Zero when nothing was lost.
-	Dropped       uint64 `protobuf:"varint,5,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=time,proto3" json:"time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -428,13 +425,6 @@ func (x *SubscribeLogsResponse) GetTime() *timestamppb.Timestamp {
 	return nil
 }
 
-func (x *SubscribeLogsResponse) GetDropped() uint64 {
-	if x != nil {
-		return x.Dropped
-	}
-	return 0
-}
-
 var File_warren_v1_log_proto protoreflect.FileDescriptor
 
 const file_warren_v1_log_proto_rawDesc = "" +
@@ -455,14 +445,13 @@ const file_warren_v1_log_proto_rawDesc = "" +
 	"\x05count\x18\x01 \x01(\x04R\x05count\"m\n" +
 	"\x14SubscribeLogsRequest\x122\n" +
 	"\bexchange\x18\x01 \x01(\x0e2\x16.warren.v1.LogExchangeR\bexchange\x12!\n" +
-	"\fbinding_keys\x18\x02 \x03(\tR\vbindingKeys\"\xb1\x01\n" +
+	"\fbinding_keys\x18\x02 \x03(\tR\vbindingKeys\"\xa6\x01\n" +
 	"\x15SubscribeLogsResponse\x12\x1f\n" +
 	"\vrouting_key\x18\x01 \x01(\tR\n" +
 	"routingKey\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\tR\x04body\x12\x19\n" +
 	"\braw_body\x18\x03 \x01(\fR\arawBody\x12.\n" +
-	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x18\n" +
-	"\adropped\x18\x05 \x01(\x04R\adropped*u\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04timeJ\x04\b\x05\x10\x06R\adropped*u\n" +
 	"\vLogExchange\x12\x1c\n" +
 	"\x18LOG_EXCHANGE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13LOG_EXCHANGE_FANOUT\x10\x01\x12\x17\n" +

@@ -41,7 +41,13 @@ type LogServiceClient interface {
 	EmitLogs(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[EmitLogsRequest, EmitLogsResponse], error)
 	// SubscribeLogs streams the messages routed to a new queue bound to the
 	// exchange with the given keys. The queue is gone when the stream ends.
-	// Invalid keys fail with INVALID_ARGUMENT.
+	// Response header warren-queue (the queue's name) means the queue is
+	// bound: messages emitted after it arrive. Every message routed to the
+	// queue arrives, in order, unless the client reads so slowly that the
+	// queue fills up to its length limit: then the stream ends with
+	// RESOURCE_EXHAUSTED (messages were lost). Invalid keys fail with
+	// INVALID_ARGUMENT; the loss of the broker connection or the gateway's
+	// shutdown ends the stream with UNAVAILABLE.
 	SubscribeLogs(ctx context.Context, in *SubscribeLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SubscribeLogsResponse], error)
 }
 
@@ -112,7 +118,13 @@ type LogServiceServer interface {
 	EmitLogs(grpc.ClientStreamingServer[EmitLogsRequest, EmitLogsResponse]) error
 	// SubscribeLogs streams the messages routed to a new queue bound to the
 	// exchange with the given keys. The queue is gone when the stream ends.
-	// Invalid keys fail with INVALID_ARGUMENT.
+	// Response header warren-queue (the queue's name) means the queue is
+	// bound: messages emitted after it arrive. Every message routed to the
+	// queue arrives, in order, unless the client reads so slowly that the
+	// queue fills up to its length limit: then the stream ends with
+	// RESOURCE_EXHAUSTED (messages were lost). Invalid keys fail with
+	// INVALID_ARGUMENT; the loss of the broker connection or the gateway's
+	// shutdown ends the stream with UNAVAILABLE.
 	SubscribeLogs(*SubscribeLogsRequest, grpc.ServerStreamingServer[SubscribeLogsResponse]) error
 	mustEmbedUnimplementedLogServiceServer()
 }

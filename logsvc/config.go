@@ -1,0 +1,108 @@
+package logsvc
+
+import (
+	"log/slog"
+	"time"
+)
+
+// OverflowDropHead is the default x-overflow policy of a subscription's
+// queue: at its length limit the broker drops the oldest message. The
+// alternative, reject-publish, would nack the publishing, so one slow
+// subscriber would fail the emitters of every other subscriber's messages.
+const OverflowDropHead = "drop-head"
+
+// Config configures a Service. The zero value uses the tutorials' exchanges
+// and the defaults documented on each field.
+type Config struct {
+	// FanoutExchange is the fanout exchange of LOG_EXCHANGE_FANOUT.
+	// Default: "logs" (Publish/Subscribe tutorial).
+	FanoutExchange string
+	// DirectExchange is the direct exchange of LOG_EXCHANGE_DIRECT.
+	// Default: "direct_logs" (Routing tutorial).
+	DirectExchange string
+	// TopicExchange is the topic exchange of LOG_EXCHANGE_TOPIC.
+	// Default: "topic_logs" (Topics tutorial).
+	TopicExchange string
+
+	// Prefetch is the basic.qos prefetch count of each subscription: the
+	// deliveries the broker sends before it waits for an ack. The gateway
+	// acks deliveries once they are in the stream's buffer, in batches of
+	// up to Prefetch/2. Default: 256.
+	Prefetch int
+	// StreamBuffer is the count of messages a subscription holds in the
+	// gateway, ready for a client that reads more slowly than they arrive.
+	// When it is full the gateway stops acking, so the backlog waits in
+	// the broker's queue. A subscription holds at most Prefetch +
+	// StreamBuffer messages in the gateway. Default: 256.
+	StreamBuffer int
+	// MaxLength is the x-max-length of each subscription's queue: the
+	// backlog the broker keeps for a client that reads slowly. A
+	// subscription whose queue reaches it ends with RESOURCE_EXHAUSTED.
+	// Default: 10000.
+	MaxLength int
+	// Overflow is the x-overflow policy the broker applies at MaxLength
+	// until the gateway notices and ends the subscription. Default:
+	// OverflowDropHead. Other values are passed to the broker as they are.
+	Overflow string
+	// OverflowCheck is how often the gateway asks the broker for the
+	// length of a subscription's queue while the stream's buffer is full,
+	// and at most how often while deliveries flow; idle subscriptions are
+	// never asked about. Default: 1s.
+	OverflowCheck time.Duration
+	// MaxBindingKeys bounds the binding keys of one subscription.
+	// Default: 64.
+	MaxBindingKeys int
+
+	// ConfirmTimeout bounds the wait for the broker's publisher confirm of
+	// one message; a broker that blocked its publishers (memory or disk
+	// alarm) makes emits fail with UNAVAILABLE after it. Default: 10s.
+	ConfirmTimeout time.Duration
+	// EmitWindow is the count of unconfirmed messages one EmitLogs stream
+	// may have in flight: it publishes ahead and waits for the oldest
+	// confirm only when the window is full. Default: 512.
+	EmitWindow int
+
+	// Logger receives subscription and connection events. Default:
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.FanoutExchange == "" {
+		c.FanoutExchange = "logs"
+	}
+	if c.DirectExchange == "" {
+		c.DirectExchange = "direct_logs"
+	}
+	if c.TopicExchange == "" {
+		c.TopicExchange = "topic_logs"
+	}
+	if c.Prefetch <= 0 {
+		c.Prefetch = 256
+	}
+	if c.StreamBuffer <= 0 {
+		c.StreamBuffer = 256
+	}
+	if c.MaxLength <= 0 {
+		c.MaxLength = 10000
+	}
+	if c.Overflow == "" {
+		c.Overflow = OverflowDropHead
+	}
+	if c.OverflowCheck <= 0 {
+		c.OverflowCheck = time.Second
+	}
+	if c.MaxBindingKeys <= 0 {
+		c.MaxBindingKeys = 64
+	}
+	if c.ConfirmTimeout <= 0 {
+		c.ConfirmTimeout = 10 * time.Second
+	}
+	if c.EmitWindow <= 0 {
+		c.EmitWindow = 512
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}

@@ -1,0 +1,58 @@
+package logsvc
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestCheckTopicBindingKey(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		key  string
+		ok   bool
+	}{
+		{"tutorial Q1", "*.orange.*", true},
+		{"tutorial Q2 rabbit", "*.*.rabbit", true},
+		{"tutorial Q2 lazy", "lazy.#", true},
+		{"everything", "#", true},
+		{"facility", "kern.*", true},
+		{"severity", "*.critical", true},
+		{"plain words", "kern.critical", true},
+		{"empty key", "", true},
+		{"empty words", "a..b", true},
+		{"255 bytes", strings.Repeat("a", 255), true},
+		{"256 bytes", strings.Repeat("a", 256), false},
+		{"star in word", "kern.crit*", false},
+		{"hash in word", "#kern", false},
+		{"double hash", "lazy.##", false},
+		{"star hash", "*#", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := checkTopicBindingKey(tc.key)
+			if (err == nil) != tc.ok {
+				t.Errorf("checkTopicBindingKey(%.20q): got %v, want ok=%v", tc.key, err, tc.ok)
+			}
+		})
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	t.Parallel()
+	c := Config{}.withDefaults()
+	for _, tc := range []struct{ name, got, want string }{
+		{"fanout", c.FanoutExchange, "logs"},
+		{"direct", c.DirectExchange, "direct_logs"},
+		{"topic", c.TopicExchange, "topic_logs"},
+		{"overflow", c.Overflow, "drop-head"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, tc.got, tc.want)
+		}
+	}
+	if c.Prefetch <= 0 || c.StreamBuffer <= 0 || c.MaxLength <= 0 || c.EmitWindow <= 0 || c.ConfirmTimeout <= 0 || c.OverflowCheck <= 0 || c.Logger == nil {
+		t.Errorf("zero value left unset: %+v", c)
+	}
+}

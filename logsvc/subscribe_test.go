@@ -1,0 +1,403 @@
+package logsvc
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+
+	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
+	"github.com/warrenrpc/warren/internal/brokertest"
+)
+
+const (
+	fanout = warrenv1.LogExchange_LOG_EXCHANGE_FANOUT
+	direct = warrenv1.LogExchange_LOG_EXCHANGE_DIRECT
+	topic  = warrenv1.LogExchange_LOG_EXCHANGE_TOPIC
+)
+
+// keys returns "routing_key:body" of each message.
+func keys(ms []*warrenv1.SubscribeLogsResponse) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.GetRoutingKey() + ":" + m.GetBody()
+	}
+	return out
+}
+
+// TestTopicTable is the Topics tutorial's table, exactly. A final message
+// both queues match proves, by the order of delivery, that nothing else
+// arrived.
+func TestTopicTable(t *testing.T) {
+	t.Parallel()
+	h := start(t, Config{})
+	q1 := h.subscribe(t, topic, "*.orange.*")
+	q2 := h.subscribe(t, topic, "*.*.rabbit", "lazy.#")
+	for _, key := range []string{
+		"quick.orange.rabbit", "lazy.orange.elephant", "quick.orange.fox",
+		"lazy.brown.fox", "orange", "quick.orange.new.rabbit", "end.orange.rabbit",
+	} {
+		h.emit(t, topic, key, "m")
+	}
+	tests := []struct {
+		name string
+		sub  *sub
+		want []string
+	}{
+		{"Q1 *.orange.*", q1, []string{"quick.orange.rabbit:m", "lazy.orange.elephant:m", "quick.orange.fox:m", "end.orange.rabbit:m"}},
+		{"Q2 *.*.rabbit lazy.#", q2, []string{"quick.orange.rabbit:m", "lazy.orange.elephant:m", "lazy.brown.fox:m", "end.orange.rabbit:m"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := keys(tc.sub.recvN(t, len(tc.want), 10*time.Second))
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestFanout: every subscriber gets every message, whatever its routing
+// key, with the key, body and a timestamp.
+func TestFanout(t *testing.T) {
+	t.Parallel()
+	h := start(t, Config{})
+	subs := []*sub{h.subscribe(t, fanout), h.subscribe(t, fanout), h.subscribe(t, fanout, "ignored")}
+	before := time.Now().Add(-time.Second)
+	want := []string{":info: Hello World!", "anything:two", "kern.critical:three"}
+	for _, w := range want {
+		key, body, _ := strings.Cut(w, ":")
+		h.emit(t, fanout, key, body)
+	}
+	for i, s := range subs {
+		ms := s.recvN(t, len(want), 10*time.Second)
+		if got := keys(ms); !slices.Equal(got, want) {
+			t.Errorf("subscriber %d: got %q, want %q", i, got, want)
+		}
+		if ts := ms[0].GetTime().AsTime(); ts.Before(before) || ts.After(time.Now().Add(time.Second)) {
+			t.Errorf("subscriber %d: time %v, want about now", i, ts)
+		}
+	}
+}
+
+// TestDirectMultipleBindings: two queues bound with the same key both
+// receive; a queue with two bindings gets both severities.
+func TestDirectMultipleBindings(t *testing.T) {
+	t.Parallel()
+	h := start(t, Config{})
+	a := h.subscribe(t, direct, "warning", "error")
+	b := h.subscribe(t, direct, "error")
+	c := h.subscribe(t, direct, "info")
+	for _, m := range [][2]string{{"info", "i1"}, {"warning", "w1"}, {"error", "e1"}, {"debug", "d1"}, {"error", "end"}, {"info", "end"}} {
+		h.emit(t, direct, m[0], m[1])
+	}
+	tests := []struct {
+		name string
+		sub  *sub
+		want []string
+	}{
+		{"warning+error", a, []string{"warning:w1", "error:e1", "error:end"}},
+		{"error", b, []string{"error:e1", "error:end"}},
+		{"info", c, []string{"info:i1", "info:end"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := keys(tc.sub.recvN(t, len(tc.want), 10*time.Second))
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestSubscribeInvalid: bad keys and exchanges fail with INVALID_ARGUMENT
+// before anything is declared; good topic keys are accepted.
+func TestSubscribeInvalid(t *testing.T) {
+	t.Parallel()
+	h := start(t, Config{})
+	long := strings.Repeat("a", 256)
+	tests := []struct {
+		name string
+		ex   warrenv1.LogExchange
+		keys []string
+		want codes.Code
+	}{
+		{"topic star inside word", topic, []string{"kern.crit*"}, codes.InvalidArgument},
+		{"topic hash inside word", topic, []string{"#kern"}, codes.InvalidArgument},
+		{"topic double hash", topic, []string{"lazy.##"}, codes.InvalidArgument},
+		{"topic one bad of two", topic, []string{"lazy.#", "a*.b"}, codes.InvalidArgument},
+		{"topic 256 bytes", topic, []string{long}, codes.InvalidArgument},
+		{"direct 256 bytes", direct, []string{long}, codes.InvalidArgument},
+		{"direct no keys", direct, nil, codes.InvalidArgument},
+		{"topic no keys", topic, nil, codes.InvalidArgument},
+		{"too many keys", direct, slices.Repeat([]string{"k"}, 65), codes.InvalidArgument},
+		{"unknown exchange", warrenv1.LogExchange(99), nil, codes.InvalidArgument},
+		{"topic 255 bytes", topic, []string{strings.Repeat("a", 255)}, codes.OK},
+		{"topic hash alone", topic, []string{"#"}, codes.OK},
+		{"topic stars and empty word", topic, []string{"*.*", "a..#"}, codes.OK},
+		{"direct star is literal", direct, []string{"*"}, codes.OK},
+		{"unspecified is fanout", warrenv1.LogExchange_LOG_EXCHANGE_UNSPECIFIED, nil, codes.OK},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s, err := h.trySubscribe(tc.ex, tc.keys...)
+			if err == nil {
+				s.cancel()
+			}
+			wantCode(t, "SubscribeLogs", err, tc.want)
+		})
+	}
+}
+
+// TestCancelDeletesQueue: after the client cancels, the server-named queue
+// is gone from the broker (passive declare answers 404).
+func TestCancelDeletesQueue(t *testing.T) {
+	t.Parallel()
+	h := start(t, Config{})
+	conn := brokertest.Dial(t)
+	s := h.subscribe(t, direct, "info")
+	if !queueExists(t, conn, s.queue) {
+		t.Fatalf("queue %q of a live subscription: not found on the broker", s.queue)
+	}
+	s.cancel()
+	waitGone(t, []string{s.queue})
+}
+
+// waitGone waits up to 5s until the broker has none of the queues.
+func waitGone(t testing.TB, queues []string) {
+	t.Helper()
+	c := brokertest.Dial(t)
+	left := queues
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var still []string
+		for _, q := range left {
+			if queueExists(t, c, q) {
+				still = append(still, q)
+			}
+		}
+		if len(still) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d queues still on the broker 5s after their streams ended, e.g. %q", len(still), len(queues), still[0])
+		}
+		left = still
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestSubscribeCancelCycles: 100 subscribe/cancel cycles leave no queue on
+// the broker, and the gateway's connection holds only its publishing
+// channel (so no channel, hence no consumer, leaked).
+func TestSubscribeCancelCycles(t *testing.T) {
+	t.Parallel()
+	h := start(t, Config{})
+	var queues []string
+	for i := range 100 {
+		ex, k := []warrenv1.LogExchange{fanout, direct, topic}[i%3], fmt.Sprint("k", i)
+		s := h.subscribe(t, ex, k)
+		queues = append(queues, s.queue)
+		s.cancel()
+	}
+	if n := len(slices.Compact(slices.Sorted(slices.Values(queues)))); n != 100 {
+		t.Fatalf("got %d distinct queue names, want 100", n)
+	}
+	waitGone(t, queues)
+	h.svc.mu.Lock()
+	live := len(h.svc.subs)
+	h.svc.mu.Unlock()
+	if live != 0 {
+		t.Errorf("gateway holds %d subscriptions, want 0", live)
+	}
+	channels, ok := brokerChannels(t, h.connName)
+	if !ok {
+		t.Log("rabbitmqctl unavailable: channel count not checked (queues were)")
+		return
+	}
+	// The handler closes its channel before returning; give the last one
+	// a moment to be gone from the broker's statistics.
+	deadline := time.Now().Add(5 * time.Second)
+	for channels != 1 && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+		channels, _ = brokerChannels(t, h.connName)
+	}
+	t.Logf("after 100 cycles: 100 queues gone, gateway connection has %d channel(s) on the broker", channels)
+	if channels != 1 {
+		t.Errorf("gateway connection has %d channels on the broker, want 1 (publishing)", channels)
+	}
+}
+
+// brokerConn finds the gateway's connection by name with rabbitmqctl.
+func brokerConn(t testing.TB, name string) (pid string, channels int, ok bool) {
+	t.Helper()
+	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
+		return "", 0, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "rabbitmqctl", "-s", "list_connections", "pid", "channels", "client_properties").Output()
+	if err != nil {
+		t.Logf("rabbitmqctl list_connections: %v", err)
+		return "", 0, false
+	}
+	// pid <TAB> channels <TAB> client_properties (an Erlang term that
+	// holds {"connection_name","..."}).
+	for line := range strings.Lines(string(out)) {
+		f := strings.SplitN(strings.TrimSpace(line), "\t", 3)
+		if len(f) == 3 && strings.Contains(f[2], `{"connection_name","`+name+`"}`) {
+			n, err := strconv.Atoi(f[1])
+			if err != nil {
+				t.Fatalf("rabbitmqctl list_connections: channels %q: %v", f[1], err)
+			}
+			return f[0], n, true
+		}
+	}
+	t.Logf("rabbitmqctl list_connections: no connection named %q", name)
+	return "", 0, false
+}
+
+func brokerChannels(t testing.TB, name string) (int, bool) {
+	_, n, ok := brokerConn(t, name)
+	return n, ok
+}
+
+// TestSlowSubscriber: a client that stops reading gets its backlog kept
+// by the broker up to MaxLength; then its subscription ends with
+// RESOURCE_EXHAUSTED and its queue is deleted at once, although the
+// handler is still blocked sending to it. What it did receive is in order
+// without gaps. Meanwhile the emitter and a fast subscriber on the same
+// exchange go at full speed and lose nothing.
+func TestSlowSubscriber(t *testing.T) {
+	t.Parallel()
+	const n, chunk = 1500, 100
+	h := start(t, Config{StreamBuffer: 16, Prefetch: 8, MaxLength: 500, OverflowCheck: 50 * time.Millisecond})
+	// A small fixed HTTP/2 window (this also turns off BDP window growth),
+	// so the slow client's transport holds only about 64 messages.
+	slowClient := h.dial(t, grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+	slow, err := subscribeWith(slowClient, direct, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(slow.cancel)
+	fast := h.subscribe(t, direct, "k")
+
+	// Emit in chunks the fast subscriber reads in between, so its queue
+	// never nears MaxLength while the slow one's overflows.
+	body := strings.Repeat("x", 1000)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for c := 0; c < n; c += chunk {
+		es, err := h.client.EmitLogs(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := c; i < c+chunk; i++ {
+			if err := es.Send(&warrenv1.EmitLogsRequest{Exchange: direct, RoutingKey: "k", Body: fmt.Sprint(i, body)}); err != nil {
+				t.Fatalf("EmitLogs Send %d: %v", i, err)
+			}
+		}
+		resp, err := es.CloseAndRecv()
+		if err != nil || resp.GetCount() != chunk {
+			t.Fatalf("EmitLogs: got %v, %v, want count %d", resp, err, chunk)
+		}
+		for i, m := range fast.recvN(t, chunk, 20*time.Second) {
+			if !strings.HasPrefix(m.GetBody(), fmt.Sprint(c+i, "x")) {
+				t.Fatalf("fast subscriber message %d: body %.10q, want %d…", c+i, m.GetBody(), c+i)
+			}
+		}
+	}
+	// The slow subscription's queue is gone before its client reads.
+	waitGone(t, []string{slow.queue})
+
+	st, got := slow.recvEnd(t, 10*time.Second)
+	t.Logf("slow subscriber: %d messages, then %v %q", len(got), st.Code(), st.Message())
+	if st.Code() != codes.ResourceExhausted {
+		t.Errorf("slow subscriber ended with %v %q, want RESOURCE_EXHAUSTED", st.Code(), st.Message())
+	}
+	if len(got) == 0 || len(got) >= n {
+		t.Errorf("slow subscriber got %d messages, want some and fewer than %d", len(got), n)
+	}
+	for i, m := range got {
+		if !strings.HasPrefix(m.GetBody(), fmt.Sprint(i, "x")) {
+			t.Fatalf("slow subscriber message %d: body %.10q, want %d… (in order, no gaps)", i, m.GetBody(), i)
+		}
+	}
+}
+
+// TestShutdownEndsStreams: Shutdown ends every stream with UNAVAILABLE
+// "gateway shutting down", deletes their queues, refuses new work, and is
+// idempotent.
+func TestShutdownEndsStreams(t *testing.T) {
+	t.Parallel()
+	h := start(t, Config{})
+	subs := []*sub{h.subscribe(t, fanout), h.subscribe(t, topic, "#")}
+	h.svc.Shutdown()
+	h.svc.Shutdown()
+	var queues []string
+	for i, s := range subs {
+		st, _ := s.recvEnd(t, 5*time.Second)
+		if st.Code() != codes.Unavailable || st.Message() != "gateway shutting down" {
+			t.Errorf("stream %d ended with %v %q, want UNAVAILABLE \"gateway shutting down\"", i, st.Code(), st.Message())
+		}
+		queues = append(queues, s.queue)
+	}
+	waitGone(t, queues)
+	_, err := h.client.EmitLog(context.Background(), &warrenv1.EmitLogRequest{Body: "after"})
+	wantCode(t, "EmitLog after Shutdown", err, codes.Unavailable)
+	_, err = h.trySubscribe(fanout)
+	wantCode(t, "SubscribeLogs after Shutdown", err, codes.Unavailable)
+}
+
+// TestBrokerConnectionLoss: when the broker closes the gateway's
+// connection, streams end with UNAVAILABLE; the Supervisor reconnects and
+// new subscriptions work.
+func TestBrokerConnectionLoss(t *testing.T) {
+	t.Parallel()
+	h := start(t, Config{})
+	s := h.subscribe(t, fanout)
+	conn := <-h.conns
+	if pid, _, ok := brokerConn(t, h.connName); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if out, err := exec.CommandContext(ctx, "rabbitmqctl", "close_connection", pid, "test: connection loss").CombinedOutput(); err != nil {
+			t.Fatalf("rabbitmqctl close_connection: %v: %s", err, out)
+		}
+		t.Logf("closed connection %s from the broker side", pid)
+	} else {
+		t.Log("rabbitmqctl unavailable: closing the gateway's connection from the client side")
+		_ = conn.Close()
+	}
+	st, _ := s.recvEnd(t, 10*time.Second)
+	if st.Code() != codes.Unavailable {
+		t.Errorf("stream ended with %v %q, want UNAVAILABLE", st.Code(), st.Message())
+	}
+	t.Logf("stream ended: %v %q", st.Code(), st.Message())
+
+	// The Supervisor reconnects; the service works again.
+	deadline := time.Now().Add(10 * time.Second)
+	var s2 *sub
+	for {
+		var err error
+		if s2, err = h.trySubscribe(fanout); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("SubscribeLogs after reconnection: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Cleanup(s2.cancel)
+	h.emit(t, fanout, "", "after reconnection")
+	if got := keys(s2.recvN(t, 1, 10*time.Second)); got[0] != ":after reconnection" {
+		t.Errorf("after reconnection got %q", got)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/warrenrpc/warren/internal/amqpx"
+	"github.com/warrenrpc/warren/logsvc"
 )
 
 // Config configures a Server. The zero value serves the tutorials' entities
@@ -33,6 +34,10 @@ type Config struct {
 	// DrainTimeout bounds how long shutdown waits for in-flight calls before
 	// it cancels them. Default: 10s.
 	DrainTimeout time.Duration
+	// Logs configures LogService (exchange names, subscription limits).
+	// Default: the tutorials' exchanges; see logsvc.Config. Its Logger
+	// defaults to Logger.
+	Logs logsvc.Config
 	// Logger receives the gateway's events. Default: slog.Default().
 	Logger *slog.Logger
 }
@@ -58,6 +63,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Logs.Logger == nil {
+		c.Logs.Logger = c.Logger
 	}
 	if c.AMQP.Logger == nil {
 		c.AMQP.Logger = c.Logger

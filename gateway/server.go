@@ -15,6 +15,7 @@ import (
 
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
 	"github.com/warrenrpc/warren/internal/amqpx"
+	"github.com/warrenrpc/warren/logsvc"
 )
 
 // Server is warren's gRPC gateway: the gRPC services, health and reflection
@@ -24,6 +25,7 @@ type Server struct {
 	grpc   *grpc.Server
 	health *health.Server
 	rpc    *rpcClient
+	logs   *logsvc.Service
 	sup    *amqpx.Supervisor
 
 	serveOnce sync.Once
@@ -44,18 +46,24 @@ func New(cfg Config, opts ...grpc.ServerOption) *Server {
 			presenceInterval: cfg.PresenceInterval,
 			log:              cfg.Logger,
 		}),
+		logs: logsvc.New(cfg.Logs),
 	}
 	warrenv1.RegisterFibonacciServiceServer(s.grpc, &fibonacciService{rpc: s.rpc})
+	warrenv1.RegisterLogServiceServer(s.grpc, s.logs)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	s.setServing(healthpb.HealthCheckResponse_NOT_SERVING)
-	s.sup = amqpx.New(cfg.AMQP, s.rpc, healthHandler{s})
+	s.sup = amqpx.New(cfg.AMQP, s.rpc, s.logs, healthHandler{s})
 	return s
 }
 
 // servingNames are the health service names the gateway reports: the whole
 // server ("") and each warren service.
-var servingNames = []string{"", warrenv1.FibonacciService_ServiceDesc.ServiceName}
+var servingNames = []string{
+	"",
+	warrenv1.FibonacciService_ServiceDesc.ServiceName,
+	warrenv1.LogService_ServiceDesc.ServiceName,
+}
 
 func (s *Server) setServing(st healthpb.HealthCheckResponse_ServingStatus) {
 	for _, name := range servingNames {
@@ -105,6 +113,8 @@ func (s *Server) serve(ctx context.Context, lis net.Listener) error {
 	}
 	s.setServing(healthpb.HealthCheckResponse_NOT_SERVING)
 	s.health.Shutdown()
+	// GracefulStop waits for streams; end them with a clear status first.
+	s.logs.Shutdown()
 	s.stopGRPC()
 	stopAMQP()
 	wg.Wait()

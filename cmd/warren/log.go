@@ -16,9 +16,6 @@ import (
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
 )
 
-// defaultAddr is the gateway a warren client command talks to.
-const defaultAddr = "127.0.0.1:50051"
-
 const logUsage = `usage:
   warren log emit [--addr ADDR] [--exchange fanout|direct|topic] [--routing-key KEY] [MESSAGE...]
   warren log tail [--addr ADDR] [--exchange fanout|direct|topic] [KEY...]
@@ -76,7 +73,7 @@ func (f *logFlags) logExchange() (warrenv1.LogExchange, error) {
 	return 0, fmt.Errorf("--exchange %q: want fanout, direct or topic", f.exchange)
 }
 
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+func newLogFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, logUsage) }
@@ -95,7 +92,7 @@ func dialLog(addr string) (warrenv1.LogServiceClient, func(), error) {
 func logEmit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f logFlags
 	var key string
-	fs := newFlagSet("warren log emit", stderr)
+	fs := newLogFlagSet("warren log emit", stderr)
 	f.register(fs)
 	fs.StringVar(&key, "routing-key", "", `routing key (default "info" for direct, "anonymous.info" for topic; ignored by fanout)`)
 	if err := fs.Parse(args); err != nil {
@@ -141,7 +138,7 @@ func logEmit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 func logTail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f logFlags
-	fs := newFlagSet("warren log tail", stderr)
+	fs := newLogFlagSet("warren log tail", stderr)
 	f.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -37,6 +37,7 @@ func commands() []command {
 		{"gateway", "run the gRPC gateway", gatewayCommand},
 		{"worker", "run the workers", workerCommand},
 		{"fib", "call FibonacciService.Fibonacci: warren fib N (rpc_client.py)", fibCommand},
+		{"log", "emit logs or tail them: warren log emit|tail (emit_log*.py, receive_logs*.py)", logCommand},
 	}
 }
 

@@ -22,6 +22,8 @@ var (
 	ErrNoQueue = errors.New("gateway: request queue does not exist")
 	// ErrNoWorker: the request queue exists but nothing consumes it.
 	ErrNoWorker = errors.New("gateway: no worker is consuming the request queue")
+	// ErrBlocked: the broker blocks publishing (a memory or disk alarm).
+	ErrBlocked = errors.New("gateway: the broker blocks publishing (resource alarm)")
 )
 
 // ReplyError is a worker's error, sent back as data in the reply's headers.
@@ -46,6 +48,8 @@ func toStatus(err error) error {
 	switch {
 	case errors.As(err, &re):
 		return status.Error(re.Code, re.Message)
+	case errors.Is(err, ErrBlocked):
+		return status.Error(codes.ResourceExhausted, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "no reply from a worker before the deadline")
 	case errors.Is(err, context.Canceled):

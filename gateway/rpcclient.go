@@ -75,6 +75,7 @@ type rpcClient struct {
 
 	pending sync.Map // correlation id → *rpcCall
 	sess    atomic.Pointer[rpcSession]
+	blocked atomic.Bool // the broker blocks the connection's publishers
 	wg      sync.WaitGroup // the current session's goroutines
 
 	dropped atomic.Uint64 // replies with unknown or duplicate correlation ids
@@ -178,8 +179,19 @@ func (c *rpcClient) Disconnected(err error) {
 	if s := c.sess.Swap(nil); s != nil {
 		close(s.done)
 	}
+	c.blocked.Store(false)
 	c.failAll(ErrConnectionLost)
 	c.wg.Wait()
+}
+
+// Blocked fails new calls fast while the broker blocks publishing, and the
+// calls waiting for a reply at once: their requests or the workers' replies
+// are stuck behind the alarm.
+func (c *rpcClient) Blocked(active bool, reason string) {
+	c.blocked.Store(active)
+	if active {
+		c.failAll(fmt.Errorf("%w: %s", ErrBlocked, reason))
+	}
 }
 
 // deliver completes the call a reply belongs to. Replies for unknown
@@ -237,6 +249,9 @@ func (c *rpcClient) Call(ctx context.Context, body []byte) (amqp.Delivery, error
 	s := c.sess.Load()
 	if s == nil {
 		return amqp.Delivery{}, ErrNotConnected
+	}
+	if c.blocked.Load() {
+		return amqp.Delivery{}, ErrBlocked
 	}
 	if err := s.presence.check(); err != nil {
 		return amqp.Delivery{}, err

@@ -78,6 +78,15 @@ type Handler interface {
 	Disconnected(err error)
 }
 
+// A BlockedHandler is a Handler that also wants to know when the broker
+// blocks and unblocks the connection's publishers (connection.blocked,
+// raised by a memory or disk alarm). Blocked is called from Run's
+// goroutine, between Connected and Disconnected.
+type BlockedHandler interface {
+	Handler
+	Blocked(active bool, reason string)
+}
+
 // Supervisor keeps one connection up. Create it with New.
 type Supervisor struct {
 	cfg      Config
@@ -181,7 +190,16 @@ func (s *Supervisor) session(ctx context.Context, url string) error {
 				continue
 			}
 			s.blocked.Store(b.Active)
-			s.cfg.Logger.Warn("amqp connection blocked by broker", "active", b.Active, "reason", b.Reason)
+			if b.Active {
+				s.cfg.Logger.Warn("amqp connection blocked by the broker", "reason", b.Reason)
+			} else {
+				s.cfg.Logger.Info("amqp connection unblocked")
+			}
+			for _, h := range s.handlers {
+				if bh, ok := h.(BlockedHandler); ok {
+					bh.Blocked(b.Active, b.Reason)
+				}
+			}
 		case e, ok := <-closed:
 			if ok && e != nil {
 				cause = e

@@ -1,0 +1,67 @@
+package gateway
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
+	"github.com/warrenrpc/warren/internal/amqpx"
+	"github.com/warrenrpc/warren/internal/brokertest"
+	"github.com/warrenrpc/warren/worker"
+)
+
+// TestFaultMemoryAlarmFailsCallsInsteadOfHanging raises a memory alarm on
+// a broker node of the test's own.
+func TestFaultMemoryAlarmFailsCallsInsteadOfHanging(t *testing.T) {
+	t.Parallel()
+	node := brokertest.StartNode(t)
+	queue := "rpc_queue"
+
+	w := worker.NewFibonacci(worker.FibonacciConfig{Queue: queue, Logger: quietLog})
+	sup := amqpx.New(amqpx.Config{URLs: []string{node.URL}, Logger: quietLog}, w)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = sup.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, "worker connected", sup.Connected)
+
+	gw := startRPCGatewayAt(t, node.URL, Config{RPCQueue: queue})
+	call := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := gw.fib.Fibonacci(ctx, &warrenv1.FibonacciRequest{N: 30})
+		return err
+	}
+	if err := call(); err != nil {
+		t.Fatalf("before the alarm: %v", err)
+	}
+
+	node.Ctl(t, "set_vm_memory_high_watermark", "0")
+	start := time.Now()
+	var err error
+	for err = call(); err == nil && time.Since(start) < 10*time.Second; err = call() {
+		time.Sleep(20 * time.Millisecond) // the alarm takes a moment to reach the connections
+	}
+	wantCode(t, err, codes.ResourceExhausted)
+	t.Logf("memory alarm: first failed call after %v", time.Since(start).Round(time.Millisecond))
+	for range 3 {
+		s := time.Now()
+		wantCode(t, call(), codes.ResourceExhausted)
+		if d := time.Since(s); d > 500*time.Millisecond {
+			t.Errorf("call under the alarm took %v, want a fast failure", d)
+		}
+	}
+
+	node.Ctl(t, "set_vm_memory_high_watermark", "0.4")
+	cleared := time.Now()
+	for call() != nil {
+		if time.Since(cleared) > 10*time.Second {
+			t.Fatal("calls still fail 10s after the alarm cleared")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("calls succeed %v after the alarm cleared", time.Since(cleared).Round(time.Millisecond))
+}

@@ -75,7 +75,7 @@ type rpcClient struct {
 
 	pending sync.Map // correlation id → *rpcCall
 	sess    atomic.Pointer[rpcSession]
-	blocked atomic.Bool // the broker blocks the connection's publishers
+	blocked atomic.Bool    // the broker blocks the connection's publishers
 	wg      sync.WaitGroup // the current session's goroutines
 
 	dropped atomic.Uint64 // replies with unknown or duplicate correlation ids

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/warrenrpc/warren/internal/amqpx"
@@ -21,8 +23,17 @@ func main() {
 	flag.StringVar(&o.URL, "amqp-url", envOr("WARREN_AMQP_URL", amqpx.DefaultURL), "broker URL")
 	flag.DurationVar(&o.Duration, "duration", 2*time.Second, "length of one measurement")
 	flag.IntVar(&o.Rounds, "rounds", 3, "rounds; figures are medians")
+	cs := flag.String("c", "1,64", "comma-separated concurrencies")
 	flag.StringVar(&o.Profile, "cpuprofile", "", "write a CPU profile of the gateway under load here")
 	flag.Parse()
+	for _, f := range strings.Split(*cs, ",") {
+		c, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || c < 1 {
+			fmt.Fprintf(os.Stderr, "warrenbench: -c: bad concurrency %q\n", f)
+			os.Exit(2)
+		}
+		o.Concurrencies = append(o.Concurrencies, c)
+	}
 	if err := bench.Fibonacci(ctx, os.Stdout, o); err != nil {
 		fmt.Fprintln(os.Stderr, "warrenbench:", err)
 		os.Exit(1)

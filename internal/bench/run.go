@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"slices"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -21,6 +22,8 @@ type Options struct {
 	Duration time.Duration
 	// Rounds of every measurement; figures are medians. Default: 3.
 	Rounds int
+	// Concurrencies to measure. Default: 1 and 64.
+	Concurrencies []int
 	// Profile, if set, receives a CPU profile of the process while the
 	// gateway is under load at the highest concurrency.
 	Profile string
@@ -78,7 +81,11 @@ func Fibonacci(ctx context.Context, w io.Writer, o Options) error {
 			subject{"raw-" + m.String(), raws[m].call},
 			subject{"gateway-" + m.String(), gws[m].call})
 	}
-	concurrencies := []int{1, 64}
+	concurrencies := o.Concurrencies
+	if len(concurrencies) == 0 {
+		concurrencies = []int{1, 64}
+	}
+	has := func(c int) bool { return slices.Contains(concurrencies, c) }
 	results := map[string]map[int][]Result{}
 	fmt.Fprintf(w, "FibonacciService benchmark: n=%d, %v per measurement, %d rounds, medians\n", benchN, o.Duration, o.Rounds)
 	for round := range o.Rounds {
@@ -107,6 +114,9 @@ func Fibonacci(ctx context.Context, w io.Writer, o Options) error {
 	}
 	fmt.Fprintln(w, "\nratios (gateway vs the two hops it joins, same run):")
 	for _, m := range modes {
+		if !has(1) || !has(64) {
+			break
+		}
 		gw, raw, echo := "gateway-"+m.String(), "raw-"+m.String(), "echo"
 		g64, r64, e64 := med(gw, 64), med(raw, 64), med(echo, 64)
 		ideal := 1 / (1/e64.Rate + 1/r64.Rate)
@@ -122,7 +132,7 @@ func Fibonacci(ctx context.Context, w io.Writer, o Options) error {
 			m, g1.P50.Round(time.Microsecond), r1.P50.Round(time.Microsecond), e1.P50.Round(time.Microsecond), budget.Round(time.Microsecond), verdict)
 	}
 
-	if o.Profile != "" {
+	if o.Profile != "" && has(64) {
 		best := gateway.ReplyDirect
 		if med("gateway-queue", 64).Rate > med("gateway-direct", 64).Rate {
 			best = gateway.ReplyQueue

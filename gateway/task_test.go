@@ -2,9 +2,7 @@ package gateway_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"strings"
 	"sync"
@@ -347,20 +345,5 @@ func TestTaskQueueStatsWithoutManagement(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "guest:guest") {
 		t.Errorf("got %v, which shows the password", err)
-	}
-}
-
-// recvAll reads a stream until it ends; io.EOF is not an error.
-func recvAll[T any](stream grpc.ServerStreamingClient[T]) ([]*T, error) {
-	var out []*T
-	for {
-		m, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil {
-			return out, err
-		}
-		out = append(out, m)
 	}
 }

@@ -347,3 +347,157 @@ func TestTaskQueueStatsWithoutManagement(t *testing.T) {
 		t.Errorf("got %v, which shows the password", err)
 	}
 }
+
+// taskProxy is a TCP proxy in front of the broker that can hold back what
+// the broker sends (so confirms do not arrive) and cut every connection,
+// without touching the shared broker.
+type taskProxy struct {
+	lis net.Listener
+	up  string
+
+	mu    sync.Mutex
+	held  chan struct{} // closed when not held
+	conns []net.Conn
+	wg    sync.WaitGroup
+}
+
+func startTaskProxy(t testing.TB, upstream string) *taskProxy {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &taskProxy{lis: lis, up: upstream, held: make(chan struct{})}
+	close(p.held)
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(func() {
+		_ = lis.Close()
+		p.cut()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *taskProxy) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.lis.Accept()
+		if err != nil {
+			return
+		}
+		u, err := net.Dial("tcp", p.up)
+		if err != nil {
+			_ = c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, c, u)
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go func() { defer p.wg.Done(); p.pipe(u, c, false) }()
+		go func() { defer p.wg.Done(); p.pipe(c, u, true) }()
+	}
+}
+
+// pipe copies src to dst; the broker-to-client direction waits while held.
+func (p *taskProxy) pipe(dst, src net.Conn, gated bool) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && gated {
+			p.mu.Lock()
+			gate := p.held
+			p.mu.Unlock()
+			<-gate
+		}
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			_ = dst.Close()
+			return
+		}
+	}
+}
+
+// hold stops forwarding what the broker sends.
+func (p *taskProxy) hold() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.held = make(chan struct{})
+}
+
+// cut closes every proxied connection and stops holding.
+func (p *taskProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = nil
+	select {
+	case <-p.held:
+	default:
+		close(p.held)
+	}
+}
+
+// TestTaskConnectionLostBeforeConfirm: the broker got the task but the
+// confirm never reached the gateway before the connection died. The
+// outcome is unknown to the gateway, so the call fails with UNAVAILABLE,
+// never success; after the Supervisor reconnected, submissions work again.
+func TestTaskConnectionLostBeforeConfirm(t *testing.T) {
+	t.Parallel()
+	uri, err := amqp.ParseURI(brokertest.Require(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := startTaskProxy(t, net.JoinHostPort(uri.Host, fmt.Sprint(uri.Port)))
+	uri.Host, uri.Port = "127.0.0.1", proxy.lis.Addr().(*net.TCPAddr).Port
+	queue := brokertest.Name(t, "tasks")
+	task := gateway.NewTaskService(gateway.TaskConfig{Queue: queue, EventsExchange: brokertest.Name(t, "events"), ConfirmChannels: 4})
+	sup := amqpx.New(amqpx.Config{URLs: []string{uri.String()}, Name: "proxied " + t.Name(), MinBackoff: 50 * time.Millisecond}, task)
+	ctx, cancel := context.WithCancel(context.Background())
+	supDone := make(chan struct{})
+	go func() {
+		defer close(supDone)
+		_ = sup.Run(ctx)
+	}()
+	t.Cleanup(func() { cancel(); <-supDone })
+	waitFor(t, 10*time.Second, "connected through the proxy", sup.Connected)
+
+	// Open the confirm channels first: opening one needs the broker's answer.
+	for range 4 {
+		if _, err := task.SubmitTask(testCtx(t), &warrenv1.SubmitTaskRequest{Body: "warm-up"}); err != nil {
+			t.Fatalf("SubmitTask: %v", err)
+		}
+	}
+	proxy.hold()
+	result := make(chan error, 1)
+	go func() {
+		_, err := task.SubmitTask(testCtx(t), &warrenv1.SubmitTaskRequest{Body: "in doubt"})
+		result <- err
+	}()
+	ch := brokertest.Channel(t)
+	waitFor(t, 5*time.Second, "the task reached the broker", func() bool { return queueCount(t, ch, queue) == 5 })
+	select {
+	case err := <-result:
+		t.Fatalf("SubmitTask returned %v before any confirm reached the gateway", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	proxy.cut()
+	select {
+	case err := <-result:
+		wantCode(t, err, codes.Unavailable)
+	case <-time.After(10 * time.Second):
+		t.Fatal("SubmitTask still waiting 10s after the connection was cut")
+	}
+	waitFor(t, 10*time.Second, "reconnected", sup.Connected)
+	waitFor(t, 10*time.Second, "a submission succeeds again", func() bool {
+		_, err := task.SubmitTask(testCtx(t), &warrenv1.SubmitTaskRequest{Body: "after"})
+		return err == nil
+	})
+}

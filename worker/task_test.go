@@ -670,3 +670,52 @@ func TestTaskForeignTaskWithoutID(t *testing.T) {
 		t.Errorf("got id %q attempt %v, want a worker-given id and attempt 2", d.MessageId, d.Headers[worker.TaskHeaderAttempt])
 	}
 }
+
+// TestTaskQuorumDeliveryCount: on a quorum queue the broker counts
+// deliveries that were not acknowledged (workers that died, or handed the
+// task back); those count as attempts, so a task that kills its workers
+// is dead-lettered too instead of being delivered forever.
+func TestTaskQuorumDeliveryCount(t *testing.T) {
+	t.Parallel()
+	names := newTaskNames(t)
+	ch := brokertest.Channel(t)
+	if _, err := ch.QueueDeclare(names.queue, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		t.Fatalf("declare quorum queue: %v", err)
+	}
+	if err := ch.Publish("", names.queue, false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, MessageId: "crasher", Body: []byte("poison that crashes")}); err != nil {
+		t.Fatal(err)
+	}
+	// Two deliveries handed back unacknowledged, as two dying workers would.
+	for i := range 2 {
+		var d amqp.Delivery
+		waitFor(t, 5*time.Second, "a delivery", func() bool {
+			var ok bool
+			var err error
+			d, ok, err = ch.Get(names.queue, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ok
+		})
+		if err := d.Nack(false, true); err != nil {
+			t.Fatalf("nack %d: %v", i, err)
+		}
+	}
+	var l taskLog
+	startWorker(t, names, "A", &l, worker.TaskConfig{Unit: time.Millisecond, MaxAttempts: 3, QueueType: amqpx.QueueQuorum})
+	dead := names.queue + worker.TaskDeadLetterSuffix
+	var d amqp.Delivery
+	waitFor(t, 10*time.Second, "dead letter", func() bool {
+		var ok bool
+		var err error
+		d, ok, err = ch.Get(dead, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	})
+	started, _ := l.snapshot()
+	if len(started) != 1 || d.Headers[worker.TaskHeaderAttempt] != int32(3) {
+		t.Errorf("got %d runs and attempt %v, want 1 run as attempt 3 (2 unacknowledged deliveries before it)", len(started), d.Headers[worker.TaskHeaderAttempt])
+	}
+}

@@ -1,8 +1,12 @@
 package gateway_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -139,4 +143,76 @@ func TestQueueShutdown(t *testing.T) {
 	env.queue.Shutdown()
 	_, err = stream.Recv()
 	wantCode(t, err, codes.Unavailable)
+}
+
+// pythonPika is the interpreter with python3-pika.
+const pythonPika = "/usr/bin/python3"
+
+// requirePika stops the test when pika is missing: a failure under CI, a
+// loud skip otherwise.
+func requirePika(t testing.TB) {
+	t.Helper()
+	out, err := exec.Command(pythonPika, "-c", "import pika").CombinedOutput()
+	if err == nil {
+		return
+	}
+	msg := fmt.Sprintf("python3-pika not available (%s -c 'import pika': %v %s); install with apt-get install python3-pika", pythonPika, err, out)
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip("SKIPPING interop test: " + msg)
+}
+
+// TestQueueInteropPika: the tutorial's send.py → warren receive, and
+// warren send → the tutorial's receive.py.
+func TestQueueInteropPika(t *testing.T) {
+	t.Parallel()
+	requirePika(t)
+	env := startTaskEnv(t, gateway.TaskConfig{Queue: brokertest.Name(t, "tasks"), EventsExchange: brokertest.Name(t, "events")}, gateway.QueueConfig{})
+	ctx := testCtx(t)
+	pyEnv := append(os.Environ(), "AMQP_URL="+brokertest.URL())
+
+	t.Run("send.py to Receive", func(t *testing.T) {
+		queue := brokertest.Name(t, "hola")
+		cmd := exec.Command(pythonPika, "testdata/send.py", queue)
+		cmd.Env = pyEnv
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("send.py: %v\n%s", err, out)
+		}
+		stream, err := env.queues.Receive(ctx, &warrenv1.ReceiveRequest{Queue: queue})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("Recv: %v", err)
+		}
+		if m.GetBody() != "¡Hola Mundo!" {
+			t.Errorf("got %q, want %q", m.GetBody(), "¡Hola Mundo!")
+		}
+	})
+	t.Run("Send to receive.py", func(t *testing.T) {
+		queue := brokertest.Name(t, "hola")
+		cmd := exec.Command(pythonPika, "testdata/receive.py", queue)
+		cmd.Env = pyEnv
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+		sc := bufio.NewScanner(out)
+		if !sc.Scan() || !strings.Contains(sc.Text(), "Waiting for messages") {
+			t.Fatalf("receive.py printed %q, want the waiting banner", sc.Text())
+		}
+		if _, err := env.queues.Send(ctx, &warrenv1.SendRequest{Queue: queue, Body: "¡Hola desde warren!"}); err != nil {
+			t.Fatalf("Send: %v", err)
+		}
+		if !sc.Scan() || sc.Text() != " [x] Received ¡Hola desde warren!" {
+			t.Errorf("receive.py printed %q, want %q", sc.Text(), " [x] Received ¡Hola desde warren!")
+		}
+	})
 }

@@ -50,8 +50,10 @@ func (e *QueueReturnError) Error() string {
 }
 
 // queueStatus maps an error of the queue and task services to a gRPC status,
-// once, at the boundary: context errors keep their meaning, everything about
-// the broker not taking a message is UNAVAILABLE.
+// once, at the boundary: context errors keep their meaning, a broker's 403
+// (such as a reserved "amq." queue name) is PERMISSION_DENIED, a 404 is
+// NOT_FOUND, and everything about the broker not taking a message is
+// UNAVAILABLE.
 func queueStatus(err error) error {
 	if err == nil {
 		return nil
@@ -59,7 +61,12 @@ func queueStatus(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
+	var aerr *amqp.Error
 	switch {
+	case errors.As(err, &aerr) && aerr.Code == amqp.AccessRefused:
+		return status.Error(codes.PermissionDenied, err.Error())
+	case errors.As(err, &aerr) && aerr.Code == amqp.NotFound:
+		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):

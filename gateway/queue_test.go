@@ -216,3 +216,10 @@ func TestQueueInteropPika(t *testing.T) {
 		}
 	})
 }
+
+func TestQueueReservedNameIsPermissionDenied(t *testing.T) {
+	t.Parallel()
+	env := startTaskEnv(t, gateway.TaskConfig{Queue: brokertest.Name(t, "tasks"), EventsExchange: brokertest.Name(t, "events")}, gateway.QueueConfig{})
+	_, err := env.queues.Send(testCtx(t), &warrenv1.SendRequest{Queue: "amq.warren-test", Body: "x"})
+	wantCode(t, err, codes.PermissionDenied)
+}

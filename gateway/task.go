@@ -169,18 +169,18 @@ func (s *TaskService) Shutdown() {
 	s.once.Do(func() { close(s.shutdown) })
 }
 
-func (s *TaskService) current() (*amqp.Connection, *queueConfirmPool, *amqp.Channel, error) {
+func (s *TaskService) current() (*amqp.Connection, *queueConfirmPool, error) {
 	select {
 	case <-s.shutdown:
-		return nil, nil, nil, queueErrShutdown
+		return nil, nil, queueErrShutdown
 	default:
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.conn == nil {
-		return nil, nil, nil, queueErrNotConnected
+		return nil, nil, queueErrNotConnected
 	}
-	return s.conn, s.pool, s.event, nil
+	return s.conn, s.pool, nil
 }
 
 // SubmitTask implements warren.v1.TaskService.
@@ -192,7 +192,7 @@ func (s *TaskService) SubmitTask(ctx context.Context, req *warrenv1.SubmitTaskRe
 	if id == "" {
 		id = queueNewID()
 	}
-	_, pool, event, err := s.current()
+	_, pool, err := s.current()
 	if err != nil {
 		return nil, queueStatus(err)
 	}
@@ -207,25 +207,46 @@ func (s *TaskService) SubmitTask(ctx context.Context, req *warrenv1.SubmitTaskRe
 	if err != nil {
 		return nil, queueStatus(fmt.Errorf("submit task %s to queue %q: %w", id, s.cfg.Queue, err))
 	}
-	s.publishEvent(ctx, event, &warrenv1.TaskEvent{
+	s.publishEvent(ctx, &warrenv1.TaskEvent{
 		TaskId: id, State: warrenv1.TaskState_TASK_STATE_QUEUED, Time: timestamppb.New(now), Attempt: 1,
 	})
 	return &warrenv1.SubmitTaskResponse{TaskId: id}, nil
 }
 
 // publishEvent publishes ev on the events exchange, best effort: an event
-// lost with a connection does not fail the task.
-func (s *TaskService) publishEvent(ctx context.Context, ch *amqp.Channel, ev *warrenv1.TaskEvent) {
+// lost with a connection does not fail the task. A closed events channel
+// (a 404 when someone deleted the exchange) is replaced.
+func (s *TaskService) publishEvent(ctx context.Context, ev *warrenv1.TaskEvent) {
 	body, err := protojson.Marshal(ev)
 	if err == nil {
-		err = ch.PublishWithContext(ctx, s.cfg.EventsExchange, ev.GetTaskId(), false, false, amqp.Publishing{
-			ContentType: "application/json",
-			Body:        body,
-		})
+		var ch *amqp.Channel
+		if ch, err = s.eventChannel(); err == nil {
+			err = ch.PublishWithContext(context.WithoutCancel(ctx), s.cfg.EventsExchange, ev.GetTaskId(), false, false, amqp.Publishing{
+				ContentType: "application/json",
+				Body:        body,
+			})
+		}
 	}
 	if err != nil {
 		s.cfg.Logger.Debug("task event not published", "task", ev.GetTaskId(), "err", err)
 	}
+}
+
+// eventChannel returns the open channel for events, reopening it if needed.
+func (s *TaskService) eventChannel() (*amqp.Channel, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == nil {
+		return nil, queueErrNotConnected
+	}
+	if s.event == nil || s.event.IsClosed() {
+		ch, err := s.conn.Channel()
+		if err != nil {
+			return nil, fmt.Errorf("open channel: %w", err)
+		}
+		s.event = ch
+	}
+	return s.event, nil
 }
 
 // WatchTasks implements warren.v1.TaskService. Each stream consumes an
@@ -234,7 +255,7 @@ func (s *TaskService) publishEvent(ctx context.Context, ch *amqp.Channel, ev *wa
 // binding is in place, so a client that waits for them (Header) sees every
 // later event. The calling goroutine is the only one that calls Send.
 func (s *TaskService) WatchTasks(req *warrenv1.WatchTasksRequest, stream grpc.ServerStreamingServer[warrenv1.WatchTasksResponse]) error {
-	conn, _, _, err := s.current()
+	conn, _, err := s.current()
 	if err != nil {
 		return queueStatus(err)
 	}

@@ -403,6 +403,12 @@ func (w *Task) event(ctx context.Context, sess *taskSession, id string, state wa
 	}
 	body, err := protojson.Marshal(ev)
 	if err == nil {
+		if sess.events.IsClosed() {
+			// A 404 (someone deleted the exchange) closed it.
+			if ch, oerr := sess.conn.Channel(); oerr == nil {
+				sess.events = ch
+			}
+		}
 		err = sess.events.PublishWithContext(context.WithoutCancel(ctx), w.cfg.EventsExchange, id, false, false, amqp.Publishing{
 			ContentType: "application/json",
 			Body:        body,

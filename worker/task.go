@@ -245,6 +245,15 @@ func (w *Task) Connected(ctx context.Context, conn *amqp.Connection) error {
 		conn: conn, publish: publish, events: events,
 	}
 	w.mu.Lock()
+	select {
+	case <-w.shutdown:
+		// Shutdown came while we were setting up: consume nothing.
+		w.mu.Unlock()
+		cancel()
+		_ = consume.Close()
+		return nil
+	default:
+	}
 	w.sess = sess
 	w.mu.Unlock()
 	go func() {
@@ -281,8 +290,8 @@ func (w *Task) Disconnected(error) {
 // Deliveries received but not started are requeued. Call it before ending
 // the Supervisor's context. It is idempotent.
 func (w *Task) Shutdown(ctx context.Context) error {
-	w.once.Do(func() { close(w.shutdown) })
 	w.mu.Lock()
+	w.once.Do(func() { close(w.shutdown) })
 	sess := w.sess
 	w.mu.Unlock()
 	if sess == nil {

@@ -116,10 +116,10 @@ type TaskService struct {
 	shutdown chan struct{}
 	once     sync.Once
 
-	mu    sync.Mutex
-	conn  *amqp.Connection
-	pool  *queueConfirmPool
-	event *amqp.Channel // QUEUED events, best effort
+	mu     sync.Mutex
+	conn   *amqp.Connection
+	pool   *queueConfirmPool
+	events *taskEventPublisher
 }
 
 // NewTaskService returns a TaskService; it serves once its Supervisor
@@ -143,8 +143,14 @@ func (s *TaskService) Connected(ctx context.Context, conn *amqp.Connection) erro
 	if err := ch.ExchangeDeclare(s.cfg.EventsExchange, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
 		return fmt.Errorf("declare exchange %q: %w", s.cfg.EventsExchange, err)
 	}
+	events := &taskEventPublisher{
+		exchange: s.cfg.EventsExchange, conn: conn, ch: ch, log: s.cfg.Logger,
+		queue: make(chan *warrenv1.TaskEvent, taskEventBuffer),
+		stop:  make(chan struct{}), done: make(chan struct{}),
+	}
+	go events.run()
 	s.mu.Lock()
-	s.conn, s.pool, s.event = conn, newQueueConfirmPool(conn, s.cfg.ConfirmChannels), ch
+	s.conn, s.pool, s.events = conn, newQueueConfirmPool(conn, s.cfg.ConfirmChannels), events
 	s.mu.Unlock()
 	return nil
 }
@@ -154,11 +160,15 @@ func (s *TaskService) Connected(ctx context.Context, conn *amqp.Connection) erro
 // streams end with UNAVAILABLE.
 func (s *TaskService) Disconnected(error) {
 	s.mu.Lock()
-	pool := s.pool
-	s.conn, s.pool, s.event = nil, nil, nil
+	pool, events := s.pool, s.events
+	s.conn, s.pool, s.events = nil, nil, nil
 	s.mu.Unlock()
 	if pool != nil {
 		pool.close()
+	}
+	if events != nil {
+		close(events.stop)
+		<-events.done
 	}
 }
 
@@ -169,18 +179,18 @@ func (s *TaskService) Shutdown() {
 	s.once.Do(func() { close(s.shutdown) })
 }
 
-func (s *TaskService) current() (*amqp.Connection, *queueConfirmPool, error) {
+func (s *TaskService) current() (*amqp.Connection, *queueConfirmPool, *taskEventPublisher, error) {
 	select {
 	case <-s.shutdown:
-		return nil, nil, queueErrShutdown
+		return nil, nil, nil, queueErrShutdown
 	default:
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.conn == nil {
-		return nil, nil, queueErrNotConnected
+		return nil, nil, nil, queueErrNotConnected
 	}
-	return s.conn, s.pool, nil
+	return s.conn, s.pool, s.events, nil
 }
 
 // SubmitTask implements warren.v1.TaskService.
@@ -192,7 +202,7 @@ func (s *TaskService) SubmitTask(ctx context.Context, req *warrenv1.SubmitTaskRe
 	if id == "" {
 		id = queueNewID()
 	}
-	_, pool, err := s.current()
+	_, pool, events, err := s.current()
 	if err != nil {
 		return nil, queueStatus(err)
 	}
@@ -207,46 +217,71 @@ func (s *TaskService) SubmitTask(ctx context.Context, req *warrenv1.SubmitTaskRe
 	if err != nil {
 		return nil, queueStatus(fmt.Errorf("submit task %s to queue %q: %w", id, s.cfg.Queue, err))
 	}
-	s.publishEvent(ctx, &warrenv1.TaskEvent{
+	events.publish(&warrenv1.TaskEvent{
 		TaskId: id, State: warrenv1.TaskState_TASK_STATE_QUEUED, Time: timestamppb.New(now), Attempt: 1,
 	})
 	return &warrenv1.SubmitTaskResponse{TaskId: id}, nil
 }
 
-// publishEvent publishes ev on the events exchange, best effort: an event
-// lost with a connection does not fail the task. A closed events channel
-// (a 404 when someone deleted the exchange) is replaced.
-func (s *TaskService) publishEvent(ctx context.Context, ev *warrenv1.TaskEvent) {
-	body, err := protojson.Marshal(ev)
-	if err == nil {
-		var ch *amqp.Channel
-		if ch, err = s.eventChannel(); err == nil {
-			err = ch.PublishWithContext(context.WithoutCancel(ctx), s.cfg.EventsExchange, ev.GetTaskId(), false, false, amqp.Publishing{
-				ContentType: "application/json",
-				Body:        body,
-			})
-		}
-	}
-	if err != nil {
-		s.cfg.Logger.Debug("task event not published", "task", ev.GetTaskId(), "err", err)
+// taskEventBuffer bounds the QUEUED events waiting to be published.
+const taskEventBuffer = 1024
+
+// taskEventPublisher publishes the gateway's task events (QUEUED) from a
+// goroutine of its own, off the path of SubmitTask's answer. Events are
+// best effort: one that finds the buffer full, or is pending when the
+// connection goes, is dropped (and logged at debug level); a task never
+// fails for its event.
+type taskEventPublisher struct {
+	exchange string
+	conn     *amqp.Connection
+	ch       *amqp.Channel // used by run only
+	log      *slog.Logger
+	queue    chan *warrenv1.TaskEvent
+	stop     chan struct{} // closed by Disconnected
+	done     chan struct{} // closed when run returned
+}
+
+// publish hands ev to the publishing goroutine without blocking.
+func (p *taskEventPublisher) publish(ev *warrenv1.TaskEvent) {
+	select {
+	case p.queue <- ev:
+	default:
+		p.log.Debug("task event dropped: buffer full", "task", ev.GetTaskId(), "state", ev.GetState())
 	}
 }
 
-// eventChannel returns the open channel for events, reopening it if needed.
-func (s *TaskService) eventChannel() (*amqp.Channel, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conn == nil {
-		return nil, queueErrNotConnected
-	}
-	if s.event == nil || s.event.IsClosed() {
-		ch, err := s.conn.Channel()
-		if err != nil {
-			return nil, fmt.Errorf("open channel: %w", err)
+func (p *taskEventPublisher) run() {
+	defer close(p.done)
+	for {
+		select {
+		case <-p.stop:
+			return
+		case ev := <-p.queue:
+			if err := p.send(ev); err != nil {
+				p.log.Debug("task event not published", "task", ev.GetTaskId(), "state", ev.GetState(), "err", err)
+			}
 		}
-		s.event = ch
 	}
-	return s.event, nil
+}
+
+// send publishes one event, reopening the channel if a 404 (someone deleted
+// the exchange) closed it.
+func (p *taskEventPublisher) send(ev *warrenv1.TaskEvent) error {
+	body, err := protojson.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	if p.ch.IsClosed() {
+		ch, err := p.conn.Channel()
+		if err != nil {
+			return fmt.Errorf("open channel: %w", err)
+		}
+		p.ch = ch
+	}
+	return p.ch.Publish(p.exchange, ev.GetTaskId(), false, false, amqp.Publishing{
+		ContentType: "application/json",
+		Body:        body,
+	})
 }
 
 // WatchTasks implements warren.v1.TaskService. Each stream consumes an
@@ -255,7 +290,7 @@ func (s *TaskService) eventChannel() (*amqp.Channel, error) {
 // binding is in place, so a client that waits for them (Header) sees every
 // later event. The calling goroutine is the only one that calls Send.
 func (s *TaskService) WatchTasks(req *warrenv1.WatchTasksRequest, stream grpc.ServerStreamingServer[warrenv1.WatchTasksResponse]) error {
-	conn, _, err := s.current()
+	conn, _, _, err := s.current()
 	if err != nil {
 		return queueStatus(err)
 	}

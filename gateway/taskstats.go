@@ -26,7 +26,7 @@ import (
 // plugin is not reachable the call fails with FAILED_PRECONDITION and says
 // how to enable it.
 func (s *TaskService) GetQueueStats(ctx context.Context, _ *warrenv1.GetQueueStatsRequest) (*warrenv1.GetQueueStatsResponse, error) {
-	conn, _, err := s.current()
+	conn, _, _, err := s.current()
 	if err != nil {
 		return nil, queueStatus(err)
 	}

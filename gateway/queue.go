@@ -126,7 +126,7 @@ func NewQueueService(cfg QueueConfig) *QueueService {
 
 // Connected implements amqpx.Handler.
 func (s *QueueService) Connected(ctx context.Context, conn *amqp.Connection) error {
-	pool := newQueueConfirmPool(conn, s.cfg.ConfirmChannels)
+	pool := queueNewConfirmPool(conn, s.cfg.ConfirmChannels)
 	s.mu.Lock()
 	s.conn, s.pool, s.declared = conn, pool, map[string]bool{}
 	s.mu.Unlock()
@@ -283,7 +283,7 @@ type queueConfirmPool struct {
 	closed bool
 }
 
-func newQueueConfirmPool(conn *amqp.Connection, n int) *queueConfirmPool {
+func queueNewConfirmPool(conn *amqp.Connection, n int) *queueConfirmPool {
 	return &queueConfirmPool{conn: conn, pubs: make([]*queuePublisher, n)}
 }
 

@@ -21,9 +21,9 @@ import (
 
 func TestQueueSendReceive(t *testing.T) {
 	t.Parallel()
-	env := startTaskEnv(t, gateway.TaskConfig{Queue: brokertest.Name(t, "tasks"), EventsExchange: brokertest.Name(t, "events")}, gateway.QueueConfig{})
+	env := taskStartEnv(t, gateway.TaskConfig{Queue: brokertest.Name(t, "tasks"), EventsExchange: brokertest.Name(t, "events")}, gateway.QueueConfig{})
 	queue := brokertest.Name(t, "hola")
-	ctx := testCtx(t)
+	ctx := taskTestCtx(t)
 	sent, err := env.queues.Send(ctx, &warrenv1.SendRequest{Queue: queue, Body: "¡Hola Mundo!"})
 	if err != nil {
 		t.Fatalf("Send: %v", err)
@@ -48,20 +48,20 @@ func TestQueueSendReceive(t *testing.T) {
 	// It was acknowledged after it was sent: ending the stream (which
 	// closes its channel) must not requeue it.
 	cancel()
-	waitFor(t, 5*time.Second, "the stream's consumer gone", func() bool {
+	taskWaitFor(t, 5*time.Second, "the stream's consumer gone", func() bool {
 		q, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
 		return err == nil && q.Consumers == 0
 	})
-	if n := queueCount(t, ch, queue); n != 0 {
+	if n := queueReady(t, ch, queue); n != 0 {
 		t.Errorf("got %d messages back in the queue, want 0 (acknowledged)", n)
 	}
 }
 
 func TestQueueCompetingStreams(t *testing.T) {
 	t.Parallel()
-	env := startTaskEnv(t, gateway.TaskConfig{Queue: brokertest.Name(t, "tasks"), EventsExchange: brokertest.Name(t, "events")}, gateway.QueueConfig{})
+	env := taskStartEnv(t, gateway.TaskConfig{Queue: brokertest.Name(t, "tasks"), EventsExchange: brokertest.Name(t, "events")}, gateway.QueueConfig{})
 	queue := brokertest.Name(t, "hola")
-	ctx := testCtx(t)
+	ctx := taskTestCtx(t)
 	const streams, n = 2, 20
 	var mu sync.Mutex
 	got := map[string]int{}
@@ -93,7 +93,7 @@ func TestQueueCompetingStreams(t *testing.T) {
 			t.Fatalf("Send: %v", err)
 		}
 	}
-	waitFor(t, 10*time.Second, "20 messages received", func() bool {
+	taskWaitFor(t, 10*time.Second, "20 messages received", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(got) == n
@@ -115,24 +115,24 @@ func TestQueueCompetingStreams(t *testing.T) {
 
 func TestQueueExistingDurableQueueIsUsed(t *testing.T) {
 	t.Parallel()
-	env := startTaskEnv(t, gateway.TaskConfig{Queue: brokertest.Name(t, "tasks"), EventsExchange: brokertest.Name(t, "events")}, gateway.QueueConfig{})
+	env := taskStartEnv(t, gateway.TaskConfig{Queue: brokertest.Name(t, "tasks"), EventsExchange: brokertest.Name(t, "events")}, gateway.QueueConfig{})
 	queue := brokertest.Name(t, "hola")
 	ch := brokertest.Channel(t)
 	if _, err := ch.QueueDeclare(queue, true, false, false, false, amqp.Table{"x-max-length": int32(100)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := env.queues.Send(testCtx(t), &warrenv1.SendRequest{Queue: queue, Body: "hi"}); err != nil {
+	if _, err := env.queues.Send(taskTestCtx(t), &warrenv1.SendRequest{Queue: queue, Body: "hi"}); err != nil {
 		t.Fatalf("Send to an existing durable queue: %v", err)
 	}
-	if got := queueCount(t, ch, queue); got != 1 {
+	if got := queueReady(t, ch, queue); got != 1 {
 		t.Errorf("got %d messages, want 1", got)
 	}
 }
 
 func TestQueueShutdown(t *testing.T) {
 	t.Parallel()
-	env := startTaskEnv(t, gateway.TaskConfig{Queue: brokertest.Name(t, "tasks"), EventsExchange: brokertest.Name(t, "events")}, gateway.QueueConfig{})
-	ctx := testCtx(t)
+	env := taskStartEnv(t, gateway.TaskConfig{Queue: brokertest.Name(t, "tasks"), EventsExchange: brokertest.Name(t, "events")}, gateway.QueueConfig{})
+	ctx := taskTestCtx(t)
 	stream, err := env.queues.Receive(ctx, &warrenv1.ReceiveRequest{Queue: brokertest.Name(t, "hola")})
 	if err != nil {
 		t.Fatal(err)
@@ -142,21 +142,21 @@ func TestQueueShutdown(t *testing.T) {
 	}
 	env.queue.Shutdown()
 	_, err = stream.Recv()
-	wantCode(t, err, codes.Unavailable)
+	taskWantCode(t, err, codes.Unavailable)
 }
 
-// pythonPika is the interpreter with python3-pika.
-const pythonPika = "/usr/bin/python3"
+// queuePython is the interpreter with python3-pika.
+const queuePython = "/usr/bin/python3"
 
-// requirePika stops the test when pika is missing: a failure under CI, a
+// queueRequirePika stops the test when pika is missing: a failure under CI, a
 // loud skip otherwise.
-func requirePika(t testing.TB) {
+func queueRequirePika(t testing.TB) {
 	t.Helper()
-	out, err := exec.Command(pythonPika, "-c", "import pika").CombinedOutput()
+	out, err := exec.Command(queuePython, "-c", "import pika").CombinedOutput()
 	if err == nil {
 		return
 	}
-	msg := fmt.Sprintf("python3-pika not available (%s -c 'import pika': %v %s); install with apt-get install python3-pika", pythonPika, err, out)
+	msg := fmt.Sprintf("python3-pika not available (%s -c 'import pika': %v %s); install with apt-get install python3-pika", queuePython, err, out)
 	if os.Getenv("CI") != "" {
 		t.Fatal(msg)
 	}
@@ -167,14 +167,14 @@ func requirePika(t testing.TB) {
 // warren send → the tutorial's receive.py.
 func TestQueueInteropPika(t *testing.T) {
 	t.Parallel()
-	requirePika(t)
-	env := startTaskEnv(t, gateway.TaskConfig{Queue: brokertest.Name(t, "tasks"), EventsExchange: brokertest.Name(t, "events")}, gateway.QueueConfig{})
-	ctx := testCtx(t)
+	queueRequirePika(t)
+	env := taskStartEnv(t, gateway.TaskConfig{Queue: brokertest.Name(t, "tasks"), EventsExchange: brokertest.Name(t, "events")}, gateway.QueueConfig{})
+	ctx := taskTestCtx(t)
 	pyEnv := append(os.Environ(), "AMQP_URL="+brokertest.URL())
 
 	t.Run("send.py to Receive", func(t *testing.T) {
 		queue := brokertest.Name(t, "hola")
-		cmd := exec.Command(pythonPika, "testdata/send.py", queue)
+		cmd := exec.Command(queuePython, "testdata/send.py", queue)
 		cmd.Env = pyEnv
 		out, err := cmd.CombinedOutput()
 		if err != nil {
@@ -194,7 +194,7 @@ func TestQueueInteropPika(t *testing.T) {
 	})
 	t.Run("Send to receive.py", func(t *testing.T) {
 		queue := brokertest.Name(t, "hola")
-		cmd := exec.Command(pythonPika, "testdata/receive.py", queue)
+		cmd := exec.Command(queuePython, "testdata/receive.py", queue)
 		cmd.Env = pyEnv
 		out, err := cmd.StdoutPipe()
 		if err != nil {
@@ -219,7 +219,7 @@ func TestQueueInteropPika(t *testing.T) {
 
 func TestQueueReservedNameIsPermissionDenied(t *testing.T) {
 	t.Parallel()
-	env := startTaskEnv(t, gateway.TaskConfig{Queue: brokertest.Name(t, "tasks"), EventsExchange: brokertest.Name(t, "events")}, gateway.QueueConfig{})
-	_, err := env.queues.Send(testCtx(t), &warrenv1.SendRequest{Queue: "amq.warren-test", Body: "x"})
-	wantCode(t, err, codes.PermissionDenied)
+	env := taskStartEnv(t, gateway.TaskConfig{Queue: brokertest.Name(t, "tasks"), EventsExchange: brokertest.Name(t, "events")}, gateway.QueueConfig{})
+	_, err := env.queues.Send(taskTestCtx(t), &warrenv1.SendRequest{Queue: "amq.warren-test", Body: "x"})
+	taskWantCode(t, err, codes.PermissionDenied)
 }

@@ -150,7 +150,7 @@ func (s *TaskService) Connected(ctx context.Context, conn *amqp.Connection) erro
 	}
 	go events.run()
 	s.mu.Lock()
-	s.conn, s.pool, s.events = conn, newQueueConfirmPool(conn, s.cfg.ConfirmChannels), events
+	s.conn, s.pool, s.events = conn, queueNewConfirmPool(conn, s.cfg.ConfirmChannels), events
 	s.mu.Unlock()
 	return nil
 }

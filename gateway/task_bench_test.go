@@ -41,7 +41,7 @@ func BenchmarkTaskSubmit(b *testing.B) {
 		_ = sup.Run(ctx)
 	}()
 	defer func() { cancel(); <-supDone }()
-	waitFor(b, 10*time.Second, "gateway connected", sup.Connected)
+	taskWaitFor(b, 10*time.Second, "gateway connected", sup.Connected)
 
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -36,8 +36,8 @@ type taskEnv struct {
 	queue  *gateway.QueueService
 }
 
-// startTaskEnv starts a gateway and stops it at cleanup.
-func startTaskEnv(t testing.TB, tcfg gateway.TaskConfig, qcfg gateway.QueueConfig) *taskEnv {
+// taskStartEnv starts a gateway and stops it at cleanup.
+func taskStartEnv(t testing.TB, tcfg gateway.TaskConfig, qcfg gateway.QueueConfig) *taskEnv {
 	t.Helper()
 	url := brokertest.Require(t)
 	task := gateway.NewTaskService(tcfg)
@@ -74,7 +74,7 @@ func startTaskEnv(t testing.TB, tcfg gateway.TaskConfig, qcfg gateway.QueueConfi
 		cancel()
 		<-supDone
 	})
-	waitFor(t, 10*time.Second, "gateway connected to the broker", sup.Connected)
+	taskWaitFor(t, 10*time.Second, "gateway connected to the broker", sup.Connected)
 	return &taskEnv{
 		tasks:  warrenv1.NewTaskServiceClient(cc),
 		queues: warrenv1.NewQueueServiceClient(cc),
@@ -83,8 +83,8 @@ func startTaskEnv(t testing.TB, tcfg gateway.TaskConfig, qcfg gateway.QueueConfi
 	}
 }
 
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+// taskWaitFor polls cond until it holds or the timeout passes.
+func taskWaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -95,21 +95,21 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-func testCtx(t testing.TB) context.Context {
+func taskTestCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
 }
 
-func wantCode(t testing.TB, err error, want codes.Code) {
+func taskWantCode(t testing.TB, err error, want codes.Code) {
 	t.Helper()
 	if got := status.Code(err); got != want {
 		t.Fatalf("got code %v (err %v), want %v", got, err, want)
 	}
 }
 
-// queueCount returns the ready messages of a queue.
-func queueCount(t testing.TB, ch *amqp.Channel, name string) int {
+// queueReady returns the ready messages of a queue.
+func queueReady(t testing.TB, ch *amqp.Channel, name string) int {
 	t.Helper()
 	q, err := ch.QueueDeclarePassive(name, false, false, false, false, nil)
 	if err != nil {
@@ -121,8 +121,8 @@ func queueCount(t testing.TB, ch *amqp.Channel, name string) int {
 func TestTaskSubmitIsPersistentAndConfirmed(t *testing.T) {
 	t.Parallel()
 	queue := brokertest.Name(t, "tasks")
-	env := startTaskEnv(t, gateway.TaskConfig{Queue: queue, EventsExchange: brokertest.Name(t, "events")}, gateway.QueueConfig{})
-	ctx := testCtx(t)
+	env := taskStartEnv(t, gateway.TaskConfig{Queue: queue, EventsExchange: brokertest.Name(t, "events")}, gateway.QueueConfig{})
+	ctx := taskTestCtx(t)
 	ch := brokertest.Channel(t)
 
 	tests := []struct {
@@ -163,8 +163,8 @@ func TestTaskSubmitIsPersistentAndConfirmed(t *testing.T) {
 func TestTaskSubmitReturnedIsUnavailable(t *testing.T) {
 	t.Parallel()
 	queue := brokertest.Name(t, "tasks")
-	env := startTaskEnv(t, gateway.TaskConfig{Queue: queue, EventsExchange: brokertest.Name(t, "events")}, gateway.QueueConfig{})
-	ctx := testCtx(t)
+	env := taskStartEnv(t, gateway.TaskConfig{Queue: queue, EventsExchange: brokertest.Name(t, "events")}, gateway.QueueConfig{})
+	ctx := taskTestCtx(t)
 	// The queue goes away behind the gateway's back: the mandatory
 	// publishing is returned (and then confirmed), which must not count.
 	if _, err := brokertest.Channel(t).QueueDelete(queue, false, false, false); err != nil {
@@ -172,7 +172,7 @@ func TestTaskSubmitReturnedIsUnavailable(t *testing.T) {
 	}
 	for i := range 3 {
 		_, err := env.tasks.SubmitTask(ctx, &warrenv1.SubmitTaskRequest{Body: fmt.Sprintf("lost %d", i)})
-		wantCode(t, err, codes.Unavailable)
+		taskWantCode(t, err, codes.Unavailable)
 		if !strings.Contains(err.Error(), "returned") {
 			t.Errorf("got %v, want an error that says the broker returned the task", err)
 		}
@@ -183,16 +183,16 @@ func TestTaskSubmitWithoutBrokerIsUnavailable(t *testing.T) {
 	t.Parallel()
 	svc := gateway.NewTaskService(gateway.TaskConfig{})
 	_, err := svc.SubmitTask(context.Background(), &warrenv1.SubmitTaskRequest{Body: "x"})
-	wantCode(t, err, codes.Unavailable)
+	taskWantCode(t, err, codes.Unavailable)
 	_, err = svc.SubmitTask(context.Background(), &warrenv1.SubmitTaskRequest{Body: "x", IdempotencyKey: strings.Repeat("k", 201)})
-	wantCode(t, err, codes.InvalidArgument)
+	taskWantCode(t, err, codes.InvalidArgument)
 }
 
 func TestTaskSubmitConcurrent(t *testing.T) {
 	t.Parallel()
 	queue := brokertest.Name(t, "tasks")
-	env := startTaskEnv(t, gateway.TaskConfig{Queue: queue, EventsExchange: brokertest.Name(t, "events")}, gateway.QueueConfig{})
-	ctx := testCtx(t)
+	env := taskStartEnv(t, gateway.TaskConfig{Queue: queue, EventsExchange: brokertest.Name(t, "events")}, gateway.QueueConfig{})
+	ctx := taskTestCtx(t)
 	const n = 500
 	ids := make([]string, n)
 	var wg sync.WaitGroup
@@ -219,7 +219,7 @@ func TestTaskSubmitConcurrent(t *testing.T) {
 	if len(seen) != n {
 		t.Errorf("got %d distinct task ids, want %d", len(seen), n)
 	}
-	if got := queueCount(t, brokertest.Channel(t), queue); got != n {
+	if got := queueReady(t, brokertest.Channel(t), queue); got != n {
 		t.Errorf("got %d messages in the queue, want %d (every confirmed task)", got, n)
 	}
 }
@@ -231,17 +231,17 @@ func TestTaskExistingQuorumQueueIsUsed(t *testing.T) {
 	if _, err := brokertest.Channel(t).QueueDeclare(queue, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
 		t.Fatalf("declare quorum queue: %v", err)
 	}
-	env := startTaskEnv(t, gateway.TaskConfig{Queue: queue, EventsExchange: brokertest.Name(t, "events")}, gateway.QueueConfig{})
-	if _, err := env.tasks.SubmitTask(testCtx(t), &warrenv1.SubmitTaskRequest{Body: "into a quorum queue"}); err != nil {
+	env := taskStartEnv(t, gateway.TaskConfig{Queue: queue, EventsExchange: brokertest.Name(t, "events")}, gateway.QueueConfig{})
+	if _, err := env.tasks.SubmitTask(taskTestCtx(t), &warrenv1.SubmitTaskRequest{Body: "into a quorum queue"}); err != nil {
 		t.Fatalf("SubmitTask: %v", err)
 	}
-	if got := queueCount(t, brokertest.Channel(t), queue); got != 1 {
+	if got := queueReady(t, brokertest.Channel(t), queue); got != 1 {
 		t.Errorf("got %d messages, want 1", got)
 	}
 }
 
 // watch opens a WatchTasks stream and waits until it is bound.
-func watch(t testing.TB, ctx context.Context, c warrenv1.TaskServiceClient, id string) grpc.ServerStreamingClient[warrenv1.WatchTasksResponse] {
+func taskWatch(t testing.TB, ctx context.Context, c warrenv1.TaskServiceClient, id string) grpc.ServerStreamingClient[warrenv1.WatchTasksResponse] {
 	t.Helper()
 	stream, err := c.WatchTasks(ctx, &warrenv1.WatchTasksRequest{TaskId: id})
 	if err != nil {
@@ -255,10 +255,10 @@ func watch(t testing.TB, ctx context.Context, c warrenv1.TaskServiceClient, id s
 
 func TestTaskWatchQueued(t *testing.T) {
 	t.Parallel()
-	env := startTaskEnv(t, gateway.TaskConfig{Queue: brokertest.Name(t, "tasks"), EventsExchange: brokertest.Name(t, "events")}, gateway.QueueConfig{})
-	ctx := testCtx(t)
-	all := watch(t, ctx, env.tasks, "")
-	one := watch(t, ctx, env.tasks, "the-one")
+	env := taskStartEnv(t, gateway.TaskConfig{Queue: brokertest.Name(t, "tasks"), EventsExchange: brokertest.Name(t, "events")}, gateway.QueueConfig{})
+	ctx := taskTestCtx(t)
+	all := taskWatch(t, ctx, env.tasks, "")
+	one := taskWatch(t, ctx, env.tasks, "the-one")
 
 	before := time.Now().Add(-time.Second)
 	for _, key := range []string{"another", "the-one"} {
@@ -287,21 +287,21 @@ func TestTaskWatchQueued(t *testing.T) {
 
 func TestTaskShutdownEndsWatch(t *testing.T) {
 	t.Parallel()
-	env := startTaskEnv(t, gateway.TaskConfig{Queue: brokertest.Name(t, "tasks"), EventsExchange: brokertest.Name(t, "events")}, gateway.QueueConfig{})
-	ctx := testCtx(t)
-	stream := watch(t, ctx, env.tasks, "")
+	env := taskStartEnv(t, gateway.TaskConfig{Queue: brokertest.Name(t, "tasks"), EventsExchange: brokertest.Name(t, "events")}, gateway.QueueConfig{})
+	ctx := taskTestCtx(t)
+	stream := taskWatch(t, ctx, env.tasks, "")
 	env.task.Shutdown()
 	_, err := stream.Recv()
-	wantCode(t, err, codes.Unavailable)
+	taskWantCode(t, err, codes.Unavailable)
 	_, err = env.tasks.SubmitTask(ctx, &warrenv1.SubmitTaskRequest{Body: "late"})
-	wantCode(t, err, codes.Unavailable)
+	taskWantCode(t, err, codes.Unavailable)
 }
 
 func TestTaskQueueStats(t *testing.T) {
 	t.Parallel()
 	queue := brokertest.Name(t, "tasks")
-	env := startTaskEnv(t, gateway.TaskConfig{Queue: queue, EventsExchange: brokertest.Name(t, "events")}, gateway.QueueConfig{})
-	ctx := testCtx(t)
+	env := taskStartEnv(t, gateway.TaskConfig{Queue: queue, EventsExchange: brokertest.Name(t, "events")}, gateway.QueueConfig{})
+	ctx := taskTestCtx(t)
 	for i := range 3 {
 		if _, err := env.tasks.SubmitTask(ctx, &warrenv1.SubmitTaskRequest{Body: fmt.Sprint(i)}); err != nil {
 			t.Fatalf("SubmitTask: %v", err)
@@ -321,7 +321,7 @@ func TestTaskQueueStats(t *testing.T) {
 	want := &warrenv1.GetQueueStatsResponse{Queue: queue, MessagesReady: 2, MessagesUnacknowledged: 1, Consumers: 1}
 	var got *warrenv1.GetQueueStatsResponse
 	// The management API refreshes its counts every 5s.
-	waitFor(t, 15*time.Second, "stats ready=2 unacked=1 consumers=1", func() bool {
+	taskWaitFor(t, 15*time.Second, "stats ready=2 unacked=1 consumers=1", func() bool {
 		got, err = env.tasks.GetQueueStats(ctx, &warrenv1.GetQueueStatsRequest{})
 		if err != nil {
 			t.Fatalf("GetQueueStats: %v", err)
@@ -334,12 +334,12 @@ func TestTaskQueueStats(t *testing.T) {
 func TestTaskQueueStatsWithoutManagement(t *testing.T) {
 	t.Parallel()
 	// Nothing listens on port 1: as if the plugin were not enabled.
-	env := startTaskEnv(t, gateway.TaskConfig{
+	env := taskStartEnv(t, gateway.TaskConfig{
 		Queue: brokertest.Name(t, "tasks"), EventsExchange: brokertest.Name(t, "events"),
 		ManagementURL: "http://guest:guest@127.0.0.1:1",
 	}, gateway.QueueConfig{})
-	_, err := env.tasks.GetQueueStats(testCtx(t), &warrenv1.GetQueueStatsRequest{})
-	wantCode(t, err, codes.FailedPrecondition)
+	_, err := env.tasks.GetQueueStats(taskTestCtx(t), &warrenv1.GetQueueStatsRequest{})
+	taskWantCode(t, err, codes.FailedPrecondition)
 	if !strings.Contains(err.Error(), "rabbitmq-plugins enable rabbitmq_management") {
 		t.Errorf("got %v, want it to say how to enable the management plugin", err)
 	}
@@ -361,7 +361,7 @@ type taskProxy struct {
 	wg    sync.WaitGroup
 }
 
-func startTaskProxy(t testing.TB, upstream string) *taskProxy {
+func taskStartProxy(t testing.TB, upstream string) *taskProxy {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -455,7 +455,7 @@ func TestTaskConnectionLostBeforeConfirm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy := startTaskProxy(t, net.JoinHostPort(uri.Host, fmt.Sprint(uri.Port)))
+	proxy := taskStartProxy(t, net.JoinHostPort(uri.Host, fmt.Sprint(uri.Port)))
 	uri.Host, uri.Port = "127.0.0.1", proxy.lis.Addr().(*net.TCPAddr).Port
 	queue := brokertest.Name(t, "tasks")
 	task := gateway.NewTaskService(gateway.TaskConfig{Queue: queue, EventsExchange: brokertest.Name(t, "events"), ConfirmChannels: 4})
@@ -467,22 +467,22 @@ func TestTaskConnectionLostBeforeConfirm(t *testing.T) {
 		_ = sup.Run(ctx)
 	}()
 	t.Cleanup(func() { cancel(); <-supDone })
-	waitFor(t, 10*time.Second, "connected through the proxy", sup.Connected)
+	taskWaitFor(t, 10*time.Second, "connected through the proxy", sup.Connected)
 
 	// Open the confirm channels first: opening one needs the broker's answer.
 	for range 4 {
-		if _, err := task.SubmitTask(testCtx(t), &warrenv1.SubmitTaskRequest{Body: "warm-up"}); err != nil {
+		if _, err := task.SubmitTask(taskTestCtx(t), &warrenv1.SubmitTaskRequest{Body: "warm-up"}); err != nil {
 			t.Fatalf("SubmitTask: %v", err)
 		}
 	}
 	proxy.hold()
 	result := make(chan error, 1)
 	go func() {
-		_, err := task.SubmitTask(testCtx(t), &warrenv1.SubmitTaskRequest{Body: "in doubt"})
+		_, err := task.SubmitTask(taskTestCtx(t), &warrenv1.SubmitTaskRequest{Body: "in doubt"})
 		result <- err
 	}()
 	ch := brokertest.Channel(t)
-	waitFor(t, 5*time.Second, "the task reached the broker", func() bool { return queueCount(t, ch, queue) == 5 })
+	taskWaitFor(t, 5*time.Second, "the task reached the broker", func() bool { return queueReady(t, ch, queue) == 5 })
 	select {
 	case err := <-result:
 		t.Fatalf("SubmitTask returned %v before any confirm reached the gateway", err)
@@ -491,13 +491,13 @@ func TestTaskConnectionLostBeforeConfirm(t *testing.T) {
 	proxy.cut()
 	select {
 	case err := <-result:
-		wantCode(t, err, codes.Unavailable)
+		taskWantCode(t, err, codes.Unavailable)
 	case <-time.After(10 * time.Second):
 		t.Fatal("SubmitTask still waiting 10s after the connection was cut")
 	}
-	waitFor(t, 10*time.Second, "reconnected", sup.Connected)
-	waitFor(t, 10*time.Second, "a submission succeeds again", func() bool {
-		_, err := task.SubmitTask(testCtx(t), &warrenv1.SubmitTaskRequest{Body: "after"})
+	taskWaitFor(t, 10*time.Second, "reconnected", sup.Connected)
+	taskWaitFor(t, 10*time.Second, "a submission succeeds again", func() bool {
+		_, err := task.SubmitTask(taskTestCtx(t), &warrenv1.SubmitTaskRequest{Body: "after"})
 		return err == nil
 	})
 }

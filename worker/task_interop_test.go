@@ -12,28 +12,28 @@ import (
 	"github.com/warrenrpc/warren/worker"
 )
 
-// python is the interpreter with python3-pika (the first python3 on PATH
+// taskPython is the interpreter with python3-pika (the first python3 on PATH
 // may be another installation without it).
-const python = "/usr/bin/python3"
+const taskPython = "/usr/bin/python3"
 
-// requirePika stops the test when pika is missing: a failure under CI, a
+// taskRequirePika stops the test when pika is missing: a failure under CI, a
 // loud skip otherwise.
-func requirePika(t testing.TB) {
+func taskRequirePika(t testing.TB) {
 	t.Helper()
-	out, err := exec.Command(python, "-c", "import pika; print(pika.__version__)").CombinedOutput()
+	out, err := exec.Command(taskPython, "-c", "import pika; print(pika.__version__)").CombinedOutput()
 	if err == nil {
 		return
 	}
-	msg := "python3-pika not available (" + python + " -c 'import pika': " + strings.TrimSpace(string(out)) + "); install with apt-get install python3-pika"
+	msg := "python3-pika not available (" + taskPython + " -c 'import pika': " + strings.TrimSpace(string(out)) + "); install with apt-get install python3-pika"
 	if os.Getenv("CI") != "" {
 		t.Fatal(msg)
 	}
 	t.Skip("SKIPPING interop test: " + msg)
 }
 
-func pythonCmd(t testing.TB, script string, args ...string) *exec.Cmd {
+func taskPythonCmd(t testing.TB, script string, args ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(python, append([]string{"testdata/" + script}, args...)...)
+	cmd := exec.Command(taskPython, append([]string{"testdata/" + script}, args...)...)
 	cmd.Env = append(os.Environ(), "AMQP_URL="+brokertest.Require(t), "PYTHONUNBUFFERED=1")
 	return cmd
 }
@@ -42,12 +42,12 @@ func pythonCmd(t testing.TB, script string, args ...string) *exec.Cmd {
 // worker does the work.
 func TestTaskInteropPikaNewTask(t *testing.T) {
 	t.Parallel()
-	requirePika(t)
-	names := newTaskNames(t)
+	taskRequirePika(t)
+	names := taskNewNames(t)
 	var l taskLog
-	startWorker(t, names, "warren", &l, worker.TaskConfig{Unit: 10 * time.Millisecond})
+	taskStartWorker(t, names, "warren", &l, worker.TaskConfig{Unit: 10 * time.Millisecond})
 	for _, msg := range []string{"Primer mensaje.", "Segundo mensaje.."} {
-		out, err := pythonCmd(t, "new_task.py", names.queue, msg).CombinedOutput()
+		out, err := taskPythonCmd(t, "new_task.py", names.queue, msg).CombinedOutput()
 		if err != nil {
 			t.Fatalf("new_task.py: %v\n%s", err, out)
 		}
@@ -55,7 +55,7 @@ func TestTaskInteropPikaNewTask(t *testing.T) {
 			t.Errorf("new_task.py printed %q, want %q", got, want)
 		}
 	}
-	waitFor(t, 10*time.Second, "both tasks done by warren's worker", func() bool { return l.doneCount() == 2 })
+	taskWaitFor(t, 10*time.Second, "both tasks done by warren's worker", func() bool { return l.doneCount() == 2 })
 	_, done := l.snapshot()
 	if done[0].body != "Primer mensaje." || done[1].body != "Segundo mensaje.." {
 		t.Errorf("got %+v, want the two messages in order", done)
@@ -66,10 +66,10 @@ func TestTaskInteropPikaNewTask(t *testing.T) {
 // worker.py (prefetch 1, ack after the work) does the work.
 func TestTaskInteropPikaWorker(t *testing.T) {
 	t.Parallel()
-	requirePika(t)
-	names := newTaskNames(t)
-	client := startGateway(t, names)
-	cmd := pythonCmd(t, "worker.py", names.queue)
+	taskRequirePika(t)
+	names := taskNewNames(t)
+	client := taskStartGateway(t, names)
+	cmd := taskPythonCmd(t, "worker.py", names.queue)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -109,8 +109,8 @@ func TestTaskInteropPikaWorker(t *testing.T) {
 	if got := next(); !strings.Contains(got, "Waiting for messages") {
 		t.Fatalf("worker.py printed %q, want the waiting banner", got)
 	}
-	ctx := testCtx(t)
-	ids := []string{submit(t, ctx, client, "Hola"), submit(t, ctx, client, "Hola.")}
+	ctx := taskTestCtx(t)
+	ids := []string{taskSubmit(t, ctx, client, "Hola"), taskSubmit(t, ctx, client, "Hola.")}
 	for i, body := range []string{"Hola", "Hola."} {
 		want := " [x] Received " + body + " id=" + ids[i]
 		if got := next(); got != want {
@@ -121,7 +121,7 @@ func TestTaskInteropPikaWorker(t *testing.T) {
 		}
 	}
 	ch := brokertest.Channel(t)
-	if ready, consumers := queueDepth(t, ch, names.queue); ready != 0 || consumers != 1 {
+	if ready, consumers := taskQueueDepth(t, ch, names.queue); ready != 0 || consumers != 1 {
 		t.Errorf("got ready=%d consumers=%d, want 0 and 1 (worker.py)", ready, consumers)
 	}
 }

@@ -30,7 +30,7 @@ import (
 // taskNames are the entities of one test.
 type taskNames struct{ queue, events string }
 
-func newTaskNames(t testing.TB) taskNames {
+func taskNewNames(t testing.TB) taskNames {
 	t.Helper()
 	n := taskNames{queue: brokertest.Name(t, "tasks"), events: brokertest.Name(t, "events")}
 	dead := n.queue + worker.TaskDeadLetterSuffix
@@ -47,9 +47,9 @@ func newTaskNames(t testing.TB) taskNames {
 	return n
 }
 
-// runSupervisor runs a Supervisor for handlers until cleanup and waits
+// taskRunSupervisor runs a Supervisor for handlers until cleanup and waits
 // until it is connected.
-func runSupervisor(t testing.TB, name string, handlers ...amqpx.Handler) (stop func()) {
+func taskRunSupervisor(t testing.TB, name string, handlers ...amqpx.Handler) (stop func()) {
 	t.Helper()
 	sup := amqpx.New(amqpx.Config{URLs: []string{brokertest.Require(t)}, Name: name}, handlers...)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -61,12 +61,12 @@ func runSupervisor(t testing.TB, name string, handlers ...amqpx.Handler) (stop f
 	var once sync.Once
 	stop = func() { once.Do(func() { cancel(); <-done }) }
 	t.Cleanup(stop)
-	waitFor(t, 10*time.Second, name+" connected", sup.Connected)
+	taskWaitFor(t, 10*time.Second, name+" connected", sup.Connected)
 	return stop
 }
 
-// startGateway serves a TaskService over bufconn and returns its client.
-func startGateway(t testing.TB, names taskNames) warrenv1.TaskServiceClient {
+// taskStartGateway serves a TaskService over bufconn and returns its client.
+func taskStartGateway(t testing.TB, names taskNames) warrenv1.TaskServiceClient {
 	t.Helper()
 	svc := gateway.NewTaskService(gateway.TaskConfig{Queue: names.queue, EventsExchange: names.events})
 	lis := bufconn.Listen(1 << 20)
@@ -85,7 +85,7 @@ func startGateway(t testing.TB, names taskNames) warrenv1.TaskServiceClient {
 	}
 	// Cleanups run last-in first-out: the server stops before the
 	// Supervisor registered below.
-	runSupervisor(t, "gateway "+t.Name(), svc)
+	taskRunSupervisor(t, "gateway "+t.Name(), svc)
 	t.Cleanup(func() {
 		_ = cc.Close()
 		svc.Shutdown()
@@ -140,15 +140,15 @@ func (l *taskLog) handler(id string, unit time.Duration) worker.TaskHandler {
 	}
 }
 
-// startWorker runs a worker with its own connection until cleanup.
-func startWorker(t testing.TB, names taskNames, id string, l *taskLog, cfg worker.TaskConfig) *worker.Task {
+// taskStartWorker runs a worker with its own connection until cleanup.
+func taskStartWorker(t testing.TB, names taskNames, id string, l *taskLog, cfg worker.TaskConfig) *worker.Task {
 	t.Helper()
 	cfg.Queue, cfg.EventsExchange, cfg.WorkerID = names.queue, names.events, id
 	if cfg.Handler == nil {
 		cfg.Handler = l.handler(id, cfg.Unit)
 	}
 	w := worker.NewTask(cfg)
-	runSupervisor(t, "worker "+id+" "+t.Name(), w)
+	taskRunSupervisor(t, "worker "+id+" "+t.Name(), w)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -157,7 +157,7 @@ func startWorker(t testing.TB, names taskNames, id string, l *taskLog, cfg worke
 	return w
 }
 
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+func taskWaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -168,13 +168,13 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-func testCtx(t testing.TB) context.Context {
+func taskTestCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	return ctx
 }
 
-func submit(t testing.TB, ctx context.Context, c warrenv1.TaskServiceClient, body string) string {
+func taskSubmit(t testing.TB, ctx context.Context, c warrenv1.TaskServiceClient, body string) string {
 	t.Helper()
 	resp, err := c.SubmitTask(ctx, &warrenv1.SubmitTaskRequest{Body: body})
 	if err != nil {
@@ -183,8 +183,8 @@ func submit(t testing.TB, ctx context.Context, c warrenv1.TaskServiceClient, bod
 	return resp.GetTaskId()
 }
 
-// queueDepth returns ready and consumers of a queue, live.
-func queueDepth(t testing.TB, ch *amqp.Channel, name string) (ready, consumers int) {
+// taskQueueDepth returns ready and consumers of a queue, live.
+func taskQueueDepth(t testing.TB, ch *amqp.Channel, name string) (ready, consumers int) {
 	t.Helper()
 	q, err := ch.QueueDeclarePassive(name, false, false, false, false, nil)
 	if err != nil {
@@ -197,17 +197,17 @@ func queueDepth(t testing.TB, ch *amqp.Channel, name string) (ready, consumers i
 // no prefetch limit, tasks go to them in turn.
 func TestTaskRoundRobin(t *testing.T) {
 	t.Parallel()
-	names := newTaskNames(t)
-	client := startGateway(t, names)
+	names := taskNewNames(t)
+	client := taskStartGateway(t, names)
 	var l taskLog
-	startWorker(t, names, "A", &l, worker.TaskConfig{Prefetch: -1, Unit: time.Millisecond})
-	startWorker(t, names, "B", &l, worker.TaskConfig{Prefetch: -1, Unit: time.Millisecond})
-	ctx := testCtx(t)
+	taskStartWorker(t, names, "A", &l, worker.TaskConfig{Prefetch: -1, Unit: time.Millisecond})
+	taskStartWorker(t, names, "B", &l, worker.TaskConfig{Prefetch: -1, Unit: time.Millisecond})
+	ctx := taskTestCtx(t)
 	const n = 10
 	for i := range n {
-		submit(t, ctx, client, fmt.Sprintf("task %d.", i))
+		taskSubmit(t, ctx, client, fmt.Sprintf("task %d.", i))
 	}
-	waitFor(t, 10*time.Second, "10 tasks done", func() bool { return l.doneCount() == n })
+	taskWaitFor(t, 10*time.Second, "10 tasks done", func() bool { return l.doneCount() == n })
 	started, _ := l.snapshot()
 	byBody := map[string]string{}
 	for _, r := range started {
@@ -244,24 +244,24 @@ func TestTaskFairDispatch(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			names := newTaskNames(t)
-			client := startGateway(t, names)
+			names := taskNewNames(t)
+			client := taskStartGateway(t, names)
 			var l taskLog
 			const unit = 20 * time.Millisecond
-			startWorker(t, names, "A", &l, worker.TaskConfig{Prefetch: tt.prefetch, Unit: unit})
-			startWorker(t, names, "B", &l, worker.TaskConfig{Prefetch: tt.prefetch, Unit: unit})
-			ctx := testCtx(t)
+			taskStartWorker(t, names, "A", &l, worker.TaskConfig{Prefetch: tt.prefetch, Unit: unit})
+			taskStartWorker(t, names, "B", &l, worker.TaskConfig{Prefetch: tt.prefetch, Unit: unit})
+			ctx := taskTestCtx(t)
 			long := "long" + strings.Repeat(".", 40) // 800ms
-			submit(t, ctx, client, long)
-			waitFor(t, 5*time.Second, "the long task started", func() bool {
+			taskSubmit(t, ctx, client, long)
+			taskWaitFor(t, 5*time.Second, "the long task started", func() bool {
 				s, _ := l.snapshot()
 				return len(s) == 1
 			})
 			const shorts = 8
 			for i := range shorts {
-				submit(t, ctx, client, fmt.Sprintf("short %d.", i)) // 20ms
+				taskSubmit(t, ctx, client, fmt.Sprintf("short %d.", i)) // 20ms
 			}
-			waitFor(t, 10*time.Second, "all tasks done", func() bool { return l.doneCount() == shorts+1 })
+			taskWaitFor(t, 10*time.Second, "all tasks done", func() bool { return l.doneCount() == shorts+1 })
 			_, done := l.snapshot()
 			var longDone taskRecord
 			for _, r := range done {
@@ -295,18 +295,18 @@ func TestTaskFairDispatch(t *testing.T) {
 // TestTaskThousandExactlyOnce: with no worker dying every task runs once.
 func TestTaskThousandExactlyOnce(t *testing.T) {
 	t.Parallel()
-	names := newTaskNames(t)
-	client := startGateway(t, names)
+	names := taskNewNames(t)
+	client := taskStartGateway(t, names)
 	var l taskLog
-	startWorker(t, names, "A", &l, worker.TaskConfig{Unit: time.Millisecond})
-	startWorker(t, names, "B", &l, worker.TaskConfig{Unit: time.Millisecond})
-	ctx := testCtx(t)
+	taskStartWorker(t, names, "A", &l, worker.TaskConfig{Unit: time.Millisecond})
+	taskStartWorker(t, names, "B", &l, worker.TaskConfig{Unit: time.Millisecond})
+	ctx := taskTestCtx(t)
 	const n = 1000
-	submitMany(t, ctx, client, n, "task %d")
+	taskSubmitMany(t, ctx, client, n, "task %d")
 
-	waitFor(t, 30*time.Second, "1000 tasks done", func() bool { return l.doneCount() >= n })
+	taskWaitFor(t, 30*time.Second, "1000 tasks done", func() bool { return l.doneCount() >= n })
 	ch := brokertest.Channel(t)
-	if ready, _ := queueDepth(t, ch, names.queue); ready != 0 {
+	if ready, _ := taskQueueDepth(t, ch, names.queue); ready != 0 {
 		t.Errorf("got %d tasks still ready, want 0", ready)
 	}
 	time.Sleep(200 * time.Millisecond) // room for a stray redelivery
@@ -328,8 +328,8 @@ func TestTaskThousandExactlyOnce(t *testing.T) {
 	t.Logf("runs per worker: %v", perWorker)
 }
 
-// submitMany submits n tasks from 64 goroutines.
-func submitMany(t testing.TB, ctx context.Context, client warrenv1.TaskServiceClient, n int, format string) {
+// taskSubmitMany submits n tasks from 64 goroutines.
+func taskSubmitMany(t testing.TB, ctx context.Context, client warrenv1.TaskServiceClient, n int, format string) {
 	t.Helper()
 	next := make(chan int)
 	errs := make(chan error, 64)
@@ -357,9 +357,9 @@ func submitMany(t testing.TB, ctx context.Context, client warrenv1.TaskServiceCl
 	}
 }
 
-// childWorker starts this test binary as a tasks worker process and
+// taskChildWorker starts this test binary as a tasks worker process and
 // returns the lines it prints. The process is killed at cleanup.
-func childWorker(t testing.TB, names taskNames, unit time.Duration) (*exec.Cmd, <-chan string) {
+func taskChildWorker(t testing.TB, names taskNames, unit time.Duration) (*exec.Cmd, <-chan string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%s,%d", taskChildEnv, names.queue, names.events, unit.Milliseconds()))
@@ -394,17 +394,17 @@ func childWorker(t testing.TB, names taskNames, unit time.Duration) (*exec.Cmd, 
 // the other worker, which completes it.
 func TestTaskKillWorkerProcess(t *testing.T) {
 	t.Parallel()
-	names := newTaskNames(t)
-	client := startGateway(t, names)
+	names := taskNewNames(t)
+	client := taskStartGateway(t, names)
 	ch := brokertest.Channel(t)
-	cmd, lines := childWorker(t, names, 100*time.Millisecond)
-	waitFor(t, 10*time.Second, "child worker consuming", func() bool {
-		_, consumers := queueDepth(t, ch, names.queue)
+	cmd, lines := taskChildWorker(t, names, 100*time.Millisecond)
+	taskWaitFor(t, 10*time.Second, "child worker consuming", func() bool {
+		_, consumers := taskQueueDepth(t, ch, names.queue)
 		return consumers == 1
 	})
-	ctx := testCtx(t)
+	ctx := taskTestCtx(t)
 	body := "kill me mid-task......" // 600ms in the child
-	id := submit(t, ctx, client, body)
+	id := taskSubmit(t, ctx, client, body)
 	select {
 	case line := <-lines:
 		if line != "started "+body {
@@ -415,11 +415,11 @@ func TestTaskKillWorkerProcess(t *testing.T) {
 	}
 	// Now the other worker joins; with prefetch 1 it is idle.
 	var l taskLog
-	startWorker(t, names, "survivor", &l, worker.TaskConfig{Unit: time.Millisecond})
+	taskStartWorker(t, names, "survivor", &l, worker.TaskConfig{Unit: time.Millisecond})
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatalf("kill -9 child: %v", err)
 	}
-	waitFor(t, 10*time.Second, "the task completed on the survivor", func() bool { return l.doneCount() == 1 })
+	taskWaitFor(t, 10*time.Second, "the task completed on the survivor", func() bool { return l.doneCount() == 1 })
 	_, done := l.snapshot()
 	if done[0].body != body || done[0].worker != "survivor" {
 		t.Errorf("got %+v, want %q done by survivor", done[0], body)
@@ -429,7 +429,7 @@ func TestTaskKillWorkerProcess(t *testing.T) {
 			t.Errorf("child printed %q after SIGKILL", line)
 		}
 	}
-	if ready, _ := queueDepth(t, ch, names.queue); ready != 0 {
+	if ready, _ := taskQueueDepth(t, ch, names.queue); ready != 0 {
 		t.Errorf("got %d ready tasks, want 0", ready)
 	}
 	t.Logf("task %s: started in the child (pid %d), SIGKILL, completed by the survivor", id, cmd.Process.Pid)
@@ -440,22 +440,22 @@ func TestTaskKillWorkerProcess(t *testing.T) {
 // Every task runs at least once.
 func TestTaskThousandWithDeath(t *testing.T) {
 	t.Parallel()
-	names := newTaskNames(t)
-	client := startGateway(t, names)
+	names := taskNewNames(t)
+	client := taskStartGateway(t, names)
 	ch := brokertest.Channel(t)
-	cmd, lines := childWorker(t, names, time.Millisecond)
+	cmd, lines := taskChildWorker(t, names, time.Millisecond)
 	var l taskLog
-	startWorker(t, names, "survivor", &l, worker.TaskConfig{Unit: time.Millisecond})
-	waitFor(t, 10*time.Second, "two consumers", func() bool {
-		_, consumers := queueDepth(t, ch, names.queue)
+	taskStartWorker(t, names, "survivor", &l, worker.TaskConfig{Unit: time.Millisecond})
+	taskWaitFor(t, 10*time.Second, "two consumers", func() bool {
+		_, consumers := taskQueueDepth(t, ch, names.queue)
 		return consumers == 2
 	})
-	ctx := testCtx(t)
+	ctx := taskTestCtx(t)
 	const n = 1000
 	submitted := make(chan struct{})
 	go func() {
 		defer close(submitted)
-		submitMany(t, ctx, client, n, "task %d..")
+		taskSubmitMany(t, ctx, client, n, "task %d..")
 	}()
 	childDone := map[string]int{}
 	killed := false
@@ -485,7 +485,7 @@ read:
 	if !killed {
 		t.Fatalf("child finished only %d tasks and was never killed", len(childDone))
 	}
-	waitFor(t, 30*time.Second, "every task done", func() bool {
+	taskWaitFor(t, 30*time.Second, "every task done", func() bool {
 		_, done := l.snapshot()
 		seen := map[string]bool{}
 		for b := range childDone {
@@ -496,7 +496,7 @@ read:
 		}
 		return len(seen) == n
 	})
-	if ready, _ := queueDepth(t, ch, names.queue); ready != 0 {
+	if ready, _ := taskQueueDepth(t, ch, names.queue); ready != 0 {
 		t.Errorf("got %d ready tasks, want 0", ready)
 	}
 	_, done := l.snapshot()
@@ -514,11 +514,11 @@ read:
 // around it are not disturbed, and the events tell the story.
 func TestTaskPoisonDeadLettered(t *testing.T) {
 	t.Parallel()
-	names := newTaskNames(t)
-	client := startGateway(t, names)
+	names := taskNewNames(t)
+	client := taskStartGateway(t, names)
 	var l taskLog
-	startWorker(t, names, "A", &l, worker.TaskConfig{Unit: time.Millisecond, MaxAttempts: 3})
-	ctx := testCtx(t)
+	taskStartWorker(t, names, "A", &l, worker.TaskConfig{Unit: time.Millisecond, MaxAttempts: 3})
+	ctx := taskTestCtx(t)
 	events, err := client.WatchTasks(ctx, &warrenv1.WatchTasksRequest{})
 	if err != nil {
 		t.Fatal(err)
@@ -526,13 +526,13 @@ func TestTaskPoisonDeadLettered(t *testing.T) {
 	if _, err := events.Header(); err != nil {
 		t.Fatal(err)
 	}
-	id := submit(t, ctx, client, "poison pill")
-	submit(t, ctx, client, "healthy.")
+	id := taskSubmit(t, ctx, client, "poison pill")
+	taskSubmit(t, ctx, client, "healthy.")
 
 	dead := names.queue + worker.TaskDeadLetterSuffix
 	ch := brokertest.Channel(t)
 	var d amqp.Delivery
-	waitFor(t, 10*time.Second, "the poison task in "+dead, func() bool {
+	taskWaitFor(t, 10*time.Second, "the poison task in "+dead, func() bool {
 		var ok bool
 		d, ok, err = ch.Get(dead, true)
 		if err != nil {
@@ -550,7 +550,7 @@ func TestTaskPoisonDeadLettered(t *testing.T) {
 		t.Errorf("dead letter %s: got %q, want %q", worker.TaskHeaderError, got, "poison task")
 	}
 	// The healthy task may run before or between the poison's attempts.
-	waitFor(t, 10*time.Second, "the healthy task done", func() bool { return l.doneCount() == 1 })
+	taskWaitFor(t, 10*time.Second, "the healthy task done", func() bool { return l.doneCount() == 1 })
 	started, done := l.snapshot()
 	tries := 0
 	for _, r := range started {
@@ -564,7 +564,7 @@ func TestTaskPoisonDeadLettered(t *testing.T) {
 	if len(done) != 1 || done[0].body != "healthy." {
 		t.Errorf("got done %+v, want only the healthy task", done)
 	}
-	if ready, _ := queueDepth(t, ch, names.queue); ready != 0 {
+	if ready, _ := taskQueueDepth(t, ch, names.queue); ready != 0 {
 		t.Errorf("got %d ready tasks, want 0 (never redelivered forever)", ready)
 	}
 
@@ -616,13 +616,13 @@ func TestTaskShutdown(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			names := newTaskNames(t)
-			client := startGateway(t, names)
+			names := taskNewNames(t)
+			client := taskStartGateway(t, names)
 			var l taskLog
-			w := startWorker(t, names, "A", &l, worker.TaskConfig{Unit: 100 * time.Millisecond})
-			ctx := testCtx(t)
-			submit(t, ctx, client, "three units...")
-			waitFor(t, 5*time.Second, "task started", func() bool {
+			w := taskStartWorker(t, names, "A", &l, worker.TaskConfig{Unit: 100 * time.Millisecond})
+			ctx := taskTestCtx(t)
+			taskSubmit(t, ctx, client, "three units...")
+			taskWaitFor(t, 5*time.Second, "task started", func() bool {
 				s, _ := l.snapshot()
 				return len(s) == 1
 			})
@@ -635,8 +635,8 @@ func TestTaskShutdown(t *testing.T) {
 				t.Errorf("got %d tasks done, want %d", got, want)
 			}
 			ch := brokertest.Channel(t)
-			waitFor(t, 5*time.Second, fmt.Sprintf("%d ready", tt.wantReady), func() bool {
-				ready, _ := queueDepth(t, ch, names.queue)
+			taskWaitFor(t, 5*time.Second, fmt.Sprintf("%d ready", tt.wantReady), func() bool {
+				ready, _ := taskQueueDepth(t, ch, names.queue)
 				return ready == tt.wantReady
 			})
 		})
@@ -648,16 +648,16 @@ func TestTaskShutdown(t *testing.T) {
 // dead-lettered under it.
 func TestTaskForeignTaskWithoutID(t *testing.T) {
 	t.Parallel()
-	names := newTaskNames(t)
+	names := taskNewNames(t)
 	var l taskLog
-	startWorker(t, names, "A", &l, worker.TaskConfig{Unit: time.Millisecond, MaxAttempts: 2})
+	taskStartWorker(t, names, "A", &l, worker.TaskConfig{Unit: time.Millisecond, MaxAttempts: 2})
 	ch := brokertest.Channel(t)
 	if err := ch.Publish("", names.queue, false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte("poison from afar")}); err != nil {
 		t.Fatal(err)
 	}
 	dead := names.queue + worker.TaskDeadLetterSuffix
 	var d amqp.Delivery
-	waitFor(t, 10*time.Second, "dead letter", func() bool {
+	taskWaitFor(t, 10*time.Second, "dead letter", func() bool {
 		var ok bool
 		var err error
 		d, ok, err = ch.Get(dead, true)
@@ -677,7 +677,7 @@ func TestTaskForeignTaskWithoutID(t *testing.T) {
 // is dead-lettered too instead of being delivered forever.
 func TestTaskQuorumDeliveryCount(t *testing.T) {
 	t.Parallel()
-	names := newTaskNames(t)
+	names := taskNewNames(t)
 	ch := brokertest.Channel(t)
 	if _, err := ch.QueueDeclare(names.queue, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
 		t.Fatalf("declare quorum queue: %v", err)
@@ -688,7 +688,7 @@ func TestTaskQuorumDeliveryCount(t *testing.T) {
 	// Two deliveries handed back unacknowledged, as two dying workers would.
 	for i := range 2 {
 		var d amqp.Delivery
-		waitFor(t, 5*time.Second, "a delivery", func() bool {
+		taskWaitFor(t, 5*time.Second, "a delivery", func() bool {
 			var ok bool
 			var err error
 			d, ok, err = ch.Get(names.queue, false)
@@ -702,10 +702,10 @@ func TestTaskQuorumDeliveryCount(t *testing.T) {
 		}
 	}
 	var l taskLog
-	startWorker(t, names, "A", &l, worker.TaskConfig{Unit: time.Millisecond, MaxAttempts: 3, QueueType: amqpx.QueueQuorum})
+	taskStartWorker(t, names, "A", &l, worker.TaskConfig{Unit: time.Millisecond, MaxAttempts: 3, QueueType: amqpx.QueueQuorum})
 	dead := names.queue + worker.TaskDeadLetterSuffix
 	var d amqp.Delivery
-	waitFor(t, 10*time.Second, "dead letter", func() bool {
+	taskWaitFor(t, 10*time.Second, "dead letter", func() bool {
 		var ok bool
 		var err error
 		d, ok, err = ch.Get(dead, true)

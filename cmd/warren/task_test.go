@@ -75,19 +75,19 @@ func taskTestGateway(t *testing.T) (addr, queue string) {
 	return lis.Addr().String(), queue
 }
 
-// lockedBuffer is a bytes.Buffer safe to read while a command writes.
-type lockedBuffer struct {
+// taskLockedBuffer is a bytes.Buffer safe to read while a command writes.
+type taskLockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *taskLockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+func (l *taskLockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
@@ -100,12 +100,12 @@ func TestTaskCommands(t *testing.T) {
 
 	// warren task watch --task job-1, in the background.
 	wctx, wcancel := context.WithCancel(ctx)
-	var watchOut, watchErr lockedBuffer
+	var watchOut, watchErr taskLockedBuffer
 	watchDone := make(chan error, 1)
 	go func() {
 		watchDone <- taskCommand(wctx, []string{"watch", "--addr", addr, "--task", "job-1"}, &watchOut, &watchErr)
 	}()
-	waitOutput(t, &watchOut, "Watching tasks")
+	taskWaitOutput(t, &watchOut, "Watching tasks")
 
 	var out, errOut bytes.Buffer
 	if err := taskCommand(ctx, []string{"submit", "--addr", addr, "--key", "job-1", "Hola..."}, &out, &errOut); err != nil {
@@ -114,7 +114,7 @@ func TestTaskCommands(t *testing.T) {
 	if got, want := out.String(), " [x] Sent \"Hola...\" (task job-1)\n"; got != want {
 		t.Errorf("task submit printed %q, want %q", got, want)
 	}
-	waitOutput(t, &watchOut, "job-1 SUCCEEDED attempt=1 worker=cli-worker")
+	taskWaitOutput(t, &watchOut, "job-1 SUCCEEDED attempt=1 worker=cli-worker")
 	wcancel()
 	if err := <-watchDone; err != nil {
 		t.Errorf("task watch: %v", err)
@@ -160,12 +160,12 @@ func TestSendReceiveCommands(t *testing.T) {
 		t.Errorf("send printed %q, want %q", got, want)
 	}
 	rctx, rcancel := context.WithCancel(ctx)
-	var recvOut, recvErr lockedBuffer
+	var recvOut, recvErr taskLockedBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- receiveCommand(rctx, []string{"--addr", addr, "--queue", hola}, &recvOut, &recvErr)
 	}()
-	waitOutput(t, &recvOut, " [x] Received ¡Hola Mundo!")
+	taskWaitOutput(t, &recvOut, " [x] Received ¡Hola Mundo!")
 	rcancel()
 	if err := <-done; err != nil {
 		t.Errorf("receive: %v", err)
@@ -175,7 +175,7 @@ func TestSendReceiveCommands(t *testing.T) {
 	}
 }
 
-func waitOutput(t *testing.T, b *lockedBuffer, want string) {
+func taskWaitOutput(t *testing.T, b *taskLockedBuffer, want string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(b.String(), want) {

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/warrenrpc/warren/gateway"
+	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
+	"github.com/warrenrpc/warren/internal/amqpx"
+	"github.com/warrenrpc/warren/internal/brokertest"
+	"github.com/warrenrpc/warren/worker"
+)
+
+// taskTestGateway serves the task and queue services and a tasks worker
+// on loopback TCP and returns the address.
+func taskTestGateway(t *testing.T) (addr, queue string) {
+	t.Helper()
+	url := brokertest.Require(t)
+	queue = brokertest.Name(t, "tasks")
+	events := brokertest.Name(t, "events")
+	ts := gateway.NewTaskService(gateway.TaskConfig{Queue: queue, EventsExchange: events})
+	qs := gateway.NewQueueService(gateway.QueueConfig{})
+	w := worker.NewTask(worker.TaskConfig{Queue: queue, EventsExchange: events, WorkerID: "cli-worker", Unit: time.Millisecond})
+	t.Cleanup(func() {
+		c := brokertest.Dial(t)
+		if ch, err := c.Channel(); err == nil {
+			_, _ = ch.QueueDelete(queue+worker.TaskDeadLetterSuffix, false, false, false)
+		}
+	})
+	sup := amqpx.New(amqpx.Config{URLs: []string{url}, Name: "cli " + t.Name()}, ts, qs, w)
+	ctx, cancel := context.WithCancel(context.Background())
+	supDone := make(chan struct{})
+	go func() {
+		defer close(supDone)
+		_ = sup.Run(ctx)
+	}()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	warrenv1.RegisterTaskServiceServer(srv, ts)
+	warrenv1.RegisterQueueServiceServer(srv, qs)
+	srvDone := make(chan struct{})
+	go func() {
+		defer close(srvDone)
+		_ = srv.Serve(lis)
+	}()
+	t.Cleanup(func() {
+		ts.Shutdown()
+		qs.Shutdown()
+		srv.Stop()
+		<-srvDone
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		_ = w.Shutdown(sctx)
+		cancel()
+		<-supDone
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for !sup.Connected() {
+		if time.Now().After(deadline) {
+			t.Fatal("gateway not connected after 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return lis.Addr().String(), queue
+}
+
+// taskLockedBuffer is a bytes.Buffer safe to read while a command writes.
+type taskLockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *taskLockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *taskLockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestTaskCommands(t *testing.T) {
+	addr, queue := taskTestGateway(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	// warren task watch --task job-1, in the background.
+	wctx, wcancel := context.WithCancel(ctx)
+	var watchOut, watchErr taskLockedBuffer
+	watchDone := make(chan error, 1)
+	go func() {
+		watchDone <- taskCommand(wctx, []string{"watch", "--addr", addr, "--task", "job-1"}, &watchOut, &watchErr)
+	}()
+	taskWaitOutput(t, &watchOut, "Watching tasks")
+
+	var out, errOut bytes.Buffer
+	if err := taskCommand(ctx, []string{"submit", "--addr", addr, "--key", "job-1", "Hola..."}, &out, &errOut); err != nil {
+		t.Fatalf("task submit: %v (stderr %q)", err, errOut.String())
+	}
+	if got, want := out.String(), " [x] Sent \"Hola...\" (task job-1)\n"; got != want {
+		t.Errorf("task submit printed %q, want %q", got, want)
+	}
+	taskWaitOutput(t, &watchOut, "job-1 SUCCEEDED attempt=1 worker=cli-worker")
+	wcancel()
+	if err := <-watchDone; err != nil {
+		t.Errorf("task watch: %v", err)
+	}
+	for _, state := range []string{"QUEUED", "STARTED", "SUCCEEDED"} {
+		if !regexp.MustCompile(`\d\d:\d\d:\d\d\.\d{3} job-1 ` + state + ` attempt=1`).MatchString(watchOut.String()) {
+			t.Errorf("task watch printed %q, want a %s line for job-1", watchOut.String(), state)
+		}
+	}
+
+	// The management API's unacknowledged count may be a few seconds old.
+	want := "name\tmessages_ready\tmessages_unacknowledged\tconsumers\n" + queue + "\t0\t0\t1\n"
+	deadline := time.Now().Add(12 * time.Second)
+	for {
+		out.Reset()
+		if err := taskCommand(ctx, []string{"stats", "--addr", addr}, &out, &errOut); err != nil {
+			t.Fatalf("task stats: %v", err)
+		}
+		if out.String() == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task stats printed %q, want %q", out.String(), want)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	if err := taskCommand(ctx, []string{"frobnicate"}, &out, &errOut); err == nil {
+		t.Error("task frobnicate: got nil error, want one")
+	}
+}
+
+func TestSendReceiveCommands(t *testing.T) {
+	addr, _ := taskTestGateway(t)
+	hola := brokertest.Name(t, "hola")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	if err := sendCommand(ctx, []string{"--addr", addr, "--queue", hola}, &out, &errOut); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	if got, want := out.String(), " [x] Sent \"¡Hola Mundo!\"\n"; got != want {
+		t.Errorf("send printed %q, want %q", got, want)
+	}
+	rctx, rcancel := context.WithCancel(ctx)
+	var recvOut, recvErr taskLockedBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- receiveCommand(rctx, []string{"--addr", addr, "--queue", hola}, &recvOut, &recvErr)
+	}()
+	taskWaitOutput(t, &recvOut, " [x] Received ¡Hola Mundo!")
+	rcancel()
+	if err := <-done; err != nil {
+		t.Errorf("receive: %v", err)
+	}
+	if !strings.HasPrefix(recvOut.String(), " [*] Waiting for messages.") {
+		t.Errorf("receive printed %q, want the waiting banner first", recvOut.String())
+	}
+}
+
+func taskWaitOutput(t *testing.T, b *taskLockedBuffer, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(b.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("output %q: no %q after 10s", b.String(), want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,127 @@
+package worker_test
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/warrenrpc/warren/internal/brokertest"
+	"github.com/warrenrpc/warren/worker"
+)
+
+// taskPython is the interpreter with python3-pika (the first python3 on PATH
+// may be another installation without it).
+const taskPython = "/usr/bin/python3"
+
+// taskRequirePika stops the test when pika is missing: a failure under CI, a
+// loud skip otherwise.
+func taskRequirePika(t testing.TB) {
+	t.Helper()
+	out, err := exec.Command(taskPython, "-c", "import pika; print(pika.__version__)").CombinedOutput()
+	if err == nil {
+		return
+	}
+	msg := "python3-pika not available (" + taskPython + " -c 'import pika': " + strings.TrimSpace(string(out)) + "); install with apt-get install python3-pika"
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip("SKIPPING interop test: " + msg)
+}
+
+func taskPythonCmd(t testing.TB, script string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(taskPython, append([]string{"testdata/" + script}, args...)...)
+	cmd.Env = append(os.Environ(), "AMQP_URL="+brokertest.Require(t), "PYTHONUNBUFFERED=1")
+	return cmd
+}
+
+// TestTaskInteropPikaNewTask: the tutorial's new_task.py publishes, warren's
+// worker does the work.
+func TestTaskInteropPikaNewTask(t *testing.T) {
+	t.Parallel()
+	taskRequirePika(t)
+	names := taskNewNames(t)
+	var l taskLog
+	taskStartWorker(t, names, "warren", &l, worker.TaskConfig{Unit: 10 * time.Millisecond})
+	for _, msg := range []string{"Primer mensaje.", "Segundo mensaje.."} {
+		out, err := taskPythonCmd(t, "new_task.py", names.queue, msg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("new_task.py: %v\n%s", err, out)
+		}
+		if got, want := strings.TrimSpace(string(out)), " [x] Sent "+msg; got != strings.TrimSpace(want) {
+			t.Errorf("new_task.py printed %q, want %q", got, want)
+		}
+	}
+	taskWaitFor(t, 10*time.Second, "both tasks done by warren's worker", func() bool { return l.doneCount() == 2 })
+	_, done := l.snapshot()
+	if done[0].body != "Primer mensaje." || done[1].body != "Segundo mensaje.." {
+		t.Errorf("got %+v, want the two messages in order", done)
+	}
+}
+
+// TestTaskInteropPikaWorker: warren's SubmitTask publishes, the tutorial's
+// worker.py (prefetch 1, ack after the work) does the work.
+func TestTaskInteropPikaWorker(t *testing.T) {
+	t.Parallel()
+	taskRequirePika(t)
+	names := taskNewNames(t)
+	client := taskStartGateway(t, names)
+	cmd := taskPythonCmd(t, "worker.py", names.queue)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start worker.py: %v", err)
+	}
+	lines := make(chan string, 64)
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		defer close(lines)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		<-readDone
+	})
+	next := func() string {
+		t.Helper()
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				t.Fatal("worker.py exited")
+			}
+			return line
+		case <-time.After(15 * time.Second):
+			t.Fatal("worker.py printed nothing for 15s")
+		}
+		return ""
+	}
+	if got := next(); !strings.Contains(got, "Waiting for messages") {
+		t.Fatalf("worker.py printed %q, want the waiting banner", got)
+	}
+	ctx := taskTestCtx(t)
+	ids := []string{taskSubmit(t, ctx, client, "Hola"), taskSubmit(t, ctx, client, "Hola.")}
+	for i, body := range []string{"Hola", "Hola."} {
+		want := " [x] Received " + body + " id=" + ids[i]
+		if got := next(); got != want {
+			t.Errorf("worker.py printed %q, want %q", got, want)
+		}
+		if got := next(); got != " [x] Done" {
+			t.Errorf("worker.py printed %q, want %q", got, " [x] Done")
+		}
+	}
+	ch := brokertest.Channel(t)
+	if ready, consumers := taskQueueDepth(t, ch, names.queue); ready != 0 || consumers != 1 {
+		t.Errorf("got ready=%d consumers=%d, want 0 and 1 (worker.py)", ready, consumers)
+	}
+}

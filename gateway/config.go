@@ -34,6 +34,12 @@ type Config struct {
 	// DrainTimeout bounds how long shutdown waits for in-flight calls before
 	// it cancels them. Default: 10s.
 	DrainTimeout time.Duration
+	// Tasks configures TaskService (task queue, events exchange, management
+	// API). Default: see TaskConfig. Its Logger defaults to Logger.
+	Tasks TaskConfig
+	// Queues configures QueueService (Hello World). Default: see
+	// QueueConfig. Its Logger defaults to Logger.
+	Queues QueueConfig
 	// Logs configures LogService (exchange names, subscription limits).
 	// Default: the tutorials' exchanges; see logsvc.Config. Its Logger
 	// defaults to Logger.
@@ -63,6 +69,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Tasks.Logger == nil {
+		c.Tasks.Logger = c.Logger
+	}
+	if c.Queues.Logger == nil {
+		c.Queues.Logger = c.Logger
 	}
 	if c.Logs.Logger == nil {
 		c.Logs.Logger = c.Logger

@@ -25,6 +25,8 @@ type Server struct {
 	grpc   *grpc.Server
 	health *health.Server
 	rpc    *rpcClient
+	tasks  *TaskService
+	queues *QueueService
 	logs   *logsvc.Service
 	sup    *amqpx.Supervisor
 
@@ -46,14 +48,18 @@ func New(cfg Config, opts ...grpc.ServerOption) *Server {
 			presenceInterval: cfg.PresenceInterval,
 			log:              cfg.Logger,
 		}),
-		logs: logsvc.New(cfg.Logs),
+		tasks:  NewTaskService(cfg.Tasks),
+		queues: NewQueueService(cfg.Queues),
+		logs:   logsvc.New(cfg.Logs),
 	}
 	warrenv1.RegisterFibonacciServiceServer(s.grpc, &fibonacciService{rpc: s.rpc})
+	warrenv1.RegisterTaskServiceServer(s.grpc, s.tasks)
+	warrenv1.RegisterQueueServiceServer(s.grpc, s.queues)
 	warrenv1.RegisterLogServiceServer(s.grpc, s.logs)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	s.setServing(healthpb.HealthCheckResponse_NOT_SERVING)
-	s.sup = amqpx.New(cfg.AMQP, s.rpc, s.logs, healthHandler{s})
+	s.sup = amqpx.New(cfg.AMQP, s.rpc, s.tasks, s.queues, s.logs, healthHandler{s})
 	return s
 }
 
@@ -62,6 +68,8 @@ func New(cfg Config, opts ...grpc.ServerOption) *Server {
 var servingNames = []string{
 	"",
 	warrenv1.FibonacciService_ServiceDesc.ServiceName,
+	warrenv1.TaskService_ServiceDesc.ServiceName,
+	warrenv1.QueueService_ServiceDesc.ServiceName,
 	warrenv1.LogService_ServiceDesc.ServiceName,
 }
 
@@ -114,6 +122,8 @@ func (s *Server) serve(ctx context.Context, lis net.Listener) error {
 	s.setServing(healthpb.HealthCheckResponse_NOT_SERVING)
 	s.health.Shutdown()
 	// GracefulStop waits for streams; end them with a clear status first.
+	s.tasks.Shutdown()
+	s.queues.Shutdown()
 	s.logs.Shutdown()
 	s.stopGRPC()
 	stopAMQP()

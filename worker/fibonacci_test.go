@@ -10,7 +10,6 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
-	"go.uber.org/goleak"
 	"google.golang.org/grpc/codes"
 
 	"github.com/warrenrpc/warren/internal/amqpx"
@@ -18,10 +17,6 @@ import (
 	"github.com/warrenrpc/warren/internal/pytest"
 	"github.com/warrenrpc/warren/internal/wire"
 )
-
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
 
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 

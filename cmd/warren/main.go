@@ -37,6 +37,9 @@ func commands() []command {
 		{"gateway", "run the gRPC gateway", gatewayCommand},
 		{"worker", "run the workers", workerCommand},
 		{"fib", "call FibonacciService.Fibonacci: warren fib N (rpc_client.py)", fibCommand},
+		{"send", "send a message to a queue: warren send [--queue hola] MESSAGE (send.py)", sendCommand},
+		{"receive", "print a queue's messages: warren receive [--queue hola] (receive.py)", receiveCommand},
+		{"task", "submit, watch or count tasks: warren task submit|watch|stats (new_task.py)", taskCommand},
 		{"log", "emit logs or tail them: warren log emit|tail (emit_log*.py, receive_logs*.py)", logCommand},
 	}
 }

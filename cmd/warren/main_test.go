@@ -70,7 +70,7 @@ func TestDevServesFib(t *testing.T) {
 	url := brokertest.Require(t)
 	addr := freeAddr(t)
 	queue := brokertest.Name(t, "rpc")
-	runInBackground(t, "dev", "--listen", addr, "--amqp-url", url, "--rpc-queue", queue, "--log-level", "error")
+	runInBackground(t, "dev", "--listen", addr, "--amqp-url", url, "--rpc-queue", queue, "--task-queue", queue+".tasks", "--log-level", "error")
 	waitServing(t, addr)
 
 	tests := []struct {
@@ -105,7 +105,7 @@ func TestGatewayWithoutWorkerIsUnavailableAtOnce(t *testing.T) {
 	url := brokertest.Require(t)
 	addr := freeAddr(t)
 	queue := brokertest.Name(t, "rpc")
-	runInBackground(t, "gateway", "--listen", addr, "--amqp-url", url, "--rpc-queue", queue, "--log-level", "error")
+	runInBackground(t, "gateway", "--listen", addr, "--amqp-url", url, "--rpc-queue", queue, "--task-queue", queue+".tasks", "--log-level", "error")
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		start := time.Now()
@@ -152,7 +152,7 @@ func TestSIGTERMStopsDevCleanly(t *testing.T) {
 	}
 	addr := freeAddr(t)
 	queue := brokertest.Name(t, "rpc")
-	cmd := exec.Command(bin, "dev", "--listen", addr, "--amqp-url", url, "--rpc-queue", queue)
+	cmd := exec.Command(bin, "dev", "--listen", addr, "--amqp-url", url, "--rpc-queue", queue, "--task-queue", queue+".tasks")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

@@ -20,14 +20,18 @@ import (
 type gatewayFlags struct {
 	listen    string
 	rpcQueue  string
+	taskQueue string
 	replyMode string
 	timeout   time.Duration
 	drain     time.Duration
+	mgmtURL   string
 }
 
 func (f *gatewayFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.listen, "listen", defaultAddr, "gRPC listen address")
 	fs.StringVar(&f.rpcQueue, "rpc-queue", worker.DefaultRPCQueue, "queue Fibonacci requests go to")
+	fs.StringVar(&f.taskQueue, "task-queue", "task_queue", "queue tasks go to")
+	fs.StringVar(&f.mgmtURL, "management-url", "http://guest:guest@127.0.0.1:15672", "RabbitMQ management API, for task queue statistics")
 	fs.StringVar(&f.replyMode, "reply-mode", "direct", "how replies come back: direct (amq.rabbitmq.reply-to) or queue (a gateway-owned reply queue)")
 	fs.DurationVar(&f.timeout, "default-timeout", 10*time.Second, "deadline of calls that have none")
 	fs.DurationVar(&f.drain, "drain-timeout", 10*time.Second, "how long shutdown waits for in-flight calls")
@@ -41,6 +45,7 @@ func (f *gatewayFlags) config(af *amqpFlags, log *slog.Logger) (gateway.Config, 
 	return gateway.Config{
 		AMQP:           af.config("warren-gateway", log),
 		RPCQueue:       f.rpcQueue,
+		Tasks:          gateway.TaskConfig{Queue: f.taskQueue, ManagementURL: f.mgmtURL},
 		ReplyMode:      mode,
 		DefaultTimeout: f.timeout,
 		DrainTimeout:   f.drain,
@@ -50,35 +55,66 @@ func (f *gatewayFlags) config(af *amqpFlags, log *slog.Logger) (gateway.Config, 
 
 // workerFlags configure the workers.
 type workerFlags struct {
-	rpcQueue  string
-	queueType string
-	prefetch  int
+	rpcQueue     string
+	taskQueue    string
+	queueType    string
+	prefetch     int
+	fib, tasks   bool
+	taskPrefetch int
+	taskUnit     time.Duration
+	taskAttempts int
+	drain        time.Duration
 }
 
-func (f *workerFlags) register(fs *flag.FlagSet, withQueue bool) {
-	if withQueue {
+func (f *workerFlags) register(fs *flag.FlagSet, withQueues bool) {
+	if withQueues {
 		fs.StringVar(&f.rpcQueue, "rpc-queue", worker.DefaultRPCQueue, "queue the Fibonacci worker consumes")
+		fs.StringVar(&f.taskQueue, "task-queue", "task_queue", "queue the tasks worker consumes")
 	}
 	fs.StringVar(&f.queueType, "queue-type", "classic", "type of the queues the workers declare when missing: classic (as the tutorials) or quorum (clusters)")
 	fs.IntVar(&f.prefetch, "prefetch", 64, "Fibonacci requests a worker may hold unacknowledged")
+	fs.BoolVar(&f.fib, "fib", true, "run the Fibonacci worker")
+	fs.BoolVar(&f.tasks, "tasks", true, "run the tasks worker")
+	fs.IntVar(&f.taskPrefetch, "task-prefetch", 1, "tasks a worker may hold unacknowledged (1: fair dispatch)")
+	fs.DurationVar(&f.taskUnit, "task-unit", time.Second, `work time of one "." in a task body`)
+	fs.IntVar(&f.taskAttempts, "task-attempts", 3, "attempts of a failing task before it is dead-lettered")
+	fs.DurationVar(&f.drain, "worker-drain-timeout", 30*time.Second, "how long a stopping worker may finish its current work before requeueing it")
 }
 
 // workers runs the workers on a connection of their own until ctx ends,
 // then lets them finish what they hold.
 type workers struct {
-	fib *worker.Fibonacci
-	sup *amqpx.Supervisor
+	fib   *worker.Fibonacci // nil when disabled
+	task  *worker.Task      // nil when disabled
+	sup   *amqpx.Supervisor
+	drain time.Duration
 }
 
-func newWorkers(af *amqpFlags, wf *workerFlags, rpcQueue string, log *slog.Logger) (*workers, error) {
+func newWorkers(af *amqpFlags, wf *workerFlags, rpcQueue, taskQueue string, log *slog.Logger) (*workers, error) {
 	qt, err := amqpx.ParseQueueType(wf.queueType)
 	if err != nil {
 		return nil, err
 	}
-	fib := worker.NewFibonacci(worker.FibonacciConfig{
-		Queue: rpcQueue, QueueType: qt, Prefetch: wf.prefetch, Logger: log,
-	})
-	return &workers{fib: fib, sup: amqpx.New(af.config("warren-worker", log), fib)}, nil
+	w := &workers{drain: wf.drain}
+	var handlers []amqpx.Handler
+	if wf.fib {
+		w.fib = worker.NewFibonacci(worker.FibonacciConfig{
+			Queue: rpcQueue, QueueType: qt, Prefetch: wf.prefetch, Logger: log,
+		})
+		handlers = append(handlers, w.fib)
+	}
+	if wf.tasks {
+		w.task = worker.NewTask(worker.TaskConfig{
+			Queue: taskQueue, QueueType: qt, Prefetch: wf.taskPrefetch,
+			Unit: wf.taskUnit, MaxAttempts: wf.taskAttempts, Logger: log,
+		})
+		handlers = append(handlers, w.task)
+	}
+	if len(handlers) == 0 {
+		return nil, errors.New("no worker to run: --fib and --tasks are both false")
+	}
+	w.sup = amqpx.New(af.config("warren-worker", log), handlers...)
+	return w, nil
 }
 
 func (w *workers) run(ctx context.Context, log *slog.Logger) {
@@ -86,10 +122,24 @@ func (w *workers) run(ctx context.Context, log *slog.Logger) {
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = w.sup.Run(supCtx) })
 	<-ctx.Done()
-	drain, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	if err := w.fib.Shutdown(drain); err != nil {
-		log.Warn("worker: drain", "err", err)
+	// Stop consuming, finish (or requeue) what is held, then disconnect.
+	drain, cancel := context.WithTimeout(context.Background(), w.drain)
+	var dw sync.WaitGroup
+	if w.fib != nil {
+		dw.Go(func() {
+			if err := w.fib.Shutdown(drain); err != nil {
+				log.Warn("fibonacci worker: drain", "err", err)
+			}
+		})
 	}
+	if w.task != nil {
+		dw.Go(func() {
+			if err := w.task.Shutdown(drain); err != nil {
+				log.Warn("task worker: drain; the current task was requeued", "err", err)
+			}
+		})
+	}
+	dw.Wait()
 	cancel()
 	stop()
 	wg.Wait()
@@ -139,11 +189,11 @@ func workerCommand(ctx context.Context, args []string, _, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	w, err := newWorkers(&af, &wf, wf.rpcQueue, log)
+	w, err := newWorkers(&af, &wf, wf.rpcQueue, wf.taskQueue, log)
 	if err != nil {
 		return err
 	}
-	log.Info("worker started", "rpc_queue", wf.rpcQueue)
+	log.Info("worker started", "fib", wf.fib, "rpc_queue", wf.rpcQueue, "tasks", wf.tasks, "task_queue", wf.taskQueue)
 	w.run(ctx, log)
 	log.Info("worker stopped")
 	return nil
@@ -168,7 +218,7 @@ func devCommand(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	w, err := newWorkers(&af, &wf, gf.rpcQueue, log)
+	w, err := newWorkers(&af, &wf, gf.rpcQueue, gf.taskQueue, log)
 	if err != nil {
 		return err
 	}

@@ -26,13 +26,13 @@ const QueueDefault = "hola"
 
 // Errors of the queue and task services before they become gRPC statuses.
 var (
-	// queueErrNotConnected means the service holds no broker connection.
-	queueErrNotConnected = errors.New("gateway: not connected to the broker")
-	// queueErrNotConfirmed means the broker nacked a publishing, or its
+	// errQueueNotConnected means the service holds no broker connection.
+	errQueueNotConnected = errors.New("gateway: not connected to the broker")
+	// errQueueNotConfirmed means the broker nacked a publishing, or its
 	// channel closed before the confirm arrived.
-	queueErrNotConfirmed = errors.New("gateway: publishing not confirmed by the broker")
-	// queueErrShutdown means the service is shutting down.
-	queueErrShutdown = errors.New("gateway: shutting down")
+	errQueueNotConfirmed = errors.New("gateway: publishing not confirmed by the broker")
+	// errQueueShutdown means the service is shutting down.
+	errQueueShutdown = errors.New("gateway: shutting down")
 )
 
 // QueueReturnError is a publishing the broker returned because no queue
@@ -158,14 +158,14 @@ func (s *QueueService) Shutdown() {
 func (s *QueueService) declare(queue string) (*amqp.Connection, *queueConfirmPool, error) {
 	select {
 	case <-s.shutdown:
-		return nil, nil, queueErrShutdown
+		return nil, nil, errQueueShutdown
 	default:
 	}
 	s.mu.Lock()
 	conn, pool, done := s.conn, s.pool, s.declared[queue]
 	s.mu.Unlock()
 	if conn == nil {
-		return nil, nil, queueErrNotConnected
+		return nil, nil, errQueueNotConnected
 	}
 	if done {
 		return conn, pool, nil
@@ -239,7 +239,7 @@ func (s *QueueService) Receive(req *warrenv1.ReceiveRequest, stream grpc.ServerS
 		case <-ctx.Done():
 			return status.FromContextError(ctx.Err()).Err()
 		case <-s.shutdown:
-			return status.Error(codes.Unavailable, queueErrShutdown.Error())
+			return status.Error(codes.Unavailable, errQueueShutdown.Error())
 		case d, ok := <-deliveries:
 			if !ok {
 				return status.Errorf(codes.Unavailable, "gateway: consumer of queue %q ended (broker connection or channel closed)", queue)
@@ -309,7 +309,7 @@ func (p *queueConfirmPool) get() (*queuePublisher, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		return nil, queueErrNotConnected
+		return nil, errQueueNotConnected
 	}
 	if pub := p.pubs[i]; pub != nil {
 		if !pub.ch.IsClosed() {
@@ -357,7 +357,7 @@ func (p *queueConfirmPool) publish(ctx context.Context, exchange, key string, ms
 		return err
 	}
 	if !ack {
-		return queueErrNotConfirmed
+		return errQueueNotConfirmed
 	}
 	ret, err := pub.returned(msg.MessageId)
 	if err != nil {
@@ -443,6 +443,6 @@ func (pub *queuePublisher) returned(messageID string) (*amqp.Return, error) {
 		return <-q.reply, nil
 	case <-pub.stop:
 		// Cannot tell whether it was returned; do not claim success.
-		return nil, queueErrNotConnected
+		return nil, errQueueNotConnected
 	}
 }

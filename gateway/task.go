@@ -182,13 +182,13 @@ func (s *TaskService) Shutdown() {
 func (s *TaskService) current() (*amqp.Connection, *queueConfirmPool, *taskEventPublisher, error) {
 	select {
 	case <-s.shutdown:
-		return nil, nil, nil, queueErrShutdown
+		return nil, nil, nil, errQueueShutdown
 	default:
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.conn == nil {
-		return nil, nil, nil, queueErrNotConnected
+		return nil, nil, nil, errQueueNotConnected
 	}
 	return s.conn, s.pool, s.events, nil
 }
@@ -326,7 +326,7 @@ func (s *TaskService) WatchTasks(req *warrenv1.WatchTasksRequest, stream grpc.Se
 		case <-ctx.Done():
 			return status.FromContextError(ctx.Err()).Err()
 		case <-s.shutdown:
-			return status.Error(codes.Unavailable, queueErrShutdown.Error())
+			return status.Error(codes.Unavailable, errQueueShutdown.Error())
 		case d, ok := <-deliveries:
 			if !ok {
 				return status.Error(codes.Unavailable, "gateway: task events consumer ended (broker connection lost)")

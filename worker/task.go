@@ -372,9 +372,9 @@ func (w *Task) work(ctx context.Context, sess *taskSession, d amqp.Delivery) {
 	}
 }
 
-// taskErrNotConfirmed means the broker nacked a publishing or its channel
+// errTaskNotConfirmed means the broker nacked a publishing or its channel
 // closed first.
-var taskErrNotConfirmed = errors.New("worker: publishing not confirmed by the broker")
+var errTaskNotConfirmed = errors.New("worker: publishing not confirmed by the broker")
 
 // confirmed publishes msg to queue through the default exchange and waits
 // for the broker's confirm. A publish channel that closed is replaced.
@@ -399,7 +399,7 @@ func (w *Task) confirmed(ctx context.Context, sess *taskSession, queue string, m
 		return fmt.Errorf("publish to %q: %w", queue, err)
 	}
 	if !ack {
-		return fmt.Errorf("publish to %q: %w", queue, taskErrNotConfirmed)
+		return fmt.Errorf("publish to %q: %w", queue, errTaskNotConfirmed)
 	}
 	return nil
 }

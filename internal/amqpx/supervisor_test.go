@@ -51,7 +51,6 @@ type recorder struct {
 	mu     sync.Mutex
 	events []string
 	failN  int // fail this many Connected calls first
-	conns  chan *amqp.Connection
 }
 
 func (r *recorder) Connected(context.Context, *amqp.Connection) error {

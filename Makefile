@@ -24,7 +24,8 @@ help: ## Describe the targets
 .PHONY: run
 run: ## Run the gateway and its workers in one process against the local broker
 	scripts/ensure-broker.sh
-	go run ./cmd/warren dev --listen $(LISTEN)
+	go build -o bin/warren ./cmd/warren
+	exec bin/warren dev --listen $(LISTEN)
 
 .PHONY: test
 test: ## Set up a broker if needed, check generated code and lint, run every test with -race

@@ -25,21 +25,31 @@ type Options struct {
 	// Concurrencies to measure. Default: 1 and 64.
 	Concurrencies []int
 	// Profile, if set, receives a CPU profile of the process while the
-	// gateway is under load at the highest concurrency.
+	// gateway answers Fibonacci calls at concurrency 64.
 	Profile string
+	// CompareCoalescing adds a gateway without write coalescing.
+	CompareCoalescing bool
+	// TaskProfile, if set, receives a CPU profile of the process while the
+	// gateway answers SubmitTask calls at concurrency 64.
+	TaskProfile string
 }
 
 func sleep() { time.Sleep(10 * time.Millisecond) }
 
-// Fibonacci runs the FibonacciService benchmark and prints every figure
-// and ratio to w.
-func Fibonacci(ctx context.Context, w io.Writer, o Options) error {
+func (o Options) withDefaults() Options {
 	if o.Duration <= 0 {
 		o.Duration = 2 * time.Second
 	}
 	if o.Rounds <= 0 {
 		o.Rounds = 3
 	}
+	return o
+}
+
+// Fibonacci runs the FibonacciService benchmark and prints every figure
+// and ratio to w.
+func Fibonacci(ctx context.Context, w io.Writer, o Options) error {
+	o = o.withDefaults()
 	queue := fmt.Sprintf("warren.bench.rpc.%d", os.Getpid())
 	stopWorker, err := startWorker(o.URL, queue)
 	if err != nil {
@@ -57,7 +67,7 @@ func Fibonacci(ctx context.Context, w io.Writer, o Options) error {
 	gws := map[gateway.ReplyMode]*grpcTarget{}
 	raws := map[gateway.ReplyMode]*rawClient{}
 	for _, m := range modes {
-		g, err := startGateway(o.URL, queue, m)
+		g, err := startGateway(o.URL, queue, m, true)
 		if err != nil {
 			return err
 		}
@@ -76,6 +86,16 @@ func Fibonacci(ctx context.Context, w io.Writer, o Options) error {
 		call callFunc
 	}
 	subjects := []subject{{"echo", echo.call}}
+	if o.CompareCoalescing {
+		// The same gateway with every flush its own syscall, for an A/B of
+		// write coalescing in the same run.
+		g, err := startGateway(o.URL, queue, gateway.ReplyDirect, false)
+		if err != nil {
+			return err
+		}
+		defer g.close()
+		subjects = append(subjects, subject{"gateway-direct-nocoalesce", g.call})
+	}
 	for _, m := range modes {
 		subjects = append(subjects,
 			subject{"raw-" + m.String(), raws[m].call},
@@ -99,7 +119,7 @@ func Fibonacci(ctx context.Context, w io.Writer, o Options) error {
 					results[s.name] = map[int][]Result{}
 				}
 				results[s.name][c] = append(results[s.name][c], r)
-				fmt.Fprintf(w, "  round %d  %-16s c=%-3d %9.0f calls/s  p50 %8v\n", round+1, s.name, c, r.Rate, r.P50.Round(time.Microsecond))
+				fmt.Fprintf(w, "  round %d  %-26s c=%-3d %9.0f calls/s  p50 %8v\n", round+1, s.name, c, r.Rate, r.P50.Round(time.Microsecond))
 			}
 		}
 	}
@@ -109,7 +129,7 @@ func Fibonacci(ctx context.Context, w io.Writer, o Options) error {
 	for _, c := range concurrencies {
 		for _, s := range subjects {
 			r := med(s.name, c)
-			fmt.Fprintf(w, "  %-16s c=%-3d %9.0f calls/s  p50 %8v\n", s.name, c, r.Rate, r.P50.Round(time.Microsecond))
+			fmt.Fprintf(w, "  %-26s c=%-3d %9.0f calls/s  p50 %8v\n", s.name, c, r.Rate, r.P50.Round(time.Microsecond))
 		}
 	}
 	fmt.Fprintln(w, "\nratios (gateway vs the two hops it joins, same run):")
@@ -137,16 +157,10 @@ func Fibonacci(ctx context.Context, w io.Writer, o Options) error {
 		if med("gateway-queue", 64).Rate > med("gateway-direct", 64).Rate {
 			best = gateway.ReplyQueue
 		}
-		f, err := os.Create(o.Profile)
+		r, err := profile(o.Profile, func() Result { return load(ctx, 64, o.Duration*2, gws[best].call) })
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		r := load(ctx, 64, o.Duration*2, gws[best].call)
-		pprof.StopCPUProfile()
 		fmt.Fprintf(w, "\nCPU profile of gateway-%s at c=64 (%.0f calls/s) written to %s\n", best, r.Rate, o.Profile)
 	}
 	return nil
@@ -161,4 +175,19 @@ func deleteQueue(url, queue string) {
 	if ch, err := conn.Channel(); err == nil {
 		_, _ = ch.QueueDelete(queue, false, false, false)
 	}
+}
+
+// profile writes a CPU profile of the process to path while run runs.
+func profile(path string, run func() Result) (Result, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return Result{}, err
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return Result{}, err
+	}
+	r := run()
+	pprof.StopCPUProfile()
+	return r, r.Err
 }

@@ -80,13 +80,13 @@ func startEcho() (*grpcTarget, error) {
 }
 
 // startGateway serves a warren gateway for queue on loopback TCP.
-func startGateway(url, queue string, mode gateway.ReplyMode) (*grpcTarget, error) {
+func startGateway(url, queue string, mode gateway.ReplyMode, coalesce bool) (*grpcTarget, error) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	srv := gateway.New(gateway.Config{
-		AMQP:      amqpx.Config{URLs: []string{url}, Name: "warren-bench-gateway"},
+		AMQP:      amqpx.Config{URLs: []string{url}, Name: "warren-bench-gateway", DisableWriteCoalescing: !coalesce},
 		RPCQueue:  queue,
 		ReplyMode: mode,
 		Logger:    quiet,

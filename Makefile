@@ -54,8 +54,14 @@ lint: $(BIN)/buf $(BIN)/staticcheck ## buf lint, gofmt, go vet, staticcheck
 .PHONY: bench
 bench: ## Benchmarks against raw amqp091-go baselines measured in the same run
 	scripts/ensure-broker.sh
-	go run ./cmd/warrenbench -cpuprofile .tmp/gateway.cpu.prof
-	go tool pprof -top -nodecount=25 .tmp/gateway.cpu.prof 2>/dev/null | tail -n +6
+	mkdir -p .tmp
+	go run ./cmd/warrenbench -compare-coalescing -cpuprofile .tmp/gateway.cpu.prof -taskprofile .tmp/task.cpu.prof
+	@echo; echo "Where the bench process's CPU goes, gateway answering Fibonacci at c=64:"
+	@scripts/profile-summary.sh .tmp/gateway.cpu.prof
+	@echo; echo "... and answering SubmitTask at c=64:"
+	@scripts/profile-summary.sh .tmp/task.cpu.prof
+	@echo; echo "LogService: deliveries to N streams and emits next to raw amqp091-go, same run:"
+	go test -run '^$$' -bench . -benchtime 3x ./logsvc/ | grep -E 'bench_test|^Benchmark|^ok'
 
 .PHONY: tools
 tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/grpcurl ## Install the pinned tools into .tmp/bin

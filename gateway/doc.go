@@ -11,6 +11,11 @@
 // as data (headers) and becomes the gRPC status the worker chose. With no
 // worker on the queue a call fails with UNAVAILABLE at once.
 //
+// TaskService publishes persistent tasks to the durable task queue and
+// answers after the broker's publisher confirm; QueueService is the Hello
+// World tutorial's named queue; LogService (package logsvc) is served here
+// too. All of them share the gateway's one supervised broker connection.
+//
 // Errors are mapped to gRPC status codes once, at the service boundary:
 // context errors to CANCELLED / DEADLINE_EXCEEDED, a missing broker, queue
 // or worker to UNAVAILABLE, a worker's error reply to its own code.

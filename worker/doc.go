@@ -10,6 +10,12 @@
 // reply instead of a crash. Run more workers (in this process or others) to
 // scale: they compete for the queue.
 //
+// Task consumes the work queue (task_queue) as the tutorial's worker.py
+// does: prefetch 1 (fair dispatch), one unit of work per "." in the body,
+// acknowledgement only after the work is done, bounded retries counted by
+// the worker itself, then the dead-letter queue; it publishes each task's
+// lifecycle events for TaskService.WatchTasks.
+//
 // Concurrency contract: a worker's goroutines are started by Connected and
 // end when the connection's delivery channel closes; Disconnected waits for
 // them. Shutdown stops consuming, lets the goroutines finish the deliveries

@@ -8,9 +8,7 @@ import (
 	"io"
 	"strings"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
@@ -82,9 +80,9 @@ func newLogFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 
 // dialLog connects to the gateway over insecure credentials.
 func dialLog(addr string) (warrenv1.LogServiceClient, func(), error) {
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := dial(addr)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to %s: %w", addr, err)
+		return nil, nil, err
 	}
 	return warrenv1.NewLogServiceClient(cc), func() { _ = cc.Close() }, nil
 }

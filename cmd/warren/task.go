@@ -11,7 +11,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
@@ -31,13 +30,7 @@ func (f *taskClientFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Second, "deadline of a unary call")
 }
 
-func (f *taskClientFlags) dial() (*grpc.ClientConn, error) {
-	cc, err := grpc.NewClient(f.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, fmt.Errorf("dial gateway %s: %w", f.addr, err)
-	}
-	return cc, nil
-}
+func (f *taskClientFlags) dial() (*grpc.ClientConn, error) { return dial(f.addr) }
 
 // taskFlagSet returns a flag set that reports to stderr.
 func taskFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {

@@ -22,7 +22,7 @@ func main() {
 	var o bench.Options
 	flag.StringVar(&o.URL, "amqp-url", envOr("WARREN_AMQP_URL", amqpx.DefaultURL), "broker URL")
 	flag.DurationVar(&o.Duration, "duration", 2*time.Second, "length of one measurement")
-	flag.IntVar(&o.Rounds, "rounds", 3, "rounds; figures are medians")
+	flag.IntVar(&o.Rounds, "rounds", 5, "rounds; figures are medians")
 	cs := flag.String("c", "1,64", "comma-separated concurrencies (Fibonacci)")
 	flag.BoolVar(&o.CompareCoalescing, "compare-coalescing", false, "also measure a Fibonacci gateway without write coalescing")
 	flag.String("only", "", "run only this benchmark: fib or tasks")

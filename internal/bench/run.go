@@ -132,24 +132,45 @@ func Fibonacci(ctx context.Context, w io.Writer, o Options) error {
 			fmt.Fprintf(w, "  %-26s c=%-3d %9.0f calls/s  p50 %8v\n", s.name, c, r.Rate, r.P50.Round(time.Microsecond))
 		}
 	}
-	fmt.Fprintln(w, "\nratios (gateway vs the two hops it joins, same run):")
+	// Ratios are taken within each round, whose subjects ran back to back
+	// under the same machine load, and then the median over rounds: more
+	// robust on a shared machine than a ratio of medians.
+	fmt.Fprintln(w, "\nratios (gateway vs the two hops it joins; per round, then the median over rounds):")
 	for _, m := range modes {
 		if !has(1) || !has(64) {
 			break
 		}
 		gw, raw, echo := "gateway-"+m.String(), "raw-"+m.String(), "echo"
-		g64, r64, e64 := med(gw, 64), med(raw, 64), med(echo, 64)
-		ideal := 1 / (1/e64.Rate + 1/r64.Rate)
-		fmt.Fprintf(w, "  %s c=64: T_echo %.0f, T_raw %.0f, T_ideal %.0f calls/s; gateway %.0f = %.2f x T_ideal (target >= 0.80), %.2f x T_raw\n",
-			m, e64.Rate, r64.Rate, ideal, g64.Rate, g64.Rate/ideal, g64.Rate/r64.Rate)
-		g1, r1, e1 := med(gw, 1), med(raw, 1), med(echo, 1)
-		budget := r1.P50 + e1.P50 + 100*time.Microsecond
+		var ideals, toIdeal, toRaw []float64
+		var over []time.Duration
+		for i := range o.Rounds {
+			g, r, e := results[gw][64][i].Rate, results[raw][64][i].Rate, results[echo][64][i].Rate
+			ideal := 1 / (1/e + 1/r)
+			ideals = append(ideals, ideal)
+			toIdeal = append(toIdeal, g/ideal)
+			toRaw = append(toRaw, g/r)
+			over = append(over, results[gw][1][i].P50-results[raw][1][i].P50-results[echo][1][i].P50)
+		}
+		ratio := medianOf(toIdeal)
 		verdict := "meets"
-		if g1.P50 > budget {
+		if ratio < 0.8 {
 			verdict = "MISSES"
 		}
-		fmt.Fprintf(w, "  %s c=1:  p50 gateway %v vs raw %v + echo %v + 100µs = %v (%s the target)\n",
-			m, g1.P50.Round(time.Microsecond), r1.P50.Round(time.Microsecond), e1.P50.Round(time.Microsecond), budget.Round(time.Microsecond), verdict)
+		fmt.Fprintf(w, "  %s c=64: T_ideal %.0f calls/s; gateway = %.2f x T_ideal (%s the target of 0.80), %.2f x T_raw\n",
+			m, medianOf(ideals), ratio, verdict, medianOf(toRaw))
+		extra := medianOf(over)
+		verdict = "meets"
+		if extra > 100*time.Microsecond {
+			verdict = "MISSES"
+		}
+		fmt.Fprintf(w, "  %s c=1:  p50 gateway - (p50 raw + p50 echo) = %v (%s the target of 100µs)\n", m, extra.Round(time.Microsecond), verdict)
+	}
+	if o.CompareCoalescing && has(64) {
+		var gain []float64
+		for i := range o.Rounds {
+			gain = append(gain, results["gateway-direct"][64][i].Rate/results["gateway-direct-nocoalesce"][64][i].Rate)
+		}
+		fmt.Fprintf(w, "  write coalescing: gateway-direct c=64 = %.2f x the same gateway without it\n", medianOf(gain))
 	}
 
 	if o.Profile != "" && has(64) {
@@ -190,4 +211,11 @@ func profile(path string, run func() Result) (Result, error) {
 	r := run()
 	pprof.StopCPUProfile()
 	return r, r.Err
+}
+
+// medianOf returns the median of xs.
+func medianOf[T int64 | float64 | time.Duration](xs []T) T {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
 }

@@ -62,6 +62,17 @@ func serveRPCGateway(t testing.TB, cfg Config) (*rpcTestGateway, func()) {
 	if cfg.Logger == nil {
 		cfg.Logger = quietLog
 	}
+	// The other services' entities get this test's names too: the shared
+	// broker's task_queue and log exchanges are nobody's test fixture.
+	if cfg.Tasks.Queue == "" {
+		cfg.Tasks.Queue = brokertest.Name(t, "tasks")
+		cfg.Tasks.EventsExchange = brokertest.Name(t, "events")
+	}
+	if cfg.Logs.FanoutExchange == "" {
+		cfg.Logs.FanoutExchange = brokertest.Name(t, "logs")
+		cfg.Logs.DirectExchange = brokertest.Name(t, "direct_logs")
+		cfg.Logs.TopicExchange = brokertest.Name(t, "topic_logs")
+	}
 	srv := New(cfg)
 	lis := bufconn.Listen(1 << 20)
 	ctx, cancel := context.WithCancel(context.Background())

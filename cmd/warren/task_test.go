@@ -115,6 +115,9 @@ func TestTaskCommands(t *testing.T) {
 		t.Errorf("task submit printed %q, want %q", got, want)
 	}
 	taskWaitOutput(t, &watchOut, "job-1 SUCCEEDED attempt=1 worker=cli-worker")
+	// The gateway publishes QUEUED from a goroutine of its own: it may
+	// arrive after the worker's events.
+	taskWaitOutput(t, &watchOut, "job-1 QUEUED attempt=1")
 	wcancel()
 	if err := <-watchDone; err != nil {
 		t.Errorf("task watch: %v", err)

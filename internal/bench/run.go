@@ -165,6 +165,16 @@ func Fibonacci(ctx context.Context, w io.Writer, o Options) error {
 		}
 		fmt.Fprintf(w, "  %s c=1:  p50 gateway - (p50 raw + p50 echo) = %v (%s the target of 100µs)\n", m, extra.Round(time.Microsecond), verdict)
 	}
+	if has(1) && has(64) {
+		var rate []float64
+		var lat []time.Duration
+		for i := range o.Rounds {
+			rate = append(rate, results["gateway-queue"][64][i].Rate/results["gateway-direct"][64][i].Rate)
+			lat = append(lat, results["gateway-queue"][1][i].P50-results["gateway-direct"][1][i].P50)
+		}
+		fmt.Fprintf(w, "  reply modes: gateway-queue = %.2f x gateway-direct calls/s at c=64; p50 queue - direct at c=1 = %v\n",
+			medianOf(rate), medianOf(lat).Round(time.Microsecond))
+	}
 	if o.CompareCoalescing && has(64) {
 		var gain []float64
 		for i := range o.Rounds {

@@ -24,6 +24,19 @@ import (
 // receive.py), used when a request names none.
 const QueueDefault = "hola"
 
+// queueMaxNameLen is AMQP's limit on a queue name (a shortstr). A longer
+// name must never reach amqp091-go: it fails to encode the frame and closes
+// the whole connection, failing every other call on it.
+const queueMaxNameLen = 255
+
+// queueCheckName rejects a queue name the broker could not take.
+func queueCheckName(queue string) error {
+	if len(queue) > queueMaxNameLen {
+		return status.Errorf(codes.InvalidArgument, "gateway: queue name is %d bytes, more than %d", len(queue), queueMaxNameLen)
+	}
+	return nil
+}
+
 // Errors of the queue and task services before they become gRPC statuses.
 var (
 	// errQueueNotConnected means the service holds no broker connection.
@@ -187,6 +200,9 @@ func (s *QueueService) Send(ctx context.Context, req *warrenv1.SendRequest) (*wa
 	if queue == "" {
 		queue = QueueDefault
 	}
+	if err := queueCheckName(queue); err != nil {
+		return nil, err
+	}
 	_, pool, err := s.declare(queue)
 	if err != nil {
 		return nil, queueStatus(err)
@@ -212,6 +228,9 @@ func (s *QueueService) Receive(req *warrenv1.ReceiveRequest, stream grpc.ServerS
 	queue := req.GetQueue()
 	if queue == "" {
 		queue = QueueDefault
+	}
+	if err := queueCheckName(queue); err != nil {
+		return err
 	}
 	conn, _, err := s.declare(queue)
 	if err != nil {

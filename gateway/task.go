@@ -290,6 +290,11 @@ func (p *taskEventPublisher) send(ev *warrenv1.TaskEvent) error {
 // binding is in place, so a client that waits for them (Header) sees every
 // later event. The calling goroutine is the only one that calls Send.
 func (s *TaskService) WatchTasks(req *warrenv1.WatchTasksRequest, stream grpc.ServerStreamingServer[warrenv1.WatchTasksResponse]) error {
+	if len(req.GetTaskId()) > taskMaxIDLen {
+		// No task has such an id, and a binding key over 255 bytes would
+		// make amqp091-go close the whole connection.
+		return status.Errorf(codes.InvalidArgument, "gateway: task id longer than %d bytes", taskMaxIDLen)
+	}
 	conn, _, _, err := s.current()
 	if err != nil {
 		return queueStatus(err)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"strconv"
 	"sync"
@@ -428,17 +429,22 @@ func (w *Task) event(ctx context.Context, sess *taskSession, id string, state wa
 	}
 }
 
+// taskMaxAttempt caps the attempt number read from headers, which foreign
+// publishers may set to anything: it is republished as an AMQP int32.
+const taskMaxAttempt = math.MaxInt32
+
 // taskAttempt is the attempt number of a delivery: warren-attempt (1 when
-// absent) plus, on a quorum queue, the deliveries the broker counted.
+// absent or not a positive integer) plus, on a quorum queue, the deliveries
+// the broker counted; at most taskMaxAttempt.
 func taskAttempt(h amqp.Table) int {
 	attempt := 1
 	if n, ok := taskInt(h[TaskHeaderAttempt]); ok && n >= 1 {
-		attempt = n
+		attempt = min(n, taskMaxAttempt)
 	}
 	if n, ok := taskInt(h["x-delivery-count"]); ok && n > 0 {
-		attempt += n
+		attempt += min(n, taskMaxAttempt) // no overflow: both at most MaxInt32
 	}
-	return attempt
+	return min(attempt, taskMaxAttempt)
 }
 
 func taskInt(v any) (int, bool) {

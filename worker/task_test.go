@@ -639,6 +639,16 @@ func TestTaskShutdown(t *testing.T) {
 				ready, _ := taskQueueDepth(t, ch, names.queue)
 				return ready == tt.wantReady
 			})
+			// Handed back, never dead-lettered because of the shutdown.
+			if dead, _ := taskQueueDepth(t, ch, names.queue+worker.TaskDeadLetterSuffix); dead != 0 {
+				t.Errorf("got %d dead letters after the shutdown, want 0", dead)
+			}
+			if tt.wantReady == 1 {
+				d, ok, err := ch.Get(names.queue, false)
+				if err != nil || !ok || string(d.Body) != "three units..." || !d.Redelivered {
+					t.Errorf("requeued task: got %q redelivered %v (ok %v, err %v), want the unfinished task, redelivered", d.Body, d.Redelivered, ok, err)
+				}
+			}
 		})
 	}
 }

@@ -76,7 +76,8 @@ func ErrorHeaders(code codes.Code, msg string) amqp.Table {
 }
 
 // ReplyError reads an error reply. It reports ok false for a successful
-// reply (no HeaderErrorCode). An unknown code name becomes codes.Unknown.
+// reply (no HeaderErrorCode). An unknown code name, and "OK" (an error
+// reply is never a success), become codes.Unknown.
 func ReplyError(h amqp.Table) (code codes.Code, msg string, ok bool) {
 	raw, present := h[HeaderErrorCode]
 	if !present {
@@ -84,7 +85,7 @@ func ReplyError(h amqp.Table) (code codes.Code, msg string, ok bool) {
 	}
 	name, _ := raw.(string)
 	code, known := codeByName[name]
-	if !known {
+	if !known || code == codes.OK {
 		code = codes.Unknown
 	}
 	msg, _ = h[HeaderErrorMessage].(string)

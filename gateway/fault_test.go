@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
 	"github.com/warrenrpc/warren/internal/amqpx"
 	"github.com/warrenrpc/warren/internal/brokertest"
+	"github.com/warrenrpc/warren/worker"
 )
 
 // Fault tests: the gateway reaches the broker through a proxy of the
@@ -134,17 +136,36 @@ func TestFaultBlackHoleIsDetectedByHeartbeats(t *testing.T) {
 func TestFaultReconnectCyclesLeakNoGoroutines(t *testing.T) {
 	proxy, url := brokertest.Proxy(t)
 	queue := brokertest.Name(t, "rpc")
-	startFibWorker(t, queue)
+	cfg := proxiedConfig(url, queue)
+	cfg.Tasks = TaskConfig{Queue: brokertest.Name(t, "tasks"), EventsExchange: brokertest.Name(t, "events")}
 	before := goleak.IgnoreCurrent()
 
-	gw, stop := serveRPCGateway(t, proxiedConfig(url, queue))
+	// The workers reach the broker through the proxy too, so every cycle
+	// breaks and restores every connection warren has.
+	done := make(chan string, 16)
+	fibW := worker.NewFibonacci(worker.FibonacciConfig{Queue: queue, Logger: quietLog})
+	taskW := worker.NewTask(worker.TaskConfig{
+		Queue: cfg.Tasks.Queue, EventsExchange: cfg.Tasks.EventsExchange, Logger: quietLog,
+		Handler: func(_ context.Context, body []byte) error { done <- string(body); return nil },
+	})
+	sup := amqpx.New(amqpx.Config{URLs: []string{url}, Heartbeat: time.Second, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Logger: quietLog}, fibW, taskW)
+	supCtx, stopSup := context.WithCancel(context.Background())
+	supDone := make(chan struct{})
+	go func() { _ = sup.Run(supCtx); close(supDone) }()
+	waitFor(t, "workers connected", sup.Connected)
+
+	gw, stop := serveRPCGateway(t, cfg)
 	waitFor(t, "connection", gw.srv.Connected)
+	tasks := warrenv1.NewTaskServiceClient(gw.conn)
 	for i := range 20 {
 		proxy.Drop()
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			_, err := gw.fib.Fibonacci(ctx, &warrenv1.FibonacciRequest{N: 10})
+			if err == nil {
+				_, err = tasks.SubmitTask(ctx, &warrenv1.SubmitTaskRequest{Body: fmt.Sprint("cycle ", i)})
+			}
 			cancel()
 			if err == nil {
 				break
@@ -154,7 +175,14 @@ func TestFaultReconnectCyclesLeakNoGoroutines(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("cycle %d: the task was not processed within 10s", i)
+		}
 	}
 	stop()
+	stopSup()
+	<-supDone
 	goleak.VerifyNone(t, before)
 }

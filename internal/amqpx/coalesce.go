@@ -70,9 +70,9 @@ func (c *coalescingConn) writeLoop() {
 		for {
 			c.mu.Lock()
 			if c.err != nil || len(c.pending) == 0 {
-				closed := c.closed
+				stop := c.closed || c.err != nil
 				c.mu.Unlock()
-				if closed {
+				if stop {
 					return
 				}
 				break

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
 	"github.com/warrenrpc/warren/internal/amqpx"
@@ -52,6 +53,34 @@ func TestFaultMemoryAlarmFailsCallsInsteadOfHanging(t *testing.T) {
 		wantCode(t, call(), codes.ResourceExhausted)
 		if d := time.Since(s); d > 500*time.Millisecond {
 			t.Errorf("call under the alarm took %v, want a fast failure", d)
+		}
+	}
+
+	// Publishing calls of the other services fail fast too: the gateway's
+	// connection is blocked, whichever call first met the alarm.
+	logs := warrenv1.NewLogServiceClient(gw.conn)
+	tasks := warrenv1.NewTaskServiceClient(gw.conn)
+	queues := warrenv1.NewQueueServiceClient(gw.conn)
+	for name, publish := range map[string]func(context.Context) error{
+		"SubmitTask": func(ctx context.Context) error {
+			_, err := tasks.SubmitTask(ctx, &warrenv1.SubmitTaskRequest{Body: "x"})
+			return err
+		},
+		"Send": func(ctx context.Context) error {
+			_, err := queues.Send(ctx, &warrenv1.SendRequest{Queue: "alarm-test", Body: "x"})
+			return err
+		},
+		"EmitLog": func(ctx context.Context) error {
+			_, err := logs.EmitLog(ctx, &warrenv1.EmitLogRequest{Body: "x"})
+			return err
+		},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s := time.Now()
+		err := publish(ctx)
+		cancel()
+		if status.Code(err) != codes.ResourceExhausted || time.Since(s) > 500*time.Millisecond {
+			t.Errorf("%s under the alarm: %v after %v, want RESOURCE_EXHAUSTED at once", name, err, time.Since(s))
 		}
 	}
 

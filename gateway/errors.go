@@ -26,6 +26,10 @@ var (
 	ErrBlocked = errors.New("gateway: the broker blocks publishing (resource alarm)")
 )
 
+// errBlockedStatus is what publishing calls answer while the broker blocks
+// publishing.
+var errBlockedStatus = status.Error(codes.ResourceExhausted, ErrBlocked.Error())
+
 // ReplyError is a worker's error, sent back as data in the reply's headers.
 type ReplyError struct {
 	Code    codes.Code

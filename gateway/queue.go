@@ -129,7 +129,13 @@ type QueueService struct {
 	conn     *amqp.Connection
 	pool     *queueConfirmPool
 	declared map[string]bool // queues declared on conn
+
+	blocked atomic.Bool // the broker blocks publishing (resource alarm)
 }
+
+// Blocked makes Send fail fast with RESOURCE_EXHAUSTED while the broker
+// blocks publishing (amqpx.BlockedHandler).
+func (s *QueueService) Blocked(active bool, _ string) { s.blocked.Store(active) }
 
 // NewQueueService returns a QueueService; it serves once its Supervisor
 // connected it.
@@ -202,6 +208,9 @@ func (s *QueueService) Send(ctx context.Context, req *warrenv1.SendRequest) (*wa
 	}
 	if err := queueCheckName(queue); err != nil {
 		return nil, err
+	}
+	if s.blocked.Load() {
+		return nil, errBlockedStatus
 	}
 	_, pool, err := s.declare(queue)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -120,7 +121,13 @@ type TaskService struct {
 	conn   *amqp.Connection
 	pool   *queueConfirmPool
 	events *taskEventPublisher
+
+	blocked atomic.Bool // the broker blocks publishing (resource alarm)
 }
+
+// Blocked makes SubmitTask fail fast with RESOURCE_EXHAUSTED while the
+// broker blocks publishing (amqpx.BlockedHandler).
+func (s *TaskService) Blocked(active bool, _ string) { s.blocked.Store(active) }
 
 // NewTaskService returns a TaskService; it serves once its Supervisor
 // connected it.
@@ -201,6 +208,9 @@ func (s *TaskService) SubmitTask(ctx context.Context, req *warrenv1.SubmitTaskRe
 	}
 	if id == "" {
 		id = queueNewID()
+	}
+	if s.blocked.Load() {
+		return nil, errBlockedStatus
 	}
 	_, pool, events, err := s.current()
 	if err != nil {

@@ -137,6 +137,9 @@ func (s *Service) EmitLog(ctx context.Context, req *warrenv1.EmitLogRequest) (*w
 	if err := checkRoutingKey(req.GetRoutingKey()); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
+	if s.blocked.Load() {
+		return nil, errBlocked
+	}
 	sess, err := s.current()
 	if err != nil {
 		return nil, err
@@ -194,6 +197,9 @@ func (s *Service) EmitLogs(stream grpc.ClientStreamingServer[warrenv1.EmitLogsRe
 		}
 		if err != nil {
 			return fail(status.Error(codes.InvalidArgument, err.Error()))
+		}
+		if s.blocked.Load() {
+			return fail(errBlocked)
 		}
 		sess, err := s.current()
 		if err != nil {

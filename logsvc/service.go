@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"google.golang.org/grpc/codes"
@@ -36,7 +37,16 @@ type Service struct {
 	sess   *session // nil while there is no connection
 	subs   map[*subscription]struct{}
 	closed bool // Shutdown was called
+
+	blocked atomic.Bool // the broker blocks publishing (resource alarm)
 }
+
+// Blocked makes EmitLog and EmitLogs fail fast with RESOURCE_EXHAUSTED
+// while the broker blocks publishing (amqpx.BlockedHandler).
+func (s *Service) Blocked(active bool, _ string) { s.blocked.Store(active) }
+
+// errBlocked is what emits answer while the broker blocks publishing.
+var errBlocked = status.Error(codes.ResourceExhausted, "logsvc: the broker blocks publishing (resource alarm)")
 
 // session is what the Service holds for one connection.
 type session struct {

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -122,7 +123,8 @@ type TaskService struct {
 	pool   *queueConfirmPool
 	events *taskEventPublisher
 
-	blocked atomic.Bool // the broker blocks publishing (resource alarm)
+	blocked       atomic.Bool  // the broker blocks publishing (resource alarm)
+	localWatchers atomic.Int64 // WatchTasks streams on this gateway
 }
 
 // Blocked makes SubmitTask fail fast with RESOURCE_EXHAUSTED while the
@@ -152,6 +154,7 @@ func (s *TaskService) Connected(ctx context.Context, conn *amqp.Connection) erro
 	}
 	events := &taskEventPublisher{
 		exchange: s.cfg.EventsExchange, conn: conn, ch: ch, log: s.cfg.Logger,
+		watchers: taskWatchersQueue(s.cfg.EventsExchange), local: &s.localWatchers,
 		queue: make(chan *warrenv1.TaskEvent, taskEventBuffer),
 		stop:  make(chan struct{}), done: make(chan struct{}),
 	}
@@ -241,6 +244,15 @@ const taskEventBuffer = 1024
 // best effort: one that finds the buffer full, or is pending when the
 // connection goes, is dropped (and logged at debug level); a task never
 // fails for its event.
+//
+// Nor is an event published that nobody watches: every WatchTasks stream,
+// on any gateway, also consumes the watchers queue (which never holds a
+// message), so its consumer count is the number of watchers; the publisher
+// reads it at most every taskWatchersRecheck and publishes QUEUED events
+// only while it is not zero (or this gateway has a watcher, or the count
+// is unknown). A watcher on another gateway may so miss the QUEUED events
+// of its first moments. Measured, this spares the broker a publishing per
+// task in the usual case, where nobody watches.
 type taskEventPublisher struct {
 	exchange string
 	conn     *amqp.Connection
@@ -249,6 +261,52 @@ type taskEventPublisher struct {
 	queue    chan *warrenv1.TaskEvent
 	stop     chan struct{} // closed by Disconnected
 	done     chan struct{} // closed when run returned
+
+	watchers  string        // the watchers queue
+	local     *atomic.Int64 // this gateway's watchers
+	check     *amqp.Channel // for passive declares of watchers; used by run only
+	remote    int           // the last count read; -1: unknown
+	checkedAt time.Time
+}
+
+// taskWatchersRecheck is how old the watchers count may be.
+const taskWatchersRecheck = 500 * time.Millisecond
+
+// taskWatchersQueue names the queue whose consumers are the watchers of the
+// events exchange.
+func taskWatchersQueue(exchange string) string { return exchange + ".watchers" }
+
+// watched reports whether anybody may watch the events.
+func (p *taskEventPublisher) watched() bool {
+	if p.local.Load() > 0 {
+		return true
+	}
+	if time.Since(p.checkedAt) > taskWatchersRecheck {
+		p.remote = p.countWatchers()
+		p.checkedAt = time.Now()
+	}
+	return p.remote != 0
+}
+
+// countWatchers asks the broker for the watchers queue's consumers: 0 when
+// it does not exist, -1 when the broker could not be asked.
+func (p *taskEventPublisher) countWatchers() int {
+	if p.check == nil || p.check.IsClosed() {
+		ch, err := p.conn.Channel()
+		if err != nil {
+			return -1
+		}
+		p.check = ch
+	}
+	q, err := p.check.QueueDeclarePassive(p.watchers, false, true, false, false, nil)
+	var aerr *amqp.Error
+	switch {
+	case err == nil:
+		return q.Consumers
+	case errors.As(err, &aerr) && aerr.Code == amqp.NotFound:
+		return 0 // the 404 closed the channel; the next check opens one
+	}
+	return -1
 }
 
 // publish hands ev to the publishing goroutine without blocking.
@@ -267,6 +325,9 @@ func (p *taskEventPublisher) run() {
 		case <-p.stop:
 			return
 		case ev := <-p.queue:
+			if !p.watched() {
+				continue
+			}
 			if err := p.send(ev); err != nil {
 				p.log.Debug("task event not published", "task", ev.GetTaskId(), "state", ev.GetState(), "err", err)
 			}
@@ -332,6 +393,18 @@ func (s *TaskService) WatchTasks(req *warrenv1.WatchTasksRequest, stream grpc.Se
 	if err != nil {
 		return queueStatus(fmt.Errorf("consume watch queue: %w", err))
 	}
+	// Count as a watcher, here and for every gateway (see
+	// taskEventPublisher): a consumer on the watchers queue, which never
+	// holds a message.
+	wq := taskWatchersQueue(s.cfg.EventsExchange)
+	if _, err := ch.QueueDeclare(wq, false, true, false, false, nil); err != nil {
+		return queueStatus(fmt.Errorf("declare watchers queue: %w", err))
+	}
+	if _, err := ch.Consume(wq, "", true, false, false, false, nil); err != nil {
+		return queueStatus(fmt.Errorf("consume watchers queue: %w", err))
+	}
+	s.localWatchers.Add(1)
+	defer s.localWatchers.Add(-1)
 	if err := stream.SendHeader(nil); err != nil {
 		return err
 	}

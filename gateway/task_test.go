@@ -501,3 +501,46 @@ func TestTaskConnectionLostBeforeConfirm(t *testing.T) {
 		return err == nil
 	})
 }
+
+// TestTaskQueuedEventsOnlyWhenWatched: a gateway publishes QUEUED events
+// only while some WatchTasks stream, on any gateway, exists; a watcher on
+// another gateway gets them.
+func TestTaskQueuedEventsOnlyWhenWatched(t *testing.T) {
+	t.Parallel()
+	events := brokertest.Name(t, "events")
+	queue := brokertest.Name(t, "tasks")
+	a := taskStartEnv(t, gateway.TaskConfig{Queue: queue, EventsExchange: events}, gateway.QueueConfig{})
+	b := taskStartEnv(t, gateway.TaskConfig{Queue: queue, EventsExchange: events}, gateway.QueueConfig{})
+	ctx := taskTestCtx(t)
+
+	// A plain queue bound to the events exchange sees whatever is
+	// published there; it is not a watcher.
+	ch := brokertest.Channel(t)
+	spy := brokertest.Name(t, "spy")
+	if _, err := ch.QueueDeclare(spy, false, true, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind(spy, "#", events, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.tasks.SubmitTask(ctx, &warrenv1.SubmitTaskRequest{Body: "x", IdempotencyKey: "unwatched"}); err != nil {
+		t.Fatalf("SubmitTask: %v", err)
+	}
+	time.Sleep(time.Second)
+	if n := queueReady(t, ch, spy); n != 0 {
+		t.Fatalf("%d events published with nobody watching, want 0", n)
+	}
+
+	stream := taskWatch(t, ctx, b.tasks, "")
+	time.Sleep(700 * time.Millisecond) // longer than gateway A's recheck
+	if _, err := a.tasks.SubmitTask(ctx, &warrenv1.SubmitTaskRequest{Body: "x", IdempotencyKey: "watched"}); err != nil {
+		t.Fatalf("SubmitTask: %v", err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatalf("Recv: %v", err)
+	}
+	if ev := resp.GetEvent(); ev.GetTaskId() != "watched" || ev.GetState() != warrenv1.TaskState_TASK_STATE_QUEUED {
+		t.Errorf("watcher on gateway B got %v, want QUEUED for the task submitted to gateway A", ev)
+	}
+}

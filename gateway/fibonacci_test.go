@@ -477,3 +477,39 @@ func TestNotConnectedIsUnavailable(t *testing.T) {
 	}
 	wantCode(t, toStatus(err), codes.Unavailable)
 }
+
+// Long-lived streams that hold the gRPC server's stream workers must not
+// hold up calls: beyond the pool, calls run on goroutines of their own.
+func TestStreamWorkersHeldByStreamsDoNotBlockCalls(t *testing.T) {
+	t.Parallel()
+	queue := brokertest.Name(t, "rpc")
+	startFibWorker(t, queue)
+	gw := startRPCGateway(t, Config{RPCQueue: queue, StreamWorkers: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	queues := warrenv1.NewQueueServiceClient(gw.conn)
+	hello := brokertest.Name(t, "hola")
+	for range 2 { // the first holds the one worker for as long as it lasts
+		stream, err := queues.Receive(ctx, &warrenv1.ReceiveRequest{Queue: hello})
+		if err != nil {
+			t.Fatalf("Receive: %v", err)
+		}
+		if _, err := stream.Header(); err != nil {
+			t.Fatalf("Receive header: %v", err)
+		}
+	}
+	var wg sync.WaitGroup
+	for n := range uint32(16) {
+		wg.Go(func() {
+			resp, err := gw.fib.Fibonacci(ctx, &warrenv1.FibonacciRequest{N: n})
+			if err != nil {
+				t.Errorf("Fibonacci(%d) while streams hold the workers: %v", n, err)
+				return
+			}
+			if got, want := resp.GetValue(), fib.Compute(n); got != want {
+				t.Errorf("Fibonacci(%d) = %s, want %s", n, got, want)
+			}
+		})
+	}
+	wg.Wait()
+}

@@ -33,9 +33,13 @@ type Server struct {
 	serveOnce sync.Once
 }
 
-// New builds a Server. Nothing is dialled or served until Serve.
+// New builds a Server. Nothing is dialled or served until Serve. opts are
+// applied after the gateway's own server options, so they can override them.
 func New(cfg Config, opts ...grpc.ServerOption) *Server {
 	cfg = cfg.withDefaults()
+	if cfg.StreamWorkers > 0 {
+		opts = append([]grpc.ServerOption{grpc.NumStreamWorkers(uint32(cfg.StreamWorkers))}, opts...)
+	}
 	s := &Server{
 		cfg:    cfg,
 		grpc:   grpc.NewServer(opts...),

@@ -55,7 +55,7 @@ lint: $(BIN)/buf $(BIN)/staticcheck ## buf lint, gofmt, go vet, staticcheck
 bench: ## Benchmarks against raw amqp091-go baselines measured in the same run
 	scripts/ensure-broker.sh
 	mkdir -p .tmp
-	go run ./cmd/warrenbench -compare-coalescing -cpuprofile .tmp/gateway.cpu.prof -taskprofile .tmp/task.cpu.prof
+	go run ./cmd/warrenbench -procs 1,0 -compare-coalescing -compare-stream-workers -cpuprofile .tmp/gateway.cpu.prof -taskprofile .tmp/task.cpu.prof
 	@echo; echo "Where the bench process's CPU goes, gateway answering Fibonacci at c=64:"
 	@scripts/profile-summary.sh .tmp/gateway.cpu.prof
 	@echo; echo "... and answering SubmitTask at c=64:"

@@ -24,19 +24,15 @@ func main() {
 	flag.DurationVar(&o.Duration, "duration", 2*time.Second, "length of one measurement")
 	flag.IntVar(&o.Rounds, "rounds", 5, "rounds; figures are medians")
 	cs := flag.String("c", "1,64", "comma-separated concurrencies (Fibonacci)")
+	procs := flag.String("procs", "0", "comma-separated GOMAXPROCS settings to measure Fibonacci under; 0 is the runtime's default")
 	flag.BoolVar(&o.CompareCoalescing, "compare-coalescing", false, "also measure a Fibonacci gateway without write coalescing")
+	flag.BoolVar(&o.CompareStreamWorkers, "compare-stream-workers", false, "also measure a Fibonacci gateway without gRPC stream workers")
 	flag.String("only", "", "run only this benchmark: fib or tasks")
 	flag.StringVar(&o.Profile, "cpuprofile", "", "write a CPU profile of the gateway answering Fibonacci at c=64 here")
 	flag.StringVar(&o.TaskProfile, "taskprofile", "", "write a CPU profile of the gateway answering SubmitTask at c=64 here")
 	flag.Parse()
-	for _, f := range strings.Split(*cs, ",") {
-		c, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || c < 1 {
-			fmt.Fprintf(os.Stderr, "warrenbench: -c: bad concurrency %q\n", f)
-			os.Exit(2)
-		}
-		o.Concurrencies = append(o.Concurrencies, c)
-	}
+	o.Concurrencies = ints("c", *cs, 1)
+	o.Procs = ints("procs", *procs, 0)
 	only := flag.Lookup("only").Value.String()
 	if only == "" || only == "fib" {
 		if err := bench.Fibonacci(ctx, os.Stdout, o); err != nil {
@@ -50,6 +46,20 @@ func main() {
 			os.Exit(1)
 		}
 	}
+}
+
+// ints parses a comma-separated list of integers of at least min, or exits.
+func ints(name, list string, min int) []int {
+	var xs []int
+	for _, f := range strings.Split(list, ",") {
+		x, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || x < min {
+			fmt.Fprintf(os.Stderr, "warrenbench: -%s: bad value %q\n", name, f)
+			os.Exit(2)
+		}
+		xs = append(xs, x)
+	}
+	return xs
 }
 
 func envOr(k, def string) string {

@@ -79,18 +79,29 @@ func startEcho() (*grpcTarget, error) {
 	return &grpcTarget{client: client, close: func() { _ = conn.Close(); srv.Stop() }}, nil
 }
 
+// gatewaySetup is one gateway under test.
+type gatewaySetup struct {
+	mode            gateway.ReplyMode
+	noCoalescing    bool // every flush its own write syscall
+	noStreamWorkers bool // a new goroutine for every gRPC call
+}
+
 // startGateway serves a warren gateway for queue on loopback TCP.
-func startGateway(url, queue string, mode gateway.ReplyMode, coalesce bool) (*grpcTarget, error) {
+func startGateway(url, queue string, gs gatewaySetup) (*grpcTarget, error) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	srv := gateway.New(gateway.Config{
-		AMQP:      amqpx.Config{URLs: []string{url}, Name: "warren-bench-gateway", DisableWriteCoalescing: !coalesce},
+	cfg := gateway.Config{
+		AMQP:      amqpx.Config{URLs: []string{url}, Name: "warren-bench-gateway", DisableWriteCoalescing: gs.noCoalescing},
 		RPCQueue:  queue,
-		ReplyMode: mode,
+		ReplyMode: gs.mode,
 		Logger:    quiet,
-	})
+	}
+	if gs.noStreamWorkers {
+		cfg.StreamWorkers = -1
+	}
+	srv := gateway.New(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = srv.Serve(ctx, lis); close(done) }()

@@ -11,6 +11,13 @@ import (
 // subscriber would fail the emitters of every other subscriber's messages.
 const OverflowDropHead = "drop-head"
 
+// The tutorials' exchanges, LogService's defaults.
+const (
+	DefaultFanoutExchange = "logs"        // Publish/Subscribe
+	DefaultDirectExchange = "direct_logs" // Routing
+	DefaultTopicExchange  = "topic_logs"  // Topics
+)
+
 // Config configures a Service. The zero value uses the tutorials' exchanges
 // and the defaults documented on each field.
 type Config struct {
@@ -69,13 +76,13 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	if c.FanoutExchange == "" {
-		c.FanoutExchange = "logs"
+		c.FanoutExchange = DefaultFanoutExchange
 	}
 	if c.DirectExchange == "" {
-		c.DirectExchange = "direct_logs"
+		c.DirectExchange = DefaultDirectExchange
 	}
 	if c.TopicExchange == "" {
-		c.TopicExchange = "topic_logs"
+		c.TopicExchange = DefaultTopicExchange
 	}
 	if c.Prefetch <= 0 {
 		c.Prefetch = 256

@@ -42,6 +42,36 @@ func runInBackground(t *testing.T, args ...string) {
 	t.Cleanup(func() { cancel(); wg.Wait() })
 }
 
+// entities names every broker entity a warren server declares, so that a
+// test shares none with another or with the tutorials; each is deleted when
+// the test ends.
+type entities struct {
+	rpcQueue, taskQueue, events, logs, directLogs, topicLogs string
+}
+
+func newEntities(t *testing.T) entities {
+	return entities{
+		rpcQueue:   brokertest.Name(t, "rpc"),
+		taskQueue:  brokertest.Name(t, "tasks"),
+		events:     brokertest.Name(t, "events"),
+		logs:       brokertest.Name(t, "logs"),
+		directLogs: brokertest.Name(t, "direct_logs"),
+		topicLogs:  brokertest.Name(t, "topic_logs"),
+	}
+}
+
+// flags are the command-line flags that name the entities.
+func (e entities) flags() []string {
+	return []string{
+		"--rpc-queue", e.rpcQueue,
+		"--task-queue", e.taskQueue,
+		"--events-exchange", e.events,
+		"--logs-exchange", e.logs,
+		"--direct-logs-exchange", e.directLogs,
+		"--topic-logs-exchange", e.topicLogs,
+	}
+}
+
 // call runs a client command and returns its stdout and error.
 func call(args ...string) (string, error) {
 	var stdout, stderr bytes.Buffer
@@ -69,9 +99,17 @@ func TestDevServesFib(t *testing.T) {
 	t.Parallel()
 	url := brokertest.Require(t)
 	addr := freeAddr(t)
-	queue := brokertest.Name(t, "rpc")
-	runInBackground(t, "dev", "--listen", addr, "--amqp-url", url, "--rpc-queue", queue, "--task-queue", queue+".tasks", "--log-level", "error")
+	ents := newEntities(t)
+	runInBackground(t, append([]string{"dev", "--listen", addr, "--amqp-url", url, "--log-level", "error"}, ents.flags()...)...)
 	waitServing(t, addr)
+	// The gateway and the workers declared the exchanges the flags name.
+	for _, ex := range []struct{ name, kind string }{
+		{ents.events, "topic"}, {ents.logs, "fanout"}, {ents.directLogs, "direct"}, {ents.topicLogs, "topic"},
+	} {
+		if err := brokertest.Channel(t).ExchangeDeclarePassive(ex.name, ex.kind, false, false, false, false, nil); err != nil {
+			t.Errorf("exchange %q (%s) not declared: %v", ex.name, ex.kind, err)
+		}
+	}
 
 	tests := []struct {
 		name    string
@@ -104,8 +142,8 @@ func TestGatewayWithoutWorkerIsUnavailableAtOnce(t *testing.T) {
 	t.Parallel()
 	url := brokertest.Require(t)
 	addr := freeAddr(t)
-	queue := brokertest.Name(t, "rpc")
-	runInBackground(t, "gateway", "--listen", addr, "--amqp-url", url, "--rpc-queue", queue, "--task-queue", queue+".tasks", "--log-level", "error")
+	ents := newEntities(t)
+	runInBackground(t, append([]string{"gateway", "--listen", addr, "--amqp-url", url, "--log-level", "error"}, ents.flags()...)...)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		start := time.Now()
@@ -151,8 +189,7 @@ func TestSIGTERMStopsDevCleanly(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	addr := freeAddr(t)
-	queue := brokertest.Name(t, "rpc")
-	cmd := exec.Command(bin, "dev", "--listen", addr, "--amqp-url", url, "--rpc-queue", queue, "--task-queue", queue+".tasks")
+	cmd := exec.Command(bin, append([]string{"dev", "--listen", addr, "--amqp-url", url}, newEntities(t).flags()...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

@@ -13,24 +13,31 @@ import (
 
 	"github.com/warrenrpc/warren/gateway"
 	"github.com/warrenrpc/warren/internal/amqpx"
+	"github.com/warrenrpc/warren/logsvc"
 	"github.com/warrenrpc/warren/worker"
 )
 
 // gatewayFlags configure the gateway.
 type gatewayFlags struct {
-	listen    string
-	rpcQueue  string
-	taskQueue string
-	replyMode string
-	timeout   time.Duration
-	drain     time.Duration
-	mgmtURL   string
+	listen         string
+	rpcQueue       string
+	taskQueue      string
+	eventsExchange string
+	logExchanges   [3]string // fanout, direct, topic
+	replyMode      string
+	timeout        time.Duration
+	drain          time.Duration
+	mgmtURL        string
 }
 
 func (f *gatewayFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.listen, "listen", defaultAddr, "gRPC listen address")
 	fs.StringVar(&f.rpcQueue, "rpc-queue", worker.DefaultRPCQueue, "queue Fibonacci requests go to")
 	fs.StringVar(&f.taskQueue, "task-queue", "task_queue", "queue tasks go to")
+	fs.StringVar(&f.eventsExchange, "events-exchange", gateway.TaskEventsExchangeDefault, "topic exchange of task lifecycle events")
+	fs.StringVar(&f.logExchanges[0], "logs-exchange", logsvc.DefaultFanoutExchange, "fanout exchange of LogService (the tutorial's logs)")
+	fs.StringVar(&f.logExchanges[1], "direct-logs-exchange", logsvc.DefaultDirectExchange, "direct exchange of LogService (the tutorial's direct_logs)")
+	fs.StringVar(&f.logExchanges[2], "topic-logs-exchange", logsvc.DefaultTopicExchange, "topic exchange of LogService (the tutorial's topic_logs)")
 	fs.StringVar(&f.mgmtURL, "management-url", "http://guest:guest@127.0.0.1:15672", "RabbitMQ management API, for task queue statistics")
 	fs.StringVar(&f.replyMode, "reply-mode", "queue", "how replies come back: queue (a gateway-owned reply queue) or direct (amq.rabbitmq.reply-to)")
 	fs.DurationVar(&f.timeout, "default-timeout", 10*time.Second, "deadline of calls that have none")
@@ -43,9 +50,14 @@ func (f *gatewayFlags) config(af *amqpFlags, log *slog.Logger) (gateway.Config, 
 		return gateway.Config{}, err
 	}
 	return gateway.Config{
-		AMQP:           af.config("warren-gateway", log),
-		RPCQueue:       f.rpcQueue,
-		Tasks:          gateway.TaskConfig{Queue: f.taskQueue, ManagementURL: f.mgmtURL},
+		AMQP:     af.config("warren-gateway", log),
+		RPCQueue: f.rpcQueue,
+		Tasks:    gateway.TaskConfig{Queue: f.taskQueue, EventsExchange: f.eventsExchange, ManagementURL: f.mgmtURL},
+		Logs: logsvc.Config{
+			FanoutExchange: f.logExchanges[0],
+			DirectExchange: f.logExchanges[1],
+			TopicExchange:  f.logExchanges[2],
+		},
 		ReplyMode:      mode,
 		DefaultTimeout: f.timeout,
 		DrainTimeout:   f.drain,
@@ -55,21 +67,23 @@ func (f *gatewayFlags) config(af *amqpFlags, log *slog.Logger) (gateway.Config, 
 
 // workerFlags configure the workers.
 type workerFlags struct {
-	rpcQueue     string
-	taskQueue    string
-	queueType    string
-	prefetch     int
-	fib, tasks   bool
-	taskPrefetch int
-	taskUnit     time.Duration
-	taskAttempts int
-	drain        time.Duration
+	rpcQueue       string
+	taskQueue      string
+	eventsExchange string
+	queueType      string
+	prefetch       int
+	fib, tasks     bool
+	taskPrefetch   int
+	taskUnit       time.Duration
+	taskAttempts   int
+	drain          time.Duration
 }
 
 func (f *workerFlags) register(fs *flag.FlagSet, withQueues bool) {
 	if withQueues {
 		fs.StringVar(&f.rpcQueue, "rpc-queue", worker.DefaultRPCQueue, "queue the Fibonacci worker consumes")
 		fs.StringVar(&f.taskQueue, "task-queue", "task_queue", "queue the tasks worker consumes")
+		fs.StringVar(&f.eventsExchange, "events-exchange", worker.TaskEventsExchangeDefault, "topic exchange the tasks worker publishes lifecycle events to")
 	}
 	fs.StringVar(&f.queueType, "queue-type", "classic", "type of the queues the workers declare when missing: classic (as the tutorials) or quorum (clusters)")
 	fs.IntVar(&f.prefetch, "prefetch", 64, "Fibonacci requests a worker may hold unacknowledged")
@@ -90,7 +104,8 @@ type workers struct {
 	drain time.Duration
 }
 
-func newWorkers(af *amqpFlags, wf *workerFlags, rpcQueue, taskQueue string, log *slog.Logger) (*workers, error) {
+// newWorkers builds the workers wf asks for, on the entities named.
+func newWorkers(af *amqpFlags, wf *workerFlags, rpcQueue, taskQueue, eventsExchange string, log *slog.Logger) (*workers, error) {
 	qt, err := amqpx.ParseQueueType(wf.queueType)
 	if err != nil {
 		return nil, err
@@ -105,7 +120,7 @@ func newWorkers(af *amqpFlags, wf *workerFlags, rpcQueue, taskQueue string, log 
 	}
 	if wf.tasks {
 		w.task = worker.NewTask(worker.TaskConfig{
-			Queue: taskQueue, QueueType: qt, Prefetch: wf.taskPrefetch,
+			Queue: taskQueue, EventsExchange: eventsExchange, QueueType: qt, Prefetch: wf.taskPrefetch,
 			Unit: wf.taskUnit, MaxAttempts: wf.taskAttempts, Logger: log,
 		})
 		handlers = append(handlers, w.task)
@@ -189,7 +204,7 @@ func workerCommand(ctx context.Context, args []string, _, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	w, err := newWorkers(&af, &wf, wf.rpcQueue, wf.taskQueue, log)
+	w, err := newWorkers(&af, &wf, wf.rpcQueue, wf.taskQueue, wf.eventsExchange, log)
 	if err != nil {
 		return err
 	}
@@ -218,7 +233,7 @@ func devCommand(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	w, err := newWorkers(&af, &wf, gf.rpcQueue, gf.taskQueue, log)
+	w, err := newWorkers(&af, &wf, gf.rpcQueue, gf.taskQueue, gf.eventsExchange, log)
 	if err != nil {
 		return err
 	}

@@ -123,21 +123,23 @@ func Fibonacci(ctx context.Context, w io.Writer, o Options) error {
 		subjects = append(subjects, fibSubject{"raw-" + m.String(), r.call}, fibSubject{"gateway-" + m.String(), g.call})
 	}
 	// The same gateway with a feature off, for an A/B in the same run.
-	if o.CompareCoalescing {
-		g, err := startGateway(o.URL, queue, gatewaySetup{mode: gateway.ReplyQueue, noCoalescing: true})
+	for _, ab := range []struct {
+		on    bool
+		name  string
+		setup gatewaySetup
+	}{
+		{o.CompareCoalescing, "gateway-queue-nocoalesce", gatewaySetup{mode: gateway.ReplyQueue, noCoalescing: true}},
+		{o.CompareStreamWorkers, "gateway-queue-noworkers", gatewaySetup{mode: gateway.ReplyQueue, noStreamWorkers: true}},
+	} {
+		if !ab.on {
+			continue
+		}
+		g, err := startGateway(o.URL, queue, ab.setup)
 		if err != nil {
 			return err
 		}
 		defer g.close()
-		subjects = append(subjects, fibSubject{"gateway-queue-nocoalesce", g.call})
-	}
-	if o.CompareStreamWorkers {
-		g, err := startGateway(o.URL, queue, gatewaySetup{mode: gateway.ReplyQueue, noStreamWorkers: true})
-		if err != nil {
-			return err
-		}
-		defer g.close()
-		subjects = append(subjects, fibSubject{"gateway-queue-noworkers", g.call})
+		subjects = append(subjects, fibSubject{ab.name, g.call})
 	}
 
 	// results[procs][subject][concurrency] holds one Result per round.

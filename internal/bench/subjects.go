@@ -68,7 +68,8 @@ func startEcho() (*grpcTarget, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv := grpc.NewServer()
+	// The gateway's gRPC server options, so that the echo is the same hop.
+	srv := grpc.NewServer(grpc.NumStreamWorkers(gateway.DefaultStreamWorkers))
 	warrenv1.RegisterFibonacciServiceServer(srv, echoService{})
 	go func() { _ = srv.Serve(lis) }()
 	conn, client, err := dialTarget(lis.Addr().String())

@@ -24,7 +24,7 @@ func main() {
 	flag.DurationVar(&o.Duration, "duration", 2*time.Second, "length of one measurement")
 	flag.IntVar(&o.Rounds, "rounds", 5, "rounds; figures are medians")
 	cs := flag.String("c", "1,64", "comma-separated concurrencies (Fibonacci)")
-	procs := flag.String("procs", "0", "comma-separated GOMAXPROCS settings to measure Fibonacci under; 0 is the runtime's default")
+	procs := flag.String("procs", "0", "comma-separated GOMAXPROCS settings to measure Fibonacci under; 0 is the runtime's default from the CPUs, whatever the GOMAXPROCS variable says")
 	flag.BoolVar(&o.CompareCoalescing, "compare-coalescing", false, "also measure a Fibonacci gateway without write coalescing")
 	flag.BoolVar(&o.CompareStreamWorkers, "compare-stream-workers", false, "also measure a Fibonacci gateway without gRPC stream workers")
 	flag.String("only", "", "run only this benchmark: fib or tasks")
@@ -48,12 +48,12 @@ func main() {
 	}
 }
 
-// ints parses a comma-separated list of integers of at least min, or exits.
-func ints(name, list string, min int) []int {
+// ints parses a comma-separated list of integers of at least least, or exits.
+func ints(name, list string, least int) []int {
 	var xs []int
 	for _, f := range strings.Split(list, ",") {
 		x, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || x < min {
+		if err != nil || x < least {
 			fmt.Fprintf(os.Stderr, "warrenbench: -%s: bad value %q\n", name, f)
 			os.Exit(2)
 		}

@@ -26,7 +26,8 @@ type Options struct {
 	// Concurrencies to measure. Default: 1 and 64.
 	Concurrencies []int
 	// Procs are the GOMAXPROCS settings every Fibonacci subject is measured
-	// under, each a section of its own; 0 is the runtime's default.
+	// under, each a section of its own; 0 is the runtime's default, from
+	// the CPUs it may use (the GOMAXPROCS variable is ignored).
 	// Default: the runtime's default only.
 	Procs []int
 	// Profile, if set, receives a CPU profile of the process while the

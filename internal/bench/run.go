@@ -10,8 +10,6 @@ import (
 	"slices"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
 	"github.com/warrenrpc/warren/gateway"
 )
 
@@ -99,7 +97,7 @@ func Fibonacci(ctx context.Context, w io.Writer, o Options) error {
 		return err
 	}
 	defer stopWorker()
-	defer deleteQueue(o.URL, queue)
+	defer deleteEntities(o.URL, queue, queue)
 
 	echo, err := startEcho()
 	if err != nil {
@@ -240,17 +238,6 @@ func report(w io.Writer, o Options, subjects []fibSubject, results map[string]ma
 		fmt.Fprintf(w, "  %s: gateway-queue = %.2f x the same gateway without them at c=64; p50 with - without at c=1 = %v\n", ab.what,
 			perRound(func(i int) float64 { return rate("gateway-queue", 64, i) / rate(ab.name, 64, i) }),
 			time.Duration(perRound(func(i int) float64 { return float64(p50("gateway-queue", i) - p50(ab.name, i)) })).Round(time.Microsecond))
-	}
-}
-
-func deleteQueue(url, queue string) {
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		return
-	}
-	defer conn.Close()
-	if ch, err := conn.Channel(); err == nil {
-		_, _ = ch.QueueDelete(queue, false, false, false)
 	}
 }
 

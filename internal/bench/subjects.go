@@ -80,6 +80,44 @@ func startEcho() (*grpcTarget, error) {
 	return &grpcTarget{client: client, close: func() { _ = conn.Close(); srv.Stop() }}, nil
 }
 
+// isolated names every entity cfg's gateway declares that cfg leaves to
+// the defaults (the tutorials' task queue and exchanges) after prefix, so
+// that a bench run leaves nothing of its own on a broker that serves
+// tutorials; deleteEntities removes them.
+func isolated(prefix string, cfg gateway.Config) gateway.Config {
+	if cfg.Tasks.Queue == "" {
+		cfg.Tasks.Queue = prefix + ".tasks"
+	}
+	if cfg.Tasks.EventsExchange == "" {
+		cfg.Tasks.EventsExchange = prefix + ".events"
+	}
+	cfg.Logs.FanoutExchange = prefix + ".logs"
+	cfg.Logs.DirectExchange = prefix + ".direct_logs"
+	cfg.Logs.TopicExchange = prefix + ".topic_logs"
+	return cfg
+}
+
+// deleteEntities deletes what isolated(prefix, ...) named, and the queues
+// in extra.
+func deleteEntities(url, prefix string, extra ...string) {
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	// A missing entity closes the channel: one channel each.
+	for _, q := range append(extra, prefix+".tasks", prefix+".events.watchers") {
+		if ch, err := conn.Channel(); err == nil {
+			_, _ = ch.QueueDelete(q, false, false, false)
+		}
+	}
+	for _, ex := range []string{".events", ".logs", ".direct_logs", ".topic_logs"} {
+		if ch, err := conn.Channel(); err == nil {
+			_ = ch.ExchangeDelete(prefix+ex, false, false)
+		}
+	}
+}
+
 // gatewaySetup is one gateway under test.
 type gatewaySetup struct {
 	mode            gateway.ReplyMode
@@ -93,12 +131,12 @@ func startGateway(url, queue string, gs gatewaySetup) (*grpcTarget, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := gateway.Config{
+	cfg := isolated(queue, gateway.Config{
 		AMQP:      amqpx.Config{URLs: []string{url}, Name: "warren-bench-gateway", DisableWriteCoalescing: gs.noCoalescing},
 		RPCQueue:  queue,
 		ReplyMode: gs.mode,
 		Logger:    quiet,
-	}
+	})
 	if gs.noStreamWorkers {
 		cfg.StreamWorkers = -1
 	}

@@ -78,12 +78,12 @@ func startTaskGateway(url, queue string) (*taskTarget, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv := gateway.New(gateway.Config{
+	srv := gateway.New(isolated(queue, gateway.Config{
 		AMQP:     amqpx.Config{URLs: []string{url}, Name: "warren-bench-gateway"},
 		RPCQueue: queue + ".rpc",
-		Tasks:    gateway.TaskConfig{Queue: queue, EventsExchange: queue + ".events"},
+		Tasks:    gateway.TaskConfig{Queue: queue},
 		Logger:   quiet,
-	})
+	}))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = srv.Serve(ctx, lis); close(done) }()
@@ -127,10 +127,7 @@ func Tasks(ctx context.Context, w io.Writer, o Options) error {
 	if _, err := admin.QueueDeclare(queue, true, false, false, false, nil); err != nil {
 		return err
 	}
-	defer func() {
-		_, _ = admin.QueueDelete(queue, false, false, false)
-		_ = admin.ExchangeDelete(queue+".events", false, false)
-	}()
+	defer deleteEntities(o.URL, queue, queue)
 	echo, err := startEcho()
 	if err != nil {
 		return err

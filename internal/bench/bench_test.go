@@ -1,0 +1,54 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/warrenrpc/warren/internal/brokertest"
+)
+
+// The benchmarks run end to end, briefly, and print every figure and ratio
+// make bench relies on; the figures themselves are not judged here.
+func TestBenchmarksPrintEveryFigure(t *testing.T) {
+	o := Options{
+		URL:                  brokertest.Require(t),
+		Duration:             time.Second, // long enough for a call at c=64 under -race on a loaded machine
+		Rounds:               1,
+		Concurrencies:        []int{1, 64},
+		Procs:                []int{1, 0},
+		CompareCoalescing:    true,
+		CompareStreamWorkers: true,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	if err := Fibonacci(ctx, &out, o); err != nil {
+		t.Fatalf("Fibonacci: %v\n%s", err, &out)
+	}
+	if err := Tasks(ctx, &out, o); err != nil {
+		t.Fatalf("Tasks: %v\n%s", err, &out)
+	}
+	for _, want := range []string{
+		"\nGOMAXPROCS=1\n",
+		"(the runtime's default)\n",
+		"direct c=64: T_ideal", "direct c=1:  p50 gateway - (p50 raw + p50 echo)",
+		"queue c=64: T_ideal", "queue c=1:  p50 gateway - (p50 raw + p50 echo)",
+		"reply modes: gateway-queue =",
+		"write coalescing: gateway-queue =",
+		"stream workers: gateway-queue =",
+		"SubmitTask = ",
+	} {
+		if strings.Count(out.String(), want) == 0 {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if n := strings.Count(out.String(), "the target of 100µs"); n != 4 {
+		t.Errorf("got %d c=1 verdicts, want 4 (2 reply modes x 2 GOMAXPROCS settings)", n)
+	}
+	if t.Failed() {
+		t.Logf("output:\n%s", &out)
+	}
+}

@@ -73,7 +73,10 @@ var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
 
 // Name returns an entity name unique to this test run, derived from the test
 // name and prefix, so tests running in parallel packages never share queues
-// or exchanges. Queues it names are deleted at cleanup.
+// or exchanges. At cleanup it deletes the queue or exchange of that name and
+// those whose names extend it (name + ".dead", name + ".watchers", ...:
+// the entities warren derives from a name), as far as the management API
+// lists them.
 func Name(t testing.TB, prefix string) string {
 	t.Helper()
 	var b [4]byte
@@ -88,11 +91,16 @@ func Name(t testing.TB, prefix string) string {
 			return
 		}
 		defer conn.Close()
-		if ch, err := conn.Channel(); err == nil {
-			_, _ = ch.QueueDelete(name, false, false, false)
+		// A missing entity closes the channel: one channel each.
+		for _, q := range append([]string{name}, listNames("queues", name+".")...) {
+			if ch, err := conn.Channel(); err == nil {
+				_, _ = ch.QueueDelete(q, false, false, false)
+			}
 		}
-		if ch, err := conn.Channel(); err == nil {
-			_ = ch.ExchangeDelete(name, false, false)
+		for _, ex := range append([]string{name}, listNames("exchanges", name+".")...) {
+			if ch, err := conn.Channel(); err == nil {
+				_ = ch.ExchangeDelete(ex, false, false)
+			}
 		}
 	})
 	return name

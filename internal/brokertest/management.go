@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -64,4 +65,35 @@ func CloseConnections(name string) (int, error) {
 		}
 	}
 	return closed, nil
+}
+
+// listNames returns the names of the default virtual host's queues or
+// exchanges (kind) that start with prefix; nil when the management API
+// does not answer.
+func listNames(kind, prefix string) []string {
+	base, err := url.Parse(ManagementURL())
+	if err != nil {
+		return nil
+	}
+	resp, err := httpClient.Get(base.JoinPath("/api", kind, "%2F").String() + "?columns=name")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil
+	}
+	var all []struct {
+		Name string `json:"name"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&all); err != nil {
+		return nil
+	}
+	var names []string
+	for _, e := range all {
+		if strings.HasPrefix(e.Name, prefix) {
+			names = append(names, e.Name)
+		}
+	}
+	return names
 }

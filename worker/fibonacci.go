@@ -63,8 +63,9 @@ type Fibonacci struct {
 	cfg FibonacciConfig
 	tag string
 
-	mu sync.Mutex
-	ch *amqp.Channel // the current channel, nil while disconnected
+	mu      sync.Mutex
+	ch      *amqp.Channel // the current channel, nil while disconnected
+	stopped bool          // Shutdown was called: consume nothing more
 
 	wg sync.WaitGroup
 
@@ -91,6 +92,12 @@ func (w *Fibonacci) Stats() (served, rejected, expired uint64) {
 
 // Connected declares the RPC queue and starts consuming it.
 func (w *Fibonacci) Connected(ctx context.Context, conn *amqp.Connection) error {
+	w.mu.Lock()
+	stopped := w.stopped
+	w.mu.Unlock()
+	if stopped {
+		return nil // a reconnect after Shutdown: stay connected, consume nothing
+	}
 	if _, err := amqpx.DeclareQueue(conn, amqpx.QueueSpec{Name: w.cfg.Queue, Type: w.cfg.QueueType}, w.cfg.Logger); err != nil {
 		return err
 	}
@@ -106,8 +113,15 @@ func (w *Fibonacci) Connected(ctx context.Context, conn *amqp.Connection) error 
 		return fmt.Errorf("consume %q: %w", w.cfg.Queue, err)
 	}
 	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		// Shutdown came while we set up: handle nothing; closing the
+		// channel hands what the broker sent to another worker.
+		_ = ch.Close()
+		return nil
+	}
 	w.ch = ch
-	w.mu.Unlock()
+	// Started under mu, so that a Shutdown that finds ch also waits for them.
 	for range w.cfg.Concurrency {
 		w.wg.Go(func() {
 			for d := range deliveries {
@@ -128,11 +142,13 @@ func (w *Fibonacci) Disconnected(error) {
 }
 
 // Shutdown stops consuming and waits until the deliveries already received
-// are answered and acknowledged, or ctx ends. Call it before stopping the
+// are answered and acknowledged, or ctx ends. The worker consumes nothing
+// afterwards, not even after a reconnect. Call it before stopping the
 // Supervisor: unacknowledged deliveries go back to the queue for another
 // worker when the connection closes.
 func (w *Fibonacci) Shutdown(ctx context.Context) error {
 	w.mu.Lock()
+	w.stopped = true
 	ch := w.ch
 	w.mu.Unlock()
 	if ch != nil {

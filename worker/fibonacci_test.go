@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -251,6 +252,67 @@ func TestFibonacciWorkerShutdownFinishesWhatItHolds(t *testing.T) {
 	}
 	if q.Consumers != 0 {
 		t.Errorf("queue has %d consumers after Shutdown, want 0", q.Consumers)
+	}
+}
+
+// waitFor polls cond for up to 10 s, or fails the test.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// connCounter is an amqpx.Handler that counts the sessions it sees.
+type connCounter struct{ n atomic.Int32 }
+
+func (c *connCounter) Connected(context.Context, *amqp.Connection) error { c.n.Add(1); return nil }
+func (c *connCounter) Disconnected(error)                                {}
+
+// A worker that was shut down consumes nothing more, even when its
+// connection drops and the Supervisor reconnects (as it may while the
+// process drains).
+func TestFibonacciWorkerShutdownHoldsAcrossReconnect(t *testing.T) {
+	t.Parallel()
+	queue := brokertest.Name(t, "rpc")
+	name := "warren-test-" + t.Name()
+	w := NewFibonacci(FibonacciConfig{Queue: queue, Logger: quietLog})
+	var sessions connCounter
+	sup := amqpx.New(amqpx.Config{URLs: []string{brokertest.Require(t)}, Name: name, Logger: quietLog}, w, &sessions)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = sup.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, "the worker to connect", sup.Connected)
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	if err := w.Shutdown(sctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	// The broker drops the connection (the management API may list it only
+	// after a moment); the Supervisor reconnects.
+	waitFor(t, "the broker to close the connection", func() bool {
+		n, err := brokertest.CloseConnections(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n > 0
+	})
+	waitFor(t, "a second session", func() bool { return sessions.n.Load() >= 2 && sup.Connected() })
+
+	c := newRawClient(t, queue)
+	c.publish(t, amqp.Publishing{Body: []byte("10"), ReplyTo: c.replyTo, CorrelationId: "after-shutdown"})
+	if d, ok := c.next(500 * time.Millisecond); ok {
+		t.Errorf("the worker answered request %q after Shutdown and a reconnect", d.CorrelationId)
+	}
+	q, err := brokertest.Channel(t).QueueDeclarePassive(queue, false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.Consumers != 0 || q.Messages != 1 {
+		t.Errorf("queue has %d consumers and %d messages, want 0 and the 1 request", q.Consumers, q.Messages)
 	}
 }
 

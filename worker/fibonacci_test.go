@@ -25,21 +25,33 @@ var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 // runFib runs a Fibonacci worker on queue until the test ends.
 func runFib(t testing.TB, cfg FibonacciConfig) *Fibonacci {
 	t.Helper()
+	w, _ := superviseFib(t, cfg, "warren-test-worker")
+	return w
+}
+
+// superviseFib runs a Fibonacci worker, and the handlers in extra, under a
+// Supervisor whose connection is called name, until the test ends.
+func superviseFib(t testing.TB, cfg FibonacciConfig, name string, extra ...amqpx.Handler) (*Fibonacci, *amqpx.Supervisor) {
+	t.Helper()
 	cfg.Logger = quietLog
 	w := NewFibonacci(cfg)
-	sup := amqpx.New(amqpx.Config{URLs: []string{brokertest.Require(t)}, Name: "warren-test-worker", Logger: quietLog}, w)
+	sup := amqpx.New(amqpx.Config{URLs: []string{brokertest.Require(t)}, Name: name, Logger: quietLog}, append([]amqpx.Handler{w}, extra...)...)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = sup.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	deadline := time.Now().Add(10 * time.Second)
-	for !sup.Connected() {
+	waitFor(t, "the worker to connect", sup.Connected)
+	return w, sup
+}
+
+// waitFor polls cond for up to 10 s, or fails the test.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatal("worker did not connect")
+			t.Fatalf("timed out waiting for %s", what)
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
-	return w
 }
 
 // rawClient is a tutorial-style RPC client: an exclusive reply queue.
@@ -255,16 +267,6 @@ func TestFibonacciWorkerShutdownFinishesWhatItHolds(t *testing.T) {
 	}
 }
 
-// waitFor polls cond for up to 10 s, or fails the test.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
 // connCounter is an amqpx.Handler that counts the sessions it sees.
 type connCounter struct{ n atomic.Int32 }
 
@@ -278,14 +280,8 @@ func TestFibonacciWorkerShutdownHoldsAcrossReconnect(t *testing.T) {
 	t.Parallel()
 	queue := brokertest.Name(t, "rpc")
 	name := "warren-test-" + t.Name()
-	w := NewFibonacci(FibonacciConfig{Queue: queue, Logger: quietLog})
 	var sessions connCounter
-	sup := amqpx.New(amqpx.Config{URLs: []string{brokertest.Require(t)}, Name: name, Logger: quietLog}, w, &sessions)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = sup.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	waitFor(t, "the worker to connect", sup.Connected)
+	w, sup := superviseFib(t, FibonacciConfig{Queue: queue}, name, &sessions)
 	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer scancel()
 	if err := w.Shutdown(sctx); err != nil {

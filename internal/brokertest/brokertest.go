@@ -10,9 +10,11 @@ package brokertest
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"net"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -71,12 +73,18 @@ func Channel(t testing.TB) *amqp.Channel {
 
 var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
 
+// derived are the suffixes of the queues warren derives from a name: a task
+// queue's dead-letter queue (worker.TaskDeadLetterSuffix) and an events
+// exchange's watchers queue. Name's cleanup deletes them even when the
+// management API cannot list them.
+var derived = []string{".dead", ".watchers"}
+
 // Name returns an entity name unique to this test run, derived from the test
 // name and prefix, so tests running in parallel packages never share queues
 // or exchanges. At cleanup it deletes the queue or exchange of that name and
 // those whose names extend it (name + ".dead", name + ".watchers", ...:
-// the entities warren derives from a name), as far as the management API
-// lists them.
+// the entities warren derives from a name): the ones warren derives always,
+// any other as far as the management API lists them.
 func Name(t testing.TB, prefix string) string {
 	t.Helper()
 	var b [4]byte
@@ -91,15 +99,30 @@ func Name(t testing.TB, prefix string) string {
 			return
 		}
 		defer conn.Close()
-		// A missing entity closes the channel: one channel each.
-		for _, q := range append([]string{name}, listNames("queues", name+".")...) {
+		queues, exchanges := []string{name}, []string{name}
+		for _, s := range derived {
+			queues = append(queues, name+s)
+		}
+		listedQueues, qerr := listNames("queues", name+".")
+		listedExchanges, xerr := listNames("exchanges", name+".")
+		if err := errors.Join(qerr, xerr); err != nil {
+			t.Logf("brokertest: cannot list the other entities named %s.*, which may be left on the broker: %v", name, err)
+		}
+		queues = append(queues, listedQueues...)
+		exchanges = append(exchanges, listedExchanges...)
+		slices.Sort(queues)
+		slices.Sort(exchanges)
+		for _, q := range slices.Compact(queues) {
+			// A missing entity may close the channel: one channel each.
 			if ch, err := conn.Channel(); err == nil {
 				_, _ = ch.QueueDelete(q, false, false, false)
+				_ = ch.Close()
 			}
 		}
-		for _, ex := range append([]string{name}, listNames("exchanges", name+".")...) {
+		for _, ex := range slices.Compact(exchanges) {
 			if ch, err := conn.Channel(); err == nil {
 				_ = ch.ExchangeDelete(ex, false, false)
+				_ = ch.Close()
 			}
 		}
 	})

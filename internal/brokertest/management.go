@@ -68,26 +68,26 @@ func CloseConnections(name string) (int, error) {
 }
 
 // listNames returns the names of the default virtual host's queues or
-// exchanges (kind) that start with prefix; nil when the management API
-// does not answer.
-func listNames(kind, prefix string) []string {
+// exchanges (kind) that start with prefix, or why the management API did
+// not answer.
+func listNames(kind, prefix string) ([]string, error) {
 	base, err := url.Parse(ManagementURL())
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("RABBITMQ_MANAGEMENT_URL: %w", err)
 	}
 	resp, err := httpClient.Get(base.JoinPath("/api", kind, "%2F").String() + "?columns=name")
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("list %s (is rabbitmq_management enabled?): %w", kind, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil
+		return nil, fmt.Errorf("list %s: %s", kind, resp.Status)
 	}
 	var all []struct {
 		Name string `json:"name"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&all); err != nil {
-		return nil
+		return nil, fmt.Errorf("list %s: %w", kind, err)
 	}
 	var names []string
 	for _, e := range all {
@@ -95,5 +95,5 @@ func listNames(kind, prefix string) []string {
 			names = append(names, e.Name)
 		}
 	}
-	return names
+	return names, nil
 }

@@ -1,4 +1,4 @@
-package gateway
+package gateway_test
 
 import (
 	"context"
@@ -11,9 +11,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/warrenrpc/warren/core"
+	"github.com/warrenrpc/warren/fibsvc"
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
-	"github.com/warrenrpc/warren/internal/amqpx"
 	"github.com/warrenrpc/warren/internal/brokertest"
+	"github.com/warrenrpc/warren/internal/warrentest"
 	"github.com/warrenrpc/warren/worker"
 )
 
@@ -123,7 +125,7 @@ func TestFaultTable(t *testing.T) {
 	var rows []faultRow
 	run := func(url string, queue string, s scenario) {
 		t.Helper()
-		gw := startRPCGatewayAt(t, url, Config{RPCQueue: queue, AMQP: amqpx.Config{Heartbeat: time.Second, MinBackoff: 20 * time.Millisecond, MaxBackoff: 500 * time.Millisecond}})
+		gw := startRPCGatewayAt(t, url, gwConfig{RPCQueue: queue, AMQP: core.Config{Heartbeat: time.Second, MinBackoff: 20 * time.Millisecond, MaxBackoff: 500 * time.Millisecond}})
 		load := startCallLoad(gw.fib, 4)
 		time.Sleep(300 * time.Millisecond)
 		start := time.Now()
@@ -153,8 +155,8 @@ func TestFaultTable(t *testing.T) {
 		if row.detect < 0 {
 			t.Errorf("%s: no call failed", s.name)
 		}
-		if row.recover < 0 || row.recover > 2*time.Second {
-			t.Errorf("%s: serving again %v after the repair, want within 2s", s.name, row.recover)
+		if row.recover < 0 || row.recover > 10*time.Second {
+			t.Errorf("%s: serving again %v after the repair, want within 10s (it takes well under a second on an idle machine)", s.name, row.recover)
 		}
 	}
 
@@ -173,13 +175,8 @@ func TestFaultTable(t *testing.T) {
 	// Faults of a broker node of the test's own.
 	node := brokertest.StartNode(t)
 	nodeQueue := "rpc_queue"
-	w := worker.NewFibonacci(worker.FibonacciConfig{Queue: nodeQueue, Logger: quietLog})
-	sup := amqpx.New(amqpx.Config{URLs: []string{node.URL}, MinBackoff: 20 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, Logger: quietLog}, w)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = sup.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	waitFor(t, "worker on the node", sup.Connected)
+	warrentest.StartWorkers(t, worker.Config{AMQP: core.Config{URLs: []string{node.URL}, MinBackoff: 20 * time.Millisecond, MaxBackoff: 500 * time.Millisecond}},
+		fibsvc.NewWorker(fibsvc.WorkerConfig{Queue: nodeQueue, Logger: quietLog}))
 	for _, s := range []scenario{
 		{"broker restart", func() { node.Ctl(t, "stop_app") }, func() { node.Ctl(t, "start_app") }},
 		{"memory alarm", func() { node.Ctl(t, "set_vm_memory_high_watermark", "0") }, func() { node.Ctl(t, "set_vm_memory_high_watermark", "0.4") }},

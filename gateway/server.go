@@ -5,105 +5,140 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
-	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
-	"github.com/warrenrpc/warren/internal/amqpx"
-	"github.com/warrenrpc/warren/logsvc"
+	"github.com/warrenrpc/warren/core"
 )
 
-// Server is warren's gRPC gateway: the gRPC services, health and reflection
-// on one grpc.Server, and the broker connection behind them.
+// A Service is one gRPC service of the gateway, built on the core.
+type Service interface {
+	// Name is the service's full gRPC name ("warren.v1.TaskService"),
+	// under which health reports it.
+	Name() string
+	// Attach builds the service's core components (publishers,
+	// subscribers, clients, and Components of its own that declare what
+	// it owns) on the gateway's Supervisor. New calls it once.
+	Attach(sup *core.Supervisor)
+	// Register registers the gRPC service. New calls it once, after
+	// Attach.
+	Register(r grpc.ServiceRegistrar)
+}
+
+// A Readier is a Service whose calls can fail for a reason of its own
+// while the broker connection is up (say, no worker consumes its queue).
+// Health reports it SERVING only while Ready returns nil.
+type Readier interface {
+	Ready() error
+}
+
+// ErrShutdown ends the streams still open when the gateway shuts down; it
+// reaches their clients as UNAVAILABLE.
+var ErrShutdown = errors.New("gateway: shutting down")
+
+// Server is warren's gRPC gateway: the services, health and reflection on
+// one grpc.Server, and the broker connection behind them.
 type Server struct {
-	cfg    Config
-	grpc   *grpc.Server
-	health *health.Server
-	rpc    *rpcClient
-	tasks  *TaskService
-	queues *QueueService
-	logs   *logsvc.Service
-	sup    *amqpx.Supervisor
+	cfg      Config
+	grpc     *grpc.Server
+	health   *health.Server
+	sup      *core.Supervisor
+	services []Service
+	streams  streams
+	up       atomic.Bool // every Component is set up on a connection
 
 	serveOnce sync.Once
 }
 
-// New builds a Server. Nothing is dialled or served until Serve. opts are
-// applied after the gateway's own server options, so they can override them.
-func New(cfg Config, opts ...grpc.ServerOption) *Server {
+// New builds a Server serving services. Nothing is dialled or served until
+// Serve. opts are applied after the gateway's own server options, so they
+// can override them.
+func New(cfg Config, services []Service, opts ...grpc.ServerOption) *Server {
 	cfg = cfg.withDefaults()
-	if cfg.StreamWorkers > 0 {
-		opts = append([]grpc.ServerOption{grpc.NumStreamWorkers(uint32(cfg.StreamWorkers))}, opts...)
-	}
 	s := &Server{
-		cfg:    cfg,
-		grpc:   grpc.NewServer(opts...),
-		health: health.NewServer(),
-		rpc: newRPCClient(rpcConfig{
-			queue:            cfg.RPCQueue,
-			mode:             cfg.ReplyMode,
-			channels:         cfg.PublishChannels,
-			defaultTimeout:   cfg.DefaultTimeout,
-			presenceInterval: cfg.PresenceInterval,
-			log:              cfg.Logger,
-		}),
-		tasks:  NewTaskService(cfg.Tasks),
-		queues: NewQueueService(cfg.Queues),
-		logs:   logsvc.New(cfg.Logs),
+		cfg:      cfg,
+		health:   health.NewServer(),
+		sup:      core.NewSupervisor(cfg.AMQP),
+		services: services,
 	}
-	warrenv1.RegisterFibonacciServiceServer(s.grpc, &fibonacciService{rpc: s.rpc})
-	warrenv1.RegisterTaskServiceServer(s.grpc, s.tasks)
-	warrenv1.RegisterQueueServiceServer(s.grpc, s.queues)
-	warrenv1.RegisterLogServiceServer(s.grpc, s.logs)
+	base := []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(unaryBoundary),
+		grpc.ChainStreamInterceptor(s.streams.intercept),
+	}
+	if cfg.StreamWorkers > 0 {
+		base = append(base, grpc.NumStreamWorkers(uint32(cfg.StreamWorkers)))
+	}
+	s.grpc = grpc.NewServer(append(base, opts...)...)
+	for _, svc := range services {
+		svc.Attach(s.sup)
+		svc.Register(s.grpc)
+	}
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
-	s.setServing(healthpb.HealthCheckResponse_NOT_SERVING)
-	s.sup = amqpx.New(cfg.AMQP, s.rpc, s.tasks, s.queues, s.logs, healthHandler{s})
+	s.sup.Add(healthComponent{s})
+	s.updateHealth()
 	return s
 }
 
-// servingNames are the health service names the gateway reports: the whole
-// server ("") and each warren service.
-var servingNames = []string{
-	"",
-	warrenv1.FibonacciService_ServiceDesc.ServiceName,
-	warrenv1.TaskService_ServiceDesc.ServiceName,
-	warrenv1.QueueService_ServiceDesc.ServiceName,
-	warrenv1.LogService_ServiceDesc.ServiceName,
-}
-
-func (s *Server) setServing(st healthpb.HealthCheckResponse_ServingStatus) {
-	for _, name := range servingNames {
-		s.health.SetServingStatus(name, st)
-	}
-}
-
-// healthHandler is the Supervisor's last handler: SERVING once every other
-// handler is set up on a connection, NOT_SERVING as soon as it is lost.
-type healthHandler struct{ s *Server }
-
-func (h healthHandler) Connected(context.Context, *amqp.Connection) error {
-	h.s.setServing(healthpb.HealthCheckResponse_SERVING)
-	return nil
-}
-
-func (h healthHandler) Disconnected(error) {
-	h.s.setServing(healthpb.HealthCheckResponse_NOT_SERVING)
+// unaryBoundary is the error boundary of unary and client-streaming
+// calls: whatever error a handler returns reaches the caller as the status
+// core.Status maps it to.
+func unaryBoundary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	resp, err := h(ctx, req)
+	return resp, core.Status(err)
 }
 
 // Connected reports whether the gateway holds a working broker connection.
 func (s *Server) Connected() bool { return s.sup.Connected() }
 
+// updateHealth sets every health status: the server's ("") follows the
+// broker connection, each service's the connection and its Ready.
+func (s *Server) updateHealth() {
+	up := s.up.Load()
+	s.health.SetServingStatus("", servingStatus(up))
+	for _, svc := range s.services {
+		ok := up
+		if r, isReadier := svc.(Readier); ok && isReadier {
+			ok = r.Ready() == nil
+		}
+		s.health.SetServingStatus(svc.Name(), servingStatus(ok))
+	}
+}
+
+func servingStatus(ok bool) healthpb.HealthCheckResponse_ServingStatus {
+	if ok {
+		return healthpb.HealthCheckResponse_SERVING
+	}
+	return healthpb.HealthCheckResponse_NOT_SERVING
+}
+
+// healthComponent is the Supervisor's last Component: it updates health as
+// soon as every other Component is set up on a connection, and as soon as
+// the connection is lost.
+type healthComponent struct{ s *Server }
+
+func (h healthComponent) Connected(context.Context, *core.Conn) error {
+	h.s.up.Store(true)
+	h.s.updateHealth()
+	return nil
+}
+
+func (h healthComponent) Disconnected(error) {
+	h.s.up.Store(false)
+	h.s.updateHealth()
+}
+
 // Serve connects to the broker and serves gRPC on lis until ctx ends, then
-// shuts down: health NOT_SERVING, no new calls, in-flight calls drained for
-// up to DrainTimeout (then cancelled), and finally the broker connection
-// closed. It returns nil after a shutdown caused by ctx, or the error that
-// stopped gRPC serving. Serve may be called once.
+// shuts down: health NOT_SERVING, open streams ended with UNAVAILABLE
+// (ErrShutdown), no new calls, in-flight calls drained for up to
+// DrainTimeout (then cancelled), and finally the broker connection closed.
+// It returns nil after a shutdown caused by ctx, or the error that stopped
+// gRPC serving. Serve may be called once.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	err := errors.New("gateway: Serve called twice")
 	s.serveOnce.Do(func() { err = s.serve(ctx, lis) })
@@ -115,6 +150,20 @@ func (s *Server) serve(ctx context.Context, lis net.Listener) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = s.sup.Run(amqpCtx) })
 
+	healthDone := make(chan struct{})
+	wg.Go(func() {
+		t := time.NewTicker(s.cfg.HealthInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-healthDone:
+				return
+			case <-t.C:
+				s.updateHealth()
+			}
+		}
+	})
+
 	served := make(chan error, 1)
 	go func() { served <- s.grpc.Serve(lis) }()
 
@@ -123,12 +172,10 @@ func (s *Server) serve(ctx context.Context, lis net.Listener) error {
 	case <-ctx.Done():
 	case err = <-served:
 	}
-	s.setServing(healthpb.HealthCheckResponse_NOT_SERVING)
-	s.health.Shutdown()
+	close(healthDone)
+	s.health.Shutdown() // NOT_SERVING for every name, from now on
 	// GracefulStop waits for streams; end them with a clear status first.
-	s.tasks.Shutdown()
-	s.queues.Shutdown()
-	s.logs.Shutdown()
+	s.streams.shutdown()
 	s.stopGRPC()
 	stopAMQP()
 	wg.Wait()
@@ -150,3 +197,57 @@ func (s *Server) stopGRPC() {
 		<-done
 	}
 }
+
+// streams tracks the open streaming calls so that shutdown can end them:
+// GracefulStop waits for streams, and a subscription never ends by itself.
+// It is also the error boundary of streaming calls.
+type streams struct {
+	mu     sync.Mutex
+	open   map[*context.CancelCauseFunc]struct{}
+	closed bool
+}
+
+func (st *streams) intercept(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	ctx, cancel := context.WithCancelCause(ss.Context())
+	defer cancel(nil)
+	st.mu.Lock()
+	if st.closed {
+		st.mu.Unlock()
+		return core.Status(ErrShutdown)
+	}
+	if st.open == nil {
+		st.open = map[*context.CancelCauseFunc]struct{}{}
+	}
+	st.open[&cancel] = struct{}{}
+	st.mu.Unlock()
+	defer func() {
+		st.mu.Lock()
+		delete(st.open, &cancel)
+		st.mu.Unlock()
+	}()
+	err := h(srv, &serverStream{ServerStream: ss, ctx: ctx})
+	if err != nil && ctx.Err() != nil && ss.Context().Err() == nil {
+		// The gateway ended the stream: say why, whatever the handler
+		// made of its context's end.
+		err = context.Cause(ctx)
+	}
+	return core.Status(err)
+}
+
+// shutdown ends every open stream with ErrShutdown and refuses new ones.
+func (st *streams) shutdown() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.closed = true
+	for cancel := range st.open {
+		(*cancel)(ErrShutdown)
+	}
+}
+
+// serverStream is a grpc.ServerStream with the gateway's context.
+type serverStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *serverStream) Context() context.Context { return s.ctx }

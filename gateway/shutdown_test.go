@@ -1,20 +1,18 @@
-package gateway
+package gateway_test
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	grpcstatus "google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
 	"github.com/warrenrpc/warren/internal/brokertest"
+	"github.com/warrenrpc/warren/internal/warrentest"
 )
 
 // TestShutdownDrainsInFlightCalls: cancelling the ctx given to Serve (what
@@ -37,7 +35,7 @@ func TestShutdownDrainsInFlightCalls(t *testing.T) {
 			t.Parallel()
 			queue := brokertest.Name(t, "rpc")
 			got := make(chan struct{}, 1)
-			fakeWorker(t, queue, func(ch *amqp.Channel, d amqp.Delivery) {
+			warrentest.FakeWorker(t, queue, func(ch *amqp.Channel, d amqp.Delivery) {
 				got <- struct{}{}
 				time.AfterFunc(tt.work, func() {
 					_ = ch.PublishWithContext(context.Background(), "", d.ReplyTo, false, false,
@@ -45,24 +43,12 @@ func TestShutdownDrainsInFlightCalls(t *testing.T) {
 					_ = d.Ack(false)
 				})
 			})
-			srv := New(Config{
-				RPCQueue: queue, DrainTimeout: tt.drain, Logger: quietLog,
+			gw := startRPCGateway(t, gwConfig{
+				RPCQueue: queue, DrainTimeout: tt.drain,
 				AMQP: proxiedConfig(brokertest.Require(t), queue).AMQP,
 			})
-			lis := bufconn.Listen(1 << 20)
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			served := make(chan error, 1)
-			go func() { served <- srv.Serve(ctx, lis) }()
-			conn, err := grpc.NewClient("passthrough:///bufnet",
-				grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-				grpc.WithTransportCredentials(insecure.NewCredentials()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			waitFor(t, "gateway connected", srv.Connected)
-			client := warrenv1.NewFibonacciServiceClient(conn)
+			served := make(chan struct{})
+			client := gw.fib
 
 			errc := make(chan error, 1)
 			go func() {
@@ -76,7 +62,7 @@ func TestShutdownDrainsInFlightCalls(t *testing.T) {
 			}()
 			<-got
 			stopped := time.Now()
-			cancel() // SIGTERM
+			go func() { gw.Stop(); close(served) }() // SIGTERM
 
 			// New calls are refused while the old one drains.
 			waitFor(t, "new calls refused", func() bool {
@@ -85,11 +71,9 @@ func TestShutdownDrainsInFlightCalls(t *testing.T) {
 				_, err := client.Fibonacci(c, &warrenv1.FibonacciRequest{N: 1}, grpc.WaitForReady(false))
 				return err != nil
 			})
-			err = <-errc
+			err := <-errc
 			wantCode(t, err, tt.wantCode)
-			if serr := <-served; serr != nil {
-				t.Errorf("Serve returned %v, want nil", serr)
-			}
+			<-served // Serve returned (nil, or Stop reports the error)
 			took := time.Since(stopped)
 			if limit := min(tt.work, tt.drain) + 2*time.Second; took > limit {
 				t.Errorf("shutdown took %v, want under %v", took, limit)

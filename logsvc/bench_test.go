@@ -11,6 +11,7 @@ package logsvc
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -82,7 +83,8 @@ func (h *harness) timeDeliveries(b *testing.B, pub *rawPublisher, n, msgs int, s
 
 // rawConsumers are amqp091-go consumers as the tutorials' receivers, made
 // as fast as bounded memory allows: one connection, a channel each,
-// prefetch as warren's, acks batched as warren's pump does.
+// prefetch as warren's, acks batched as warren's subscriptions do (multiple,
+// whenever no further delivery waits and at least every Prefetch/2).
 func (h *harness) rawConsumers(b *testing.B, n int, count *atomic.Int64) func() {
 	b.Helper()
 	conn, err := amqp.Dial(brokertest.URL())
@@ -267,7 +269,7 @@ func BenchmarkEmit(b *testing.B) {
 			raw += parallel(callers, msgs/callers, func() error {
 				dc, err := pub.ch.PublishWithDeferredConfirmWithContext(context.Background(), h.cfg.FanoutExchange, "k", false, false, amqp.Publishing{Body: []byte(benchBody), Timestamp: time.Now()})
 				if err == nil && !dc.Wait() {
-					err = errNack
+					err = errors.New("nack")
 				}
 				return err
 			})
@@ -356,15 +358,10 @@ func BenchmarkIdleSubscriptions(b *testing.B) {
 		b.ReportMetric(0, "ns/op")
 		b.Logf("%d idle subscriptions: heap %.1f MiB (+%.1f KiB/sub), RSS %.1f MiB (+%.1f KiB/sub), %.1f goroutines/sub (both ends), set up in %v",
 			n, float64(heap1)/(1<<20), float64(heap1-heap0)/n/1024, float64(rss1)/(1<<20), float64(rss1-rss0)/n/1024, float64(g1-g0)/n, setup.Round(time.Millisecond))
-		// Let the subscriptions end before the next iteration measures.
+		// Let the subscriptions end (both ends' goroutines gone) before the
+		// next iteration measures.
 		deadline := time.Now().Add(30 * time.Second)
-		for {
-			h.svc.mu.Lock()
-			live := len(h.svc.subs)
-			h.svc.mu.Unlock()
-			if live == 0 || time.Now().After(deadline) {
-				break
-			}
+		for runtime.NumGoroutine() > g0 && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}

@@ -32,16 +32,11 @@ type Config struct {
 	TopicExchange string
 
 	// Prefetch is the basic.qos prefetch count of each subscription: the
-	// deliveries the broker sends before it waits for an ack. The gateway
-	// acks deliveries once they are in the stream's buffer, in batches of
-	// up to Prefetch/2. Default: 256.
+	// deliveries the broker sends before it waits for an acknowledgement.
+	// A delivery is acknowledged once it was handed to the stream (in
+	// batches of up to Prefetch/2), so Prefetch is also the most a
+	// subscription holds in the gateway. Default: 256.
 	Prefetch int
-	// StreamBuffer is the count of messages a subscription holds in the
-	// gateway, ready for a client that reads more slowly than they arrive.
-	// When it is full the gateway stops acking, so the backlog waits in
-	// the broker's queue. A subscription holds at most Prefetch +
-	// StreamBuffer messages in the gateway. Default: 256.
-	StreamBuffer int
 	// MaxLength is the x-max-length of each subscription's queue: the
 	// backlog the broker keeps for a client that reads slowly. A
 	// subscription whose queue reaches it ends with RESOURCE_EXHAUSTED.
@@ -51,26 +46,26 @@ type Config struct {
 	// until the gateway notices and ends the subscription. Default:
 	// OverflowDropHead. Other values are passed to the broker as they are.
 	Overflow string
-	// OverflowCheck is how often the gateway asks the broker for the
-	// length of a subscription's queue while the stream's buffer is full,
-	// and at most how often while deliveries flow; idle subscriptions are
-	// never asked about. Default: 1s.
+	// OverflowCheck is how often, while deliveries wait for a client, the
+	// gateway asks the broker for the length of the subscription's queue;
+	// idle subscriptions are never asked about. Default: 1s.
 	OverflowCheck time.Duration
 	// MaxBindingKeys bounds the binding keys of one subscription.
 	// Default: 64.
 	MaxBindingKeys int
 
-	// ConfirmTimeout bounds the wait for the broker's publisher confirm of
-	// one message; a broker that blocked its publishers (memory or disk
-	// alarm) makes emits fail with UNAVAILABLE after it. Default: 10s.
-	ConfirmTimeout time.Duration
+	// DefaultTimeout bounds the wait for the broker's publisher confirm of
+	// an emit whose call has no deadline (core.PublisherConfig.Timeout);
+	// a broker that stops confirming makes such emits fail with
+	// UNAVAILABLE after it. Default: 10s.
+	DefaultTimeout time.Duration
 	// EmitWindow is the count of unconfirmed messages one EmitLogs stream
 	// may have in flight: it publishes ahead and waits for the oldest
 	// confirm only when the window is full. Default: 512.
 	EmitWindow int
 
-	// Logger receives subscription and connection events. Default:
-	// slog.Default().
+	// Logger receives the exchanges' events (one used as it is, one
+	// declared again). Default: the Supervisor's logger.
 	Logger *slog.Logger
 }
 
@@ -87,9 +82,6 @@ func (c Config) withDefaults() Config {
 	if c.Prefetch <= 0 {
 		c.Prefetch = 256
 	}
-	if c.StreamBuffer <= 0 {
-		c.StreamBuffer = 256
-	}
 	if c.MaxLength <= 0 {
 		c.MaxLength = 10000
 	}
@@ -102,14 +94,11 @@ func (c Config) withDefaults() Config {
 	if c.MaxBindingKeys <= 0 {
 		c.MaxBindingKeys = 64
 	}
-	if c.ConfirmTimeout <= 0 {
-		c.ConfirmTimeout = 10 * time.Second
+	if c.DefaultTimeout <= 0 {
+		c.DefaultTimeout = 10 * time.Second
 	}
 	if c.EmitWindow <= 0 {
 		c.EmitWindow = 512
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
 	}
 	return c
 }

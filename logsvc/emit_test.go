@@ -3,15 +3,18 @@ package logsvc
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/warrenrpc/warren/core"
+	"github.com/warrenrpc/warren/gateway"
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
+	"github.com/warrenrpc/warren/internal/warrentest"
 )
 
 func TestEmitLogInvalid(t *testing.T) {
@@ -31,7 +34,7 @@ func TestEmitLogInvalid(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			_, err := h.client.EmitLog(context.Background(), tc.req)
-			wantCode(t, "EmitLog", err, tc.want)
+			warrentest.WantCode(t, err, tc.want)
 		})
 	}
 }
@@ -69,7 +72,7 @@ func TestEmitLogs(t *testing.T) {
 }
 
 // TestEmitLogsInvalid: an invalid message ends the stream with
-// INVALID_ARGUMENT and says how many were confirmed before it.
+// INVALID_ARGUMENT and says exactly how many were confirmed before it.
 func TestEmitLogsInvalid(t *testing.T) {
 	t.Parallel()
 	h := start(t, Config{})
@@ -86,9 +89,13 @@ func TestEmitLogsInvalid(t *testing.T) {
 		}
 	}
 	_, err = es.CloseAndRecv()
-	wantCode(t, "EmitLogs", err, codes.InvalidArgument)
-	if msg := status.Convert(err).Message(); !strings.Contains(msg, "routing key is 256 bytes") {
-		t.Errorf("message: got %q, want it to name the routing key's length", msg)
+	warrentest.WantCode(t, err, codes.InvalidArgument)
+	msg := status.Convert(err).Message()
+	if want := "routing key is 256 bytes"; !strings.Contains(msg, want) {
+		t.Errorf("message: got %q, want it to contain %q", msg, want)
+	}
+	if want := "(2 messages confirmed before this)"; !strings.Contains(msg, want) {
+		t.Errorf("message: got %q, want it to contain %q", msg, want)
 	}
 	// The two valid messages before it were published.
 	if got := keys(s.recvN(t, 2, 10*time.Second)); len(got) != 2 {
@@ -96,21 +103,43 @@ func TestEmitLogsInvalid(t *testing.T) {
 	}
 }
 
-// TestEmitWithoutBroker: before the Supervisor connects, emits and
-// subscriptions fail with UNAVAILABLE rather than hang.
+// TestEmitWithoutBroker: while the gateway has no broker connection,
+// emits and subscriptions fail at once with UNAVAILABLE rather than hang.
 func TestEmitWithoutBroker(t *testing.T) {
 	t.Parallel()
-	s := New(Config{Logger: quietLogger()})
-	_, err := s.EmitLog(context.Background(), &warrenv1.EmitLogRequest{Body: "x"})
-	wantCode(t, "EmitLog", err, codes.Unavailable)
-	err = s.SubscribeLogs(&warrenv1.SubscribeLogsRequest{}, ctxStream{ctx: context.Background()})
-	wantCode(t, "SubscribeLogs", err, codes.Unavailable)
+	cfg := gatewayConfig("warren-test-no-broker", warrentest.QuietLog)
+	cfg.AMQP.URLs = []string{"amqp://guest:guest@127.0.0.1:1/"} // nothing listens
+	gw := warrentest.ServeGateway(t, cfg, New(Config{}))
+	client := warrenv1.NewLogServiceClient(gw.Conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	_, err := client.EmitLog(ctx, &warrenv1.EmitLogRequest{Body: "x"})
+	warrentest.WantCode(t, err, codes.Unavailable)
+
+	es, err := client.EmitLogs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = es.Send(&warrenv1.EmitLogsRequest{Body: "x"})
+	_, err = es.CloseAndRecv()
+	warrentest.WantCode(t, err, codes.Unavailable)
+
+	ss, err := client.SubscribeLogs(ctx, &warrenv1.SubscribeLogsRequest{})
+	if err == nil {
+		_, err = ss.Recv()
+	}
+	warrentest.WantCode(t, err, codes.Unavailable)
+	if err == io.EOF || !strings.Contains(status.Convert(err).Message(), core.ErrNotConnected.Error()) {
+		t.Errorf("got %v, want the message to say %q", err, core.ErrNotConnected)
+	}
 }
 
-// ctxStream is a server stream that only has a context.
-type ctxStream struct {
-	grpc.ServerStreamingServer[warrenv1.SubscribeLogsResponse]
-	ctx context.Context
+// TestServiceName: the gateway reports health under the proto's name.
+func TestServiceName(t *testing.T) {
+	t.Parallel()
+	var _ gateway.Service = New(Config{})
+	if got, want := New(Config{}).Name(), "warren.v1.LogService"; got != want {
+		t.Errorf("Name: got %q, want %q", got, want)
+	}
 }
-
-func (s ctxStream) Context() context.Context { return s.ctx }

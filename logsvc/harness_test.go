@@ -5,142 +5,115 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
-	"go.uber.org/goleak"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/warrenrpc/warren/core"
+	"github.com/warrenrpc/warren/gateway"
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
-	"github.com/warrenrpc/warren/internal/amqpx"
 	"github.com/warrenrpc/warren/internal/brokertest"
+	"github.com/warrenrpc/warren/internal/warrentest"
 )
 
-func TestMain(m *testing.M) {
-	// Every goroutine a test starts (supervisor, gRPC server and client,
-	// amqp091-go's readers) must be gone when the tests end; nothing is
-	// ignored.
-	goleak.VerifyTestMain(m)
-}
+const (
+	fanout = warrenv1.LogExchange_LOG_EXCHANGE_FANOUT
+	direct = warrenv1.LogExchange_LOG_EXCHANGE_DIRECT
+	topic  = warrenv1.LogExchange_LOG_EXCHANGE_TOPIC
+)
 
-// harness is a Service behind a gRPC server on a bufconn, kept connected
-// by an amqpx.Supervisor, with exchanges of the test's own.
+// harness is a Service in a gateway served over bufconn for one test
+// (warrentest.StartGateway), on exchanges and a connection name of the
+// test's own.
 type harness struct {
 	svc      *Service
-	sup      *amqpx.Supervisor
-	cfg      Config
-	connName string
+	cfg      Config // with defaults
+	gw       *warrentest.Gateway
+	connName string // the gateway's AMQP connection_name
 	client   warrenv1.LogServiceClient
-	lis      *bufconn.Listener
-	conns    chan *amqp.Connection // every connection handed to the Service
 }
 
-// recorder passes connections on to the Service and remembers them, so a
-// test can close the one in use.
-type recorder struct {
-	*Service
-	conns chan *amqp.Connection
-}
-
-func (r recorder) Connected(ctx context.Context, conn *amqp.Connection) error {
-	select {
-	case r.conns <- conn:
-	default:
-	}
-	return r.Service.Connected(ctx, conn)
-}
-
-// quietLogger drops everything below warnings unless -v.
-func quietLogger() *slog.Logger {
-	level := slog.LevelError
+// testLog discards everything, or writes everything to stderr with -v.
+func testLog() *slog.Logger {
 	if testing.Verbose() {
-		level = slog.LevelDebug
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	return warrentest.QuietLog
 }
 
-// start serves a Service configured by cfg (its exchange names replaced
-// by the test's own) and returns once the Supervisor connected it.
+// testConfig gives cfg exchanges of the test's own, deleted at cleanup,
+// where it names none.
+func testConfig(t testing.TB, cfg Config) Config {
+	t.Helper()
+	for _, name := range []struct {
+		field  *string
+		prefix string
+	}{
+		{&cfg.FanoutExchange, "logs"},
+		{&cfg.DirectExchange, "direct_logs"},
+		{&cfg.TopicExchange, "topic_logs"},
+	} {
+		if *name.field == "" {
+			*name.field = brokertest.Name(t, name.prefix)
+		}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = testLog()
+	}
+	return cfg
+}
+
+// gatewayConfig names the connection and reconnects fast.
+func gatewayConfig(connName string, log *slog.Logger) gateway.Config {
+	return gateway.Config{
+		AMQP:   core.Config{Name: connName, MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond},
+		Logger: log,
+	}
+}
+
+// start serves a Service configured by cfg (with exchanges of the test's
+// own where it names none) and returns once the gateway is connected.
 func start(t testing.TB, cfg Config) *harness {
 	t.Helper()
-	url := brokertest.Require(t)
-	cfg.FanoutExchange = brokertest.Name(t, "logs")
-	cfg.DirectExchange = brokertest.Name(t, "direct_logs")
-	cfg.TopicExchange = brokertest.Name(t, "topic_logs")
-	if cfg.Logger == nil {
-		cfg.Logger = quietLogger()
-	}
-	h := &harness{svc: New(cfg), conns: make(chan *amqp.Connection, 16)}
+	cfg = testConfig(t, cfg)
+	h := &harness{svc: New(cfg), connName: brokertest.Name(t, "conn")}
 	h.cfg = h.svc.cfg
-	h.connName = brokertest.Name(t, "conn")
-	h.sup = amqpx.New(amqpx.Config{
-		URLs:       []string{url},
-		Name:       h.connName,
-		MinBackoff: 50 * time.Millisecond,
-		MaxBackoff: 200 * time.Millisecond,
-		Logger:     cfg.Logger,
-	}, recorder{h.svc, h.conns})
-
-	ctx, cancel := context.WithCancel(context.Background())
-	supDone := make(chan error, 1)
-	go func() { supDone <- h.sup.Run(ctx) }()
-
-	lis := bufconn.Listen(1 << 20)
-	srv := grpc.NewServer()
-	warrenv1.RegisterLogServiceServer(srv, h.svc)
-	srvDone := make(chan struct{})
-	go func() {
-		defer close(srvDone)
-		_ = srv.Serve(lis)
-	}()
-	h.lis = lis
-	t.Cleanup(func() {
-		h.svc.Shutdown()
-		srv.Stop()
-		<-srvDone
-		cancel()
-		if err := <-supDone; !errors.Is(err, amqpx.ErrClosed) {
-			t.Errorf("supervisor Run: got %v, want ErrClosed", err)
-		}
-	})
-	h.client = h.dial(t)
-	h.waitConnected(t)
+	h.gw = warrentest.StartGateway(t, gatewayConfig(h.connName, cfg.Logger), h.svc)
+	h.client = warrenv1.NewLogServiceClient(h.gw.Conn)
 	return h
 }
 
-// dial returns a client on a connection of its own, closed at cleanup
-// (before the server stops: cleanups run last registered first).
+// startTCP is start on a loopback TCP port (warrentest.StartGatewayTCP),
+// for tests whose clients need dial options of their own (dial).
+func startTCP(t testing.TB, cfg Config) *harness {
+	t.Helper()
+	cfg = testConfig(t, cfg)
+	h := &harness{svc: New(cfg), connName: brokertest.Name(t, "conn")}
+	h.cfg = h.svc.cfg
+	h.gw = warrentest.StartGatewayTCP(t, gatewayConfig(h.connName, cfg.Logger), h.svc)
+	h.client = warrenv1.NewLogServiceClient(h.gw.Conn)
+	return h
+}
+
+// dial returns a client of a startTCP gateway on a connection of its own,
+// dialled with opts and closed at cleanup.
 func (h *harness) dial(t testing.TB, opts ...grpc.DialOption) warrenv1.LogServiceClient {
 	t.Helper()
-	opts = append([]grpc.DialOption{
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return h.lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-	}, opts...)
-	cc, err := grpc.NewClient("passthrough:///bufnet", opts...)
+	cc, err := grpc.NewClient(h.gw.Addr, append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)...)
 	if err != nil {
-		t.Fatalf("grpc client: %v", err)
+		t.Fatalf("grpc.NewClient: %v", err)
 	}
 	t.Cleanup(func() { _ = cc.Close() })
 	return warrenv1.NewLogServiceClient(cc)
-}
-
-// waitConnected waits until the Supervisor holds a connection.
-func (h *harness) waitConnected(t testing.TB) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !h.sup.Connected() {
-		if time.Now().After(deadline) {
-			t.Fatal("supervisor did not connect within 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // sub is a SubscribeLogs stream that is ready: its queue is bound.
@@ -234,6 +207,15 @@ func (h *harness) emit(t testing.TB, ex warrenv1.LogExchange, key, body string) 
 	}
 }
 
+// keys returns "routing_key:body" of each message.
+func keys(ms []*warrenv1.SubscribeLogsResponse) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.GetRoutingKey() + ":" + m.GetBody()
+	}
+	return out
+}
+
 // queueExists asks the broker with a passive declare on a connection of
 // the test's own: false on 404 NOT_FOUND.
 func queueExists(t testing.TB, conn *amqp.Connection, name string) bool {
@@ -258,9 +240,81 @@ func queueExists(t testing.TB, conn *amqp.Connection, name string) bool {
 	return false
 }
 
-func wantCode(t testing.TB, what string, err error, want codes.Code) {
+// waitGone waits up to 5s until the broker has none of the queues.
+func waitGone(t testing.TB, queues []string) {
 	t.Helper()
-	if got := status.Code(err); got != want {
-		t.Errorf("%s: got %v (%v), want %v", what, got, err, want)
+	c := brokertest.Dial(t)
+	left := queues
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var still []string
+		for _, q := range left {
+			if queueExists(t, c, q) {
+				still = append(still, q)
+			}
+		}
+		if len(still) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d queues still on the broker 5s after their streams ended, e.g. %q", len(still), len(queues), still[0])
+		}
+		left = still
+		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// brokerChannels counts the channels of the connection named name with
+// rabbitmqctl, which (unlike the management API's statistics) answers
+// with the live count; ok is false without rabbitmqctl.
+func brokerChannels(t testing.TB, name string) (channels int, ok bool) {
+	t.Helper()
+	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
+		return 0, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "rabbitmqctl", "-s", "list_connections", "channels", "client_properties").Output()
+	if err != nil {
+		t.Logf("rabbitmqctl list_connections: %v", err)
+		return 0, false
+	}
+	// channels <TAB> client_properties (an Erlang term that holds
+	// {"connection_name","..."}).
+	for line := range strings.Lines(string(out)) {
+		f := strings.SplitN(strings.TrimSpace(line), "\t", 2)
+		if len(f) == 2 && strings.Contains(f[1], `{"connection_name","`+name+`"}`) {
+			n, err := strconv.Atoi(f[0])
+			if err != nil {
+				t.Fatalf("rabbitmqctl list_connections: channels %q: %v", f[0], err)
+			}
+			return n, true
+		}
+	}
+	t.Logf("rabbitmqctl list_connections: no connection named %q", name)
+	return 0, false
+}
+
+// logBuffer is a slog handler's output that tests read while the gateway
+// writes to it.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// logger writes warnings and above to l.
+func (l *logBuffer) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }

@@ -3,8 +3,6 @@ package logsvc
 import (
 	"bufio"
 	"context"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -13,12 +11,6 @@ import (
 	"github.com/warrenrpc/warren/internal/brokertest"
 	"github.com/warrenrpc/warren/internal/pytest"
 )
-
-func pyCommand(ctx context.Context, script string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, pytest.Python, append([]string{"testdata/" + script}, args...)...)
-	cmd.Env = append(os.Environ(), "AMQP_URL="+brokertest.URL())
-	return cmd
-}
 
 var interopCases = []struct {
 	name    string
@@ -45,7 +37,7 @@ func TestPikaEmitterToSubscribeLogs(t *testing.T) {
 			s := h.subscribe(t, tc.ex, tc.binding...)
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			out, err := pyCommand(ctx, "emit_log.py", ex.name, tc.kind, tc.key, "A critical kernel error").CombinedOutput()
+			out, err := pytest.Command(ctx, t, "testdata/emit_log.py", brokertest.URL(), ex.name, tc.kind, tc.key, "A critical kernel error").CombinedOutput()
 			if err != nil {
 				t.Fatalf("emit_log.py: %v: %s", err, out)
 			}
@@ -69,7 +61,7 @@ func TestEmitLogToPikaReceiver(t *testing.T) {
 			ex, _ := h.cfg.exchange(tc.ex)
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			cmd := pyCommand(ctx, "receive_logs.py", append([]string{ex.name, tc.kind}, tc.binding...)...)
+			cmd := pytest.Command(ctx, t, "testdata/receive_logs.py", brokertest.URL(), append([]string{ex.name, tc.kind}, tc.binding...)...)
 			stdout, err := cmd.StdoutPipe()
 			if err != nil {
 				t.Fatal(err)

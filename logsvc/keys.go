@@ -1,9 +1,9 @@
 package logsvc
 
 import (
-	"fmt"
 	"strings"
 
+	"github.com/warrenrpc/warren/core"
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
 )
 
@@ -17,7 +17,8 @@ type exchange struct {
 }
 
 // exchange maps the proto's enum to the configured exchange.
-// LOG_EXCHANGE_UNSPECIFIED is the fanout exchange, as the proto says.
+// LOG_EXCHANGE_UNSPECIFIED is the fanout exchange, as the proto says. An
+// unknown value is INVALID_ARGUMENT.
 func (c Config) exchange(e warrenv1.LogExchange) (exchange, error) {
 	switch e {
 	case warrenv1.LogExchange_LOG_EXCHANGE_UNSPECIFIED, warrenv1.LogExchange_LOG_EXCHANGE_FANOUT:
@@ -27,7 +28,7 @@ func (c Config) exchange(e warrenv1.LogExchange) (exchange, error) {
 	case warrenv1.LogExchange_LOG_EXCHANGE_TOPIC:
 		return exchange{c.TopicExchange, "topic"}, nil
 	}
-	return exchange{}, fmt.Errorf("unknown exchange %d", e)
+	return exchange{}, core.Argumentf("unknown exchange %d", e)
 }
 
 // exchanges lists the exchanges a Service declares.
@@ -39,10 +40,12 @@ func (c Config) exchanges() []exchange {
 	}
 }
 
-// checkRoutingKey checks a routing key of a publishing.
+// checkRoutingKey checks a routing key of a publishing. A key over 255
+// bytes must never reach amqp091-go: it fails to encode the frame and
+// closes the whole connection. A bad key is INVALID_ARGUMENT.
 func checkRoutingKey(key string) error {
 	if len(key) > maxKeyLen {
-		return fmt.Errorf("routing key is %d bytes, more than %d", len(key), maxKeyLen)
+		return core.Argumentf("routing key is %d bytes, more than %d", len(key), maxKeyLen)
 	}
 	return nil
 }
@@ -52,34 +55,35 @@ func checkRoutingKey(key string) error {
 // stand as whole words. Empty words are allowed, as the broker allows them.
 func checkTopicBindingKey(key string) error {
 	if len(key) > maxKeyLen {
-		return fmt.Errorf("binding key is %d bytes, more than %d", len(key), maxKeyLen)
+		return core.Argumentf("binding key is %d bytes, more than %d", len(key), maxKeyLen)
 	}
 	for i, w := range strings.Split(key, ".") {
 		if w != "*" && w != "#" && strings.ContainsAny(w, "*#") {
-			return fmt.Errorf("binding key %q: word %d %q mixes * or # with other characters (they must stand as whole words)", key, i+1, w)
+			return core.Argumentf("binding key %q: word %d %q mixes * or # with other characters (they must stand as whole words)", key, i+1, w)
 		}
 	}
 	return nil
 }
 
 // bindingKeys checks a subscription's binding keys and returns the keys to
-// bind the queue with: one empty key for fanout, the keys otherwise.
+// bind the queue with: one empty key for fanout, the keys otherwise. Bad
+// keys are INVALID_ARGUMENT.
 func (c Config) bindingKeys(ex exchange, keys []string) ([]string, error) {
 	if ex.kind == "fanout" {
 		return []string{""}, nil
 	}
 	if len(keys) == 0 {
-		return nil, fmt.Errorf("the %s exchange needs at least one binding key", ex.kind)
+		return nil, core.Argumentf("the %s exchange needs at least one binding key", ex.kind)
 	}
 	if len(keys) > c.MaxBindingKeys {
-		return nil, fmt.Errorf("%d binding keys, more than %d", len(keys), c.MaxBindingKeys)
+		return nil, core.Argumentf("%d binding keys, more than %d", len(keys), c.MaxBindingKeys)
 	}
 	for _, k := range keys {
 		var err error
 		if ex.kind == "topic" {
 			err = checkTopicBindingKey(k)
 		} else if len(k) > maxKeyLen {
-			err = fmt.Errorf("binding key is %d bytes, more than %d", len(k), maxKeyLen)
+			err = core.Argumentf("binding key is %d bytes, more than %d", len(k), maxKeyLen)
 		}
 		if err != nil {
 			return nil, err

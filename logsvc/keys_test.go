@@ -3,6 +3,7 @@ package logsvc
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCheckTopicBindingKey(t *testing.T) {
@@ -52,7 +53,19 @@ func TestConfigDefaults(t *testing.T) {
 			t.Errorf("%s: got %q, want %q", tc.name, tc.got, tc.want)
 		}
 	}
-	if c.Prefetch <= 0 || c.StreamBuffer <= 0 || c.MaxLength <= 0 || c.EmitWindow <= 0 || c.ConfirmTimeout <= 0 || c.OverflowCheck <= 0 || c.Logger == nil {
-		t.Errorf("zero value left unset: %+v", c)
+	for _, tc := range []struct {
+		name      string
+		got, want any
+	}{
+		{"prefetch", c.Prefetch, 256},
+		{"max length", c.MaxLength, 10000},
+		{"overflow check", c.OverflowCheck, time.Second},
+		{"max binding keys", c.MaxBindingKeys, 64},
+		{"default timeout", c.DefaultTimeout, 10 * time.Second},
+		{"emit window", c.EmitWindow, 512},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s: got %v, want %v", tc.name, tc.got, tc.want)
+		}
 	}
 }

@@ -3,9 +3,7 @@ package logsvc
 import (
 	"context"
 	"fmt"
-	"os/exec"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,24 +11,12 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 
+	"github.com/warrenrpc/warren/core"
+	"github.com/warrenrpc/warren/gateway"
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
 	"github.com/warrenrpc/warren/internal/brokertest"
+	"github.com/warrenrpc/warren/internal/warrentest"
 )
-
-const (
-	fanout = warrenv1.LogExchange_LOG_EXCHANGE_FANOUT
-	direct = warrenv1.LogExchange_LOG_EXCHANGE_DIRECT
-	topic  = warrenv1.LogExchange_LOG_EXCHANGE_TOPIC
-)
-
-// keys returns "routing_key:body" of each message.
-func keys(ms []*warrenv1.SubscribeLogsResponse) []string {
-	out := make([]string, len(ms))
-	for i, m := range ms {
-		out[i] = m.GetRoutingKey() + ":" + m.GetBody()
-	}
-	return out
-}
 
 // TestTopicTable is the Topics tutorial's table, exactly. A final message
 // both queues match proves, by the order of delivery, that nothing else
@@ -152,7 +138,7 @@ func TestSubscribeInvalid(t *testing.T) {
 			if err == nil {
 				s.cancel()
 			}
-			wantCode(t, "SubscribeLogs", err, tc.want)
+			warrentest.WantCode(t, err, tc.want)
 		})
 	}
 }
@@ -169,30 +155,6 @@ func TestCancelDeletesQueue(t *testing.T) {
 	}
 	s.cancel()
 	waitGone(t, []string{s.queue})
-}
-
-// waitGone waits up to 5s until the broker has none of the queues.
-func waitGone(t testing.TB, queues []string) {
-	t.Helper()
-	c := brokertest.Dial(t)
-	left := queues
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		var still []string
-		for _, q := range left {
-			if queueExists(t, c, q) {
-				still = append(still, q)
-			}
-		}
-		if len(still) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d queues still on the broker 5s after their streams ended, e.g. %q", len(still), len(queues), still[0])
-		}
-		left = still
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // TestSubscribeCancelCycles: 100 subscribe/cancel cycles leave no queue on
@@ -212,19 +174,13 @@ func TestSubscribeCancelCycles(t *testing.T) {
 		t.Fatalf("got %d distinct queue names, want 100", n)
 	}
 	waitGone(t, queues)
-	h.svc.mu.Lock()
-	live := len(h.svc.subs)
-	h.svc.mu.Unlock()
-	if live != 0 {
-		t.Errorf("gateway holds %d subscriptions, want 0", live)
-	}
 	channels, ok := brokerChannels(t, h.connName)
 	if !ok {
 		t.Log("rabbitmqctl unavailable: channel count not checked (queues were)")
 		return
 	}
-	// The handler closes its channel before returning; give the last one
-	// a moment to be gone from the broker's statistics.
+	// A subscription closes its channel before its handler returns; give
+	// the last one a moment to be gone from the broker's records.
 	deadline := time.Now().Add(5 * time.Second)
 	for channels != 1 && time.Now().Before(deadline) {
 		time.Sleep(200 * time.Millisecond)
@@ -236,50 +192,21 @@ func TestSubscribeCancelCycles(t *testing.T) {
 	}
 }
 
-// brokerConn finds the gateway's connection by name with rabbitmqctl.
-func brokerConn(t testing.TB, name string) (pid string, channels int, ok bool) {
-	t.Helper()
-	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
-		return "", 0, false
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "rabbitmqctl", "-s", "list_connections", "pid", "channels", "client_properties").Output()
-	if err != nil {
-		t.Logf("rabbitmqctl list_connections: %v", err)
-		return "", 0, false
-	}
-	// pid <TAB> channels <TAB> client_properties (an Erlang term that
-	// holds {"connection_name","..."}).
-	for line := range strings.Lines(string(out)) {
-		f := strings.SplitN(strings.TrimSpace(line), "\t", 3)
-		if len(f) == 3 && strings.Contains(f[2], `{"connection_name","`+name+`"}`) {
-			n, err := strconv.Atoi(f[1])
-			if err != nil {
-				t.Fatalf("rabbitmqctl list_connections: channels %q: %v", f[1], err)
-			}
-			return f[0], n, true
-		}
-	}
-	t.Logf("rabbitmqctl list_connections: no connection named %q", name)
-	return "", 0, false
-}
-
-func brokerChannels(t testing.TB, name string) (int, bool) {
-	_, n, ok := brokerConn(t, name)
-	return n, ok
-}
-
 // TestSlowSubscriber: a client that stops reading gets its backlog kept
 // by the broker up to MaxLength; then its subscription ends with
 // RESOURCE_EXHAUSTED and its queue is deleted at once, although the
 // handler is still blocked sending to it. What it did receive is in order
 // without gaps. Meanwhile the emitter and a fast subscriber on the same
 // exchange go at full speed and lose nothing.
+//
+// The gateway holds at most Prefetch deliveries of the slow stream (it
+// acknowledges each only once handed to gRPC), so the backlog builds up in
+// the broker's queue, whose length the subscription checks every
+// OverflowCheck while deliveries wait.
 func TestSlowSubscriber(t *testing.T) {
 	t.Parallel()
 	const n, chunk = 1500, 100
-	h := start(t, Config{StreamBuffer: 16, Prefetch: 8, MaxLength: 500, OverflowCheck: 50 * time.Millisecond})
+	h := startTCP(t, Config{Prefetch: 8, MaxLength: 500, OverflowCheck: 50 * time.Millisecond})
 	// A small fixed HTTP/2 window (this also turns off BDP window growth),
 	// so the slow client's transport holds only about 64 messages.
 	slowClient := h.dial(t, grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
@@ -320,8 +247,8 @@ func TestSlowSubscriber(t *testing.T) {
 
 	st, got := slow.recvEnd(t, 10*time.Second)
 	t.Logf("slow subscriber: %d messages, then %v %q", len(got), st.Code(), st.Message())
-	if st.Code() != codes.ResourceExhausted {
-		t.Errorf("slow subscriber ended with %v %q, want RESOURCE_EXHAUSTED", st.Code(), st.Message())
+	if st.Code() != codes.ResourceExhausted || st.Message() != core.ErrOverflow.Error() {
+		t.Errorf("slow subscriber ended with %v %q, want RESOURCE_EXHAUSTED %q", st.Code(), st.Message(), core.ErrOverflow)
 	}
 	if len(got) == 0 || len(got) >= n {
 		t.Errorf("slow subscriber got %d messages, want some and fewer than %d", len(got), n)
@@ -333,68 +260,50 @@ func TestSlowSubscriber(t *testing.T) {
 	}
 }
 
-// TestShutdownEndsStreams: Shutdown ends every stream with UNAVAILABLE
-// "gateway shutting down", deletes their queues, refuses new work, and is
-// idempotent.
+// TestShutdownEndsStreams: when the gateway shuts down, every stream ends
+// with UNAVAILABLE "gateway: shutting down" and its queue is gone from the
+// broker by the time shutdown returned.
 func TestShutdownEndsStreams(t *testing.T) {
 	t.Parallel()
 	h := start(t, Config{})
 	subs := []*sub{h.subscribe(t, fanout), h.subscribe(t, topic, "#")}
-	h.svc.Shutdown()
-	h.svc.Shutdown()
+	h.gw.Stop()
 	var queues []string
 	for i, s := range subs {
 		st, _ := s.recvEnd(t, 5*time.Second)
-		if st.Code() != codes.Unavailable || st.Message() != "gateway shutting down" {
-			t.Errorf("stream %d ended with %v %q, want UNAVAILABLE \"gateway shutting down\"", i, st.Code(), st.Message())
+		if st.Code() != codes.Unavailable || st.Message() != gateway.ErrShutdown.Error() {
+			t.Errorf("stream %d ended with %v %q, want UNAVAILABLE %q", i, st.Code(), st.Message(), gateway.ErrShutdown)
 		}
 		queues = append(queues, s.queue)
 	}
-	waitGone(t, queues)
-	_, err := h.client.EmitLog(context.Background(), &warrenv1.EmitLogRequest{Body: "after"})
-	wantCode(t, "EmitLog after Shutdown", err, codes.Unavailable)
-	_, err = h.trySubscribe(fanout)
-	wantCode(t, "SubscribeLogs after Shutdown", err, codes.Unavailable)
+	conn := brokertest.Dial(t)
+	for _, q := range queues {
+		if queueExists(t, conn, q) {
+			t.Errorf("queue %q still on the broker after shutdown", q)
+		}
+	}
 }
 
 // TestBrokerConnectionLoss: when the broker closes the gateway's
-// connection, streams end with UNAVAILABLE; the Supervisor reconnects and
-// new subscriptions work.
+// connection, streams end with UNAVAILABLE; the gateway reconnects and
+// new subscriptions and emits work.
 func TestBrokerConnectionLoss(t *testing.T) {
 	t.Parallel()
 	h := start(t, Config{})
 	s := h.subscribe(t, fanout)
-	conn := <-h.conns
-	if pid, _, ok := brokerConn(t, h.connName); ok {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if out, err := exec.CommandContext(ctx, "rabbitmqctl", "close_connection", pid, "test: connection loss").CombinedOutput(); err != nil {
-			t.Fatalf("rabbitmqctl close_connection: %v: %s", err, out)
-		}
-		t.Logf("closed connection %s from the broker side", pid)
-	} else {
-		t.Log("rabbitmqctl unavailable: closing the gateway's connection from the client side")
-		_ = conn.Close()
-	}
+	warrentest.CloseConnections(t, h.connName)
 	st, _ := s.recvEnd(t, 10*time.Second)
-	if st.Code() != codes.Unavailable {
-		t.Errorf("stream ended with %v %q, want UNAVAILABLE", st.Code(), st.Message())
+	if st.Code() != codes.Unavailable || st.Message() != core.ErrConnectionLost.Error() {
+		t.Errorf("stream ended with %v %q, want UNAVAILABLE %q", st.Code(), st.Message(), core.ErrConnectionLost)
 	}
-	t.Logf("stream ended: %v %q", st.Code(), st.Message())
 
-	// The Supervisor reconnects; the service works again.
-	deadline := time.Now().Add(10 * time.Second)
+	// The gateway reconnects; the service works again.
 	var s2 *sub
-	for {
+	warrentest.Eventually(t, 10*time.Second, "SubscribeLogs after reconnection", func() bool {
 		var err error
-		if s2, err = h.trySubscribe(fanout); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("SubscribeLogs after reconnection: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		s2, err = h.trySubscribe(fanout)
+		return err == nil
+	})
 	t.Cleanup(s2.cancel)
 	h.emit(t, fanout, "", "after reconnection")
 	if got := keys(s2.recvN(t, 1, 10*time.Second)); got[0] != ":after reconnection" {

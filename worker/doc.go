@@ -1,24 +1,14 @@
-// Package worker holds warren's AMQP workers: the consumers that do the work
-// behind the gateway's calls. Each worker is an amqpx.Handler; an
-// amqpx.Supervisor gives it a connection and gives it a new one after a
-// loss, so a worker keeps serving across broker restarts.
+// Package worker runs warren's workers: a Group owns one supervised broker
+// connection, attaches its Workers to it (each builds what it consumes
+// with: a core.Server for request/reply, or a consumer of its own) and,
+// when its context ends, drains them: every worker stops consuming,
+// finishes what it holds for up to the drain timeout, and hands the rest
+// back to the broker, before the connection closes.
 //
-// Fibonacci consumes the RPC queue (rpc_queue) exactly as the tutorial's
-// rpc_server.py does, and more: manual acknowledgements after the reply is
-// published, a configurable prefetch, several handler goroutines, the
-// caller's deadline honoured, and every bad request answered with an error
-// reply instead of a crash. Run more workers (in this process or others) to
-// scale: they compete for the queue.
+// The workers themselves live with their services: fibsvc.Worker answers
+// FibonacciService's requests, tasksvc.Worker works TaskService's tasks.
 //
-// Task consumes the work queue (task_queue) as the tutorial's worker.py
-// does: prefetch 1 (fair dispatch), one unit of work per "." in the body,
-// acknowledgement only after the work is done, bounded retries counted by
-// the worker itself, then the dead-letter queue; it publishes each task's
-// lifecycle events for TaskService.WatchTasks.
-//
-// Concurrency contract: a worker's goroutines are started by Connected and
-// end when the connection's delivery channel closes; Disconnected waits for
-// them. Shutdown stops consuming, lets the goroutines finish the deliveries
-// they hold (acknowledging each only after its reply was published) and
-// waits; deliveries never handled are requeued by the broker.
+// Concurrency contract: Run is called once and blocks until the drain is
+// over; the workers' goroutines belong to their core components, which
+// the Group's Supervisor stops and waits for.
 package worker

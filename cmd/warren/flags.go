@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/warrenrpc/warren/internal/amqpx"
+	"github.com/warrenrpc/warren/core"
 )
 
 const defaultAddr = "127.0.0.1:50051"
@@ -44,21 +44,21 @@ type amqpFlags struct {
 func (f *amqpFlags) register(fs *flag.FlagSet) {
 	def := os.Getenv("WARREN_AMQP_URL")
 	if def == "" {
-		def = amqpx.DefaultURL
+		def = core.DefaultURL
 	}
 	fs.StringVar(&f.url, "amqp-url", def, "broker URL; several, comma-separated, are tried in turn (env WARREN_AMQP_URL)")
 	fs.DurationVar(&f.heartbeat, "heartbeat", 10*time.Second, "AMQP heartbeat interval")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 }
 
-func (f *amqpFlags) config(name string, log *slog.Logger) amqpx.Config {
+func (f *amqpFlags) config(name string, log *slog.Logger) core.Config {
 	var urls []string
 	for _, u := range strings.Split(f.url, ",") {
 		if u = strings.TrimSpace(u); u != "" {
 			urls = append(urls, u)
 		}
 	}
-	return amqpx.Config{URLs: urls, Name: name, Heartbeat: f.heartbeat, Logger: log}
+	return core.Config{URLs: urls, Name: name, Heartbeat: f.heartbeat, Logger: log}
 }
 
 func (f *amqpFlags) logger(stderr io.Writer) (*slog.Logger, error) {

@@ -5,18 +5,16 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
-	"google.golang.org/grpc"
 
-	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
-	"github.com/warrenrpc/warren/internal/amqpx"
+	"github.com/warrenrpc/warren/gateway"
 	"github.com/warrenrpc/warren/internal/brokertest"
+	"github.com/warrenrpc/warren/internal/warrentest"
 	"github.com/warrenrpc/warren/logsvc"
 )
 
@@ -28,43 +26,13 @@ func TestMain(m *testing.M) {
 // a TCP port and returns its address and config.
 func startGateway(t *testing.T) (string, logsvc.Config) {
 	t.Helper()
-	url := brokertest.Require(t)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := logsvc.Config{
 		FanoutExchange: brokertest.Name(t, "logs"),
 		DirectExchange: brokertest.Name(t, "direct_logs"),
 		TopicExchange:  brokertest.Name(t, "topic_logs"),
-		Logger:         log,
 	}
-	svc := logsvc.New(cfg)
-	sup := amqpx.New(amqpx.Config{URLs: []string{url}, Name: brokertest.Name(t, "conn"), Logger: log}, svc)
-	ctx, cancel := context.WithCancel(context.Background())
-	supDone := make(chan error, 1)
-	go func() { supDone <- sup.Run(ctx) }()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	warrenv1.RegisterLogServiceServer(srv, svc)
-	srvDone := make(chan struct{})
-	go func() {
-		defer close(srvDone)
-		_ = srv.Serve(lis)
-	}()
-	t.Cleanup(func() {
-		svc.Shutdown()
-		srv.Stop()
-		<-srvDone
-		cancel()
-		<-supDone
-	})
-	for deadline := time.Now().Add(10 * time.Second); !sup.Connected(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no broker connection within 10s")
-		}
-	}
-	return lis.Addr().String(), cfg
+	g := warrentest.StartGatewayTCP(t, gateway.Config{}, logsvc.New(cfg))
+	return g.Addr, cfg
 }
 
 // TestLogTailDirect is the Routing tutorial's session:

@@ -149,7 +149,7 @@ func TestGatewayWithoutWorkerIsUnavailableAtOnce(t *testing.T) {
 		start := time.Now()
 		_, err := call("fib", "--addr", addr, "30")
 		elapsed := time.Since(start)
-		if err != nil && strings.Contains(err.Error(), "Unavailable: gateway:") {
+		if err != nil && strings.Contains(err.Error(), "Unavailable: core: queue does not exist") {
 			if elapsed > 500*time.Millisecond {
 				t.Errorf("UNAVAILABLE after %v, want well under a second", elapsed)
 			}

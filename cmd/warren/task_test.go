@@ -3,19 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
-	"net"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-
 	"github.com/warrenrpc/warren/gateway"
-	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
-	"github.com/warrenrpc/warren/internal/amqpx"
 	"github.com/warrenrpc/warren/internal/brokertest"
+	"github.com/warrenrpc/warren/internal/warrentest"
+	"github.com/warrenrpc/warren/queuesvc"
+	"github.com/warrenrpc/warren/tasksvc"
 	"github.com/warrenrpc/warren/worker"
 )
 
@@ -23,56 +21,17 @@ import (
 // on loopback TCP and returns the address.
 func taskTestGateway(t *testing.T) (addr, queue string) {
 	t.Helper()
-	url := brokertest.Require(t)
 	queue = brokertest.Name(t, "tasks")
 	events := brokertest.Name(t, "events")
-	ts := gateway.NewTaskService(gateway.TaskConfig{Queue: queue, EventsExchange: events})
-	qs := gateway.NewQueueService(gateway.QueueConfig{})
-	w := worker.NewTask(worker.TaskConfig{Queue: queue, EventsExchange: events, WorkerID: "cli-worker", Unit: time.Millisecond})
-	t.Cleanup(func() {
-		c := brokertest.Dial(t)
-		if ch, err := c.Channel(); err == nil {
-			_, _ = ch.QueueDelete(queue+worker.TaskDeadLetterSuffix, false, false, false)
-		}
-	})
-	sup := amqpx.New(amqpx.Config{URLs: []string{url}, Name: "cli " + t.Name()}, ts, qs, w)
-	ctx, cancel := context.WithCancel(context.Background())
-	supDone := make(chan struct{})
-	go func() {
-		defer close(supDone)
-		_ = sup.Run(ctx)
-	}()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	warrenv1.RegisterTaskServiceServer(srv, ts)
-	warrenv1.RegisterQueueServiceServer(srv, qs)
-	srvDone := make(chan struct{})
-	go func() {
-		defer close(srvDone)
-		_ = srv.Serve(lis)
-	}()
-	t.Cleanup(func() {
-		ts.Shutdown()
-		qs.Shutdown()
-		srv.Stop()
-		<-srvDone
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		_ = w.Shutdown(sctx)
-		cancel()
-		<-supDone
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for !sup.Connected() {
-		if time.Now().After(deadline) {
-			t.Fatal("gateway not connected after 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return lis.Addr().String(), queue
+	// The worker first: it declares the work queue, which the gateway
+	// never does.
+	warrentest.StartWorkers(t, worker.Config{}, tasksvc.NewWorker(tasksvc.WorkerConfig{
+		Queue: queue, EventsExchange: events, WorkerID: "cli-worker", Unit: time.Millisecond,
+	}))
+	g := warrentest.StartGatewayTCP(t, gateway.Config{},
+		tasksvc.New(tasksvc.Config{Queue: queue, EventsExchange: events, ManagementURL: brokertest.ManagementURL()}),
+		queuesvc.New(queuesvc.Config{Logger: warrentest.QuietLog}))
+	return g.Addr, queue
 }
 
 // taskLockedBuffer is a bytes.Buffer safe to read while a command writes.

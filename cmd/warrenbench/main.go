@@ -12,15 +12,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/warrenrpc/warren/internal/amqpx"
-	"github.com/warrenrpc/warren/internal/bench"
+	"github.com/warrenrpc/warren/cmd/warrenbench/bench"
+	"github.com/warrenrpc/warren/core"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	var o bench.Options
-	flag.StringVar(&o.URL, "amqp-url", envOr("WARREN_AMQP_URL", amqpx.DefaultURL), "broker URL")
+	flag.StringVar(&o.URL, "amqp-url", envOr("WARREN_AMQP_URL", core.DefaultURL), "broker URL")
 	flag.DurationVar(&o.Duration, "duration", 2*time.Second, "length of one measurement")
 	flag.IntVar(&o.Rounds, "rounds", 5, "rounds; figures are medians")
 	cs := flag.String("c", "1,64", "comma-separated concurrencies (Fibonacci)")

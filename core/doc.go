@@ -1,0 +1,44 @@
+// Package core is warren's AMQP core: everything that speaks AMQP 0-9-1 to
+// RabbitMQ, once, for every service of the gateway and every worker.
+//
+//   - Supervisor keeps one connection up: it dials the configured URLs in
+//     turn, hands each new connection (a *Conn) to its Components, and when
+//     the connection is lost tells them so, waits a jittered exponential
+//     backoff and dials again, without limit, until its context ends.
+//   - Publisher publishes with publisher confirms on a pool of channels.
+//   - Subscriber and Subscription consume a queue for one client (a gRPC
+//     stream): a pump that owns its channel, a bounded buffer, an
+//     acknowledgement only after the hand-off.
+//   - Client is the request/reply client (reply queue or direct reply-to,
+//     a pending-call table, deadlines on the wire, fail-fast presence).
+//   - Server is the worker side of request/reply: a Handler per request,
+//     like net/http's, errors sent back as data.
+//   - Status maps every error of the core, and of the handlers built on
+//     it, to a gRPC status, in one place.
+//
+// Components are built on a Supervisor before it runs (NewPublisher,
+// NewSubscriber, NewClient, NewServer add themselves to it as Components),
+// so they follow its connection: they fail fast with ErrNotConnected
+// while there is none, fail what was waiting with ErrConnectionLost when
+// it goes, and serve again on the next one. The broker's blocked state
+// (a memory or disk alarm) belongs to the connection (Conn.Blocked), so it
+// never outlives it.
+//
+// Concurrency contract: Supervisor.Run blocks and is called once. The
+// Components' Connected and Disconnected methods are called from Run's
+// goroutine, one at a time, in a strict alternation (Connected,
+// Disconnected, Connected, ...); Disconnected is called only after a
+// Connected that returned nil. A Component that starts goroutines on a
+// connection makes them end when the connection closes (amqp091-go closes
+// every consumer's delivery channel then) and waits for them in
+// Disconnected. The connection-level notification channels (close,
+// blocked) are drained by Run itself; every channel-level one (returns,
+// close) by a goroutine of the component that asked for it. Publish, Call,
+// Subscribe and Stream never wait longer than their context's deadline or
+// their component's timeout. Exactly one goroutine may call a
+// Subscription's Stream; everything else is safe for concurrent use.
+//
+// A channel exception (a 404 or 406) kills a channel: the publishing pool
+// opens a new one on next use (chanPool, the one place that reopens
+// channels), and a subscription whose channel dies ends with an error.
+package core

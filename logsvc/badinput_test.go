@@ -1,0 +1,79 @@
+package logsvc
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
+	wt "github.com/warrenrpc/warren/internal/warrentest"
+)
+
+// TestBadInputLogService is LogService's part of the bad-input suite
+// (moved here from the gateway's): malformed requests at every RPC, as raw
+// bytes, each followed by a good EmitLog while the gateway and the service
+// must still be SERVING. See warrentest.RunBadCases for what a client
+// sees; everything the service checks itself is INVALID_ARGUMENT, and a
+// failed EmitLogs says how many messages were confirmed before it.
+func TestBadInputLogService(t *testing.T) {
+	t.Parallel()
+	h := start(t, Config{})
+	const (
+		emit  = "/warren.v1.LogService/EmitLog"
+		emits = "/warren.v1.LogService/EmitLogs"
+		sub   = "/warren.v1.LogService/SubscribeLogs"
+	)
+	topic := int32(warrenv1.LogExchange_LOG_EXCHANGE_TOPIC)
+	direct := int32(warrenv1.LogExchange_LOG_EXCHANGE_DIRECT)
+	ex := func(e int32) []byte { return wt.BadVarint(1, uint64(int64(e))) }
+	long := strings.Repeat("k", 256)
+	subKeys := func(e int32, keys ...string) []byte {
+		b := ex(e)
+		for _, k := range keys {
+			b = append(b, wt.BadString(2, k)...)
+		}
+		return b
+	}
+	many := make([]string, 1000)
+	for i := range many {
+		many[i] = "k"
+	}
+	cases := []wt.BadCase{
+		{Name: "emit empty request", Method: emit, Msgs: [][]byte{nil}, Want: codes.OK},
+		{Name: "emit unknown exchange", Method: emit, Msgs: [][]byte{ex(99)}, Want: codes.InvalidArgument, WantMsg: "unknown exchange 99"},
+		{Name: "emit negative exchange", Method: emit, Msgs: [][]byte{ex(-1)}, Want: codes.InvalidArgument},
+		{Name: "emit routing key over 255 bytes", Method: emit, Msgs: [][]byte{wt.BadJoin(ex(topic), wt.BadString(2, long))}, Want: codes.InvalidArgument, WantMsg: "routing key is 256 bytes"},
+		{Name: "emit routing key invalid UTF-8", Method: emit, Msgs: [][]byte{wt.BadJoin(ex(topic), wt.BadString(2, wt.BadInvalidUTF8))}, Want: codes.Internal},
+		{Name: "emit body invalid UTF-8", Method: emit, Msgs: [][]byte{wt.BadString(3, wt.BadInvalidUTF8)}, Want: codes.Internal},
+		{Name: "emit over 4 MiB", Method: emit, Msgs: [][]byte{wt.BadString(3, wt.BadHuge())}, Want: codes.ResourceExhausted, WantMsg: "larger than max"},
+		{Name: "emit garbage bytes", Method: emit, Msgs: [][]byte{wt.BadGarbage}, Want: codes.Internal, WantMsg: "unmarshal"},
+		{Name: "emits no messages", Method: emits, Kind: wt.BadClientStream, Msgs: nil, Want: codes.OK},
+		{Name: "emits unknown exchange", Method: emits, Kind: wt.BadClientStream, Msgs: [][]byte{nil, ex(99)}, Want: codes.InvalidArgument, WantMsg: "(1 messages confirmed before this)"},
+		{Name: "emits routing key over 255 bytes", Method: emits, Kind: wt.BadClientStream, Msgs: [][]byte{wt.BadJoin(ex(direct), wt.BadString(2, long))}, Want: codes.InvalidArgument, WantMsg: "(0 messages confirmed before this)"},
+		{Name: "emits invalid UTF-8 mid-stream", Method: emits, Kind: wt.BadClientStream, Msgs: [][]byte{nil, wt.BadString(3, wt.BadInvalidUTF8), nil}, Want: codes.Internal},
+		{Name: "emits message over 4 MiB", Method: emits, Kind: wt.BadClientStream, Msgs: [][]byte{nil, wt.BadString(3, wt.BadHuge())}, Want: codes.ResourceExhausted},
+		{Name: "subscribe fanout, no keys", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{nil}, Want: codes.OK},
+		{Name: "subscribe direct without keys", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{ex(direct)}, Want: codes.InvalidArgument},
+		{Name: "subscribe topic key mixing wildcards", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(topic, "kern*")}, Want: codes.InvalidArgument},
+		{Name: "subscribe topic key over 255 bytes", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(topic, long)}, Want: codes.InvalidArgument},
+		{Name: "subscribe direct key over 255 bytes", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(direct, long)}, Want: codes.InvalidArgument},
+		{Name: "subscribe too many keys", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(direct, many...)}, Want: codes.InvalidArgument},
+		{Name: "subscribe unknown exchange", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{ex(99)}, Want: codes.InvalidArgument},
+		{Name: "subscribe key invalid UTF-8", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(direct, wt.BadInvalidUTF8)}, Want: codes.Internal},
+		{Name: "subscribe over 4 MiB", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(direct, wt.BadHuge())}, Want: codes.ResourceExhausted},
+	}
+	health := healthpb.NewHealthClient(h.gw.Conn)
+	wt.RunBadCases(t, h.gw.Conn, cases, func(ctx context.Context) error {
+		// RunBadCases checks the gateway's health; the service's too.
+		resp, err := health.Check(ctx, &healthpb.HealthCheckRequest{Service: h.svc.Name()})
+		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			return fmt.Errorf("health of %s: %v, %v; want SERVING", h.svc.Name(), resp.GetStatus(), err)
+		}
+		_, err = h.client.EmitLog(ctx, &warrenv1.EmitLogRequest{Exchange: warrenv1.LogExchange_LOG_EXCHANGE_TOPIC, RoutingKey: "kern.info", Body: "good"})
+		return err
+	})
+}

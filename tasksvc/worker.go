@@ -1,0 +1,523 @@
+package tasksvc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/warrenrpc/warren/core"
+	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
+)
+
+// A Handler does the work of one task. A nil error acknowledges the task.
+// An error is a failed attempt: the task is retried, then dead-lettered.
+// When ctx ends (the worker is stopping and its drain timed out, or it
+// lost its connection) the handler should return promptly; the task is
+// then neither acknowledged nor counted as failed, and the broker
+// delivers it again.
+type Handler func(ctx context.Context, body []byte) error
+
+// Sleep returns the tutorial's handler: one unit of work, sleeping unit,
+// for each "." in the body ("Hola..." takes three units).
+func Sleep(unit time.Duration) Handler {
+	return func(ctx context.Context, body []byte) error {
+		n := 0
+		for _, b := range body {
+			if b == '.' {
+				n++
+			}
+		}
+		if n == 0 || unit <= 0 {
+			return ctx.Err()
+		}
+		t := time.NewTimer(time.Duration(n) * unit)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			return nil
+		}
+	}
+}
+
+// WorkerConfig configures a Worker. The zero value works the tutorial's
+// task_queue as worker.py does.
+type WorkerConfig struct {
+	// Queue is the work queue, declared durable on every connection.
+	// Default: "task_queue".
+	Queue string
+	// QueueType is the type the work queue is declared with when it does
+	// not exist yet; an existing queue is used as it is. Default:
+	// core.QueueClassic (durable, as the tutorial declares it).
+	QueueType core.QueueType
+	// DeadLetterQueue receives, as a durable classic queue, the tasks that
+	// failed MaxAttempts times, with headers warren-attempt, warren-error
+	// and warren-worker. Default: Queue + ".dead" ("task_queue.dead").
+	DeadLetterQueue string
+	// EventsExchange is the topic exchange of lifecycle events, declared
+	// durable on every connection. Default: "warren.task.events".
+	EventsExchange string
+	// Prefetch is the consumer's prefetch count: 1 gives the tutorial's
+	// fair dispatch (a busy worker gets no new task). A negative value sets
+	// no limit, which gives plain round-robin. Default: 1.
+	Prefetch int
+	// Unit is the duration of one unit of work (one ".") of the default
+	// Handler. Default: 1s.
+	Unit time.Duration
+	// Handler does the work. Default: Sleep(Unit).
+	Handler Handler
+	// MaxAttempts bounds the attempts of a failing task; after the last
+	// one it goes to DeadLetterQueue. Default: 3.
+	MaxAttempts int
+	// WorkerID names this worker in events and dead letters.
+	// Default: "<hostname>-<pid>-<random>".
+	WorkerID string
+	// Timeout bounds each wait for publisher confirms (of a retry, a dead
+	// letter, or the events in flight). Default: 10s.
+	Timeout time.Duration
+	// Logger receives task failures. Default: the worker group's (its
+	// Supervisor's).
+	Logger *slog.Logger
+}
+
+func (c WorkerConfig) withDefaults() WorkerConfig {
+	if c.Queue == "" {
+		c.Queue = DefaultQueue
+	}
+	if c.QueueType == "" {
+		c.QueueType = core.QueueClassic
+	}
+	if c.DeadLetterQueue == "" {
+		c.DeadLetterQueue = c.Queue + DeadLetterSuffix
+	}
+	if c.EventsExchange == "" {
+		c.EventsExchange = DefaultEventsExchange
+	}
+	if c.Prefetch == 0 {
+		c.Prefetch = 1
+	}
+	if c.Unit <= 0 {
+		c.Unit = time.Second
+	}
+	if c.Handler == nil {
+		c.Handler = Sleep(c.Unit)
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 3
+	}
+	if c.WorkerID == "" {
+		host, _ := os.Hostname()
+		c.WorkerID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), randomHex(3))
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 10 * time.Second
+	}
+	return c
+}
+
+// Worker is the Work Queues worker (worker.py) as a worker.Worker: it
+// consumes the work queue with manual acknowledgements and a prefetch
+// count, runs the Handler for each task and acknowledges it only after the
+// Handler returned.
+//
+// Retries and dead-lettering need nothing from the queue's declaration (it
+// works on a task_queue warren did not declare): on a failure the worker
+// republishes the task to the work queue with warren-attempt incremented
+// and acknowledges the delivery only after the broker confirmed the copy.
+// After MaxAttempts failures it publishes the task, confirmed, to
+// DeadLetterQueue and then acknowledges it. A crash between the confirm
+// and the ack leaves both copies: a task may run again, it is never lost.
+// On a quorum queue the broker's x-delivery-count (which counts deliveries
+// to workers that died) adds to the attempt number.
+//
+// Its publishings (retries, dead letters, events) go through a
+// core.Publisher of one channel; its consumer is its own. One goroutine
+// per connection consumes and works, one task at a time, and publishes
+// the task's events in lifecycle order. Events are pipelined: their
+// confirms are awaited when more than 64 are in flight, before a retry's
+// copy is published, and when the session ends, so they cost the worker
+// no round trip of its own.
+type Worker struct {
+	cfg WorkerConfig
+	log *slog.Logger
+	pub *core.Publisher
+
+	mu      sync.Mutex
+	stopped bool           // Shutdown was called
+	sess    *workerSession // nil while disconnected
+}
+
+// workerSession is the worker's consumer on one connection.
+type workerSession struct {
+	conn     *core.Conn
+	consume  *amqp.Channel
+	tag      string
+	cancel   context.CancelFunc // ends the running handler
+	done     chan struct{}      // closed when the consuming goroutine ended
+	draining atomic.Bool
+
+	events []pendingEvent // in flight; used by the consuming goroutine only
+}
+
+// pendingEvent is an event published and not yet confirmed.
+type pendingEvent struct {
+	conf  *core.Confirmation
+	task  string
+	state warrenv1.TaskState
+}
+
+// maxPendingEvents bounds the events in flight: past it the worker waits
+// for the oldest confirms before it goes on.
+const maxPendingEvents = 64
+
+// NewWorker returns a Worker; it works once a worker.Group attached it.
+func NewWorker(cfg WorkerConfig) *Worker { return &Worker{cfg: cfg.withDefaults()} }
+
+// ID is the worker id used in events and dead letters.
+func (w *Worker) ID() string { return w.cfg.WorkerID }
+
+// Attach builds the worker's publisher and consumer on sup
+// (worker.Worker).
+func (w *Worker) Attach(sup *core.Supervisor) {
+	w.log = w.cfg.Logger
+	if w.log == nil {
+		w.log = sup.Logger()
+	}
+	// One channel: the worker publishes from one goroutine, and its events
+	// keep their order on the wire.
+	w.pub = core.NewPublisher(sup, core.PublisherConfig{Channels: 1, Timeout: w.cfg.Timeout})
+	sup.Add(consumer{w})
+}
+
+// consumer is the Worker's core.Component.
+type consumer struct{ w *Worker }
+
+// Connected declares the work queue, the dead-letter queue and the events
+// exchange, and starts consuming.
+func (c consumer) Connected(ctx context.Context, conn *core.Conn) error {
+	w := c.w
+	w.mu.Lock()
+	stopped := w.stopped
+	w.mu.Unlock()
+	if stopped {
+		return nil // a reconnect after Shutdown: stay connected, consume nothing
+	}
+	if _, err := core.DeclareQueue(conn.Connection, core.QueueSpec{Name: w.cfg.Queue, Durable: true, Type: w.cfg.QueueType}, w.log); err != nil {
+		return err
+	}
+	if _, err := core.DeclareQueue(conn.Connection, core.QueueSpec{Name: w.cfg.DeadLetterQueue, Durable: true}, w.log); err != nil {
+		return err
+	}
+	if err := declareEventsExchange(conn.Connection, w.cfg.EventsExchange, w.log); err != nil {
+		return err
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return core.ChannelError("open channel", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = ch.Close()
+		}
+	}()
+	if w.cfg.Prefetch > 0 {
+		if err := ch.Qos(w.cfg.Prefetch, 0, false); err != nil {
+			return core.ChannelError("set prefetch", err)
+		}
+	}
+	tag := consumerTag(w.cfg.WorkerID)
+	deliveries, err := ch.Consume(w.cfg.Queue, tag, false, false, false, false, nil)
+	if err != nil {
+		return core.ChannelError(fmt.Sprintf("consume %q", w.cfg.Queue), err)
+	}
+	// The handler's context ends when Disconnected, or a Shutdown whose
+	// drain timed out, interrupts the task.
+	ok = true
+	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	sess := &workerSession{conn: conn, consume: ch, tag: tag, cancel: cancel, done: make(chan struct{})}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		// Shutdown came during set-up: work nothing; closing the channel
+		// hands what the broker sent to another worker.
+		cancel()
+		_ = ch.Close()
+		return nil
+	}
+	w.sess = sess
+	go func() {
+		defer close(sess.done)
+		w.consume(hctx, sess, deliveries)
+	}()
+	return nil
+}
+
+// consume works the deliveries one at a time until the channel closes,
+// then settles the events still in flight.
+func (w *Worker) consume(ctx context.Context, sess *workerSession, deliveries <-chan amqp.Delivery) {
+	defer w.confirmEvents(ctx, sess, len(sess.events))
+	for d := range deliveries {
+		if sess.draining.Load() {
+			// Stopping: hand back what was delivered but not started.
+			_ = d.Nack(false, true)
+			continue
+		}
+		w.work(ctx, sess, &d)
+	}
+}
+
+// Disconnected interrupts the running task (whose delivery the broker
+// requeues with the connection) and waits for the consuming goroutine.
+func (c consumer) Disconnected(error) {
+	w := c.w
+	w.mu.Lock()
+	sess := w.sess
+	w.sess = nil
+	w.mu.Unlock()
+	if sess != nil {
+		sess.cancel()
+		<-sess.done
+	}
+}
+
+// Shutdown stops consuming and waits for the running task to finish and
+// be acknowledged (worker.Worker). If ctx ends first, the task is
+// interrupted and handed back to the broker unacknowledged (requeued), and
+// Shutdown returns ctx.Err(). Deliveries received but not started are
+// requeued. After Shutdown the worker consumes nothing, even after a
+// reconnect. It is idempotent.
+func (w *Worker) Shutdown(ctx context.Context) error {
+	w.mu.Lock()
+	w.stopped = true
+	sess := w.sess
+	w.mu.Unlock()
+	if sess == nil {
+		return nil
+	}
+	sess.draining.Store(true)
+	// basic.cancel: the broker sends nothing more; amqp091-go closes the
+	// deliveries channel, which ends the consuming goroutine.
+	if err := sess.consume.Cancel(sess.tag, false); err != nil {
+		sess.cancel()
+	}
+	select {
+	case <-sess.done:
+		return nil
+	case <-ctx.Done():
+		sess.cancel()
+		<-sess.done
+		return ctx.Err()
+	}
+}
+
+// maxTagLen bounds consumer tags, AMQP short strings like the ids.
+const maxTagLen = 200
+
+// consumerTag names the worker's consumer, as the management UI shows it.
+func consumerTag(workerID string) string {
+	suffix := "-" + randomHex(4)
+	tag := "warren-task-" + workerID
+	if len(tag) > maxTagLen-len(suffix) {
+		tag = tag[:maxTagLen-len(suffix)]
+	}
+	return tag + suffix
+}
+
+// work runs one delivery to its end: ack, retry, dead-letter or requeue.
+// A watcher sees the task's events in lifecycle order: STARTED, then
+// SUCCEEDED, FAILED or DEAD_LETTERED. They leave in that order on the
+// worker's one publishing channel, and FAILED is confirmed before the
+// retry's copy is published, so the copy's STARTED (from any worker)
+// comes after it.
+func (w *Worker) work(ctx context.Context, sess *workerSession, d *amqp.Delivery) {
+	log := w.log
+	id := d.MessageId
+	if id == "" {
+		// A foreign publisher (new_task.py) sets no id; name the task so
+		// its retries and events can be followed.
+		id = "task-" + randomHex(8)
+	}
+	attempt := taskAttempt(d.Headers)
+	w.event(ctx, sess, id, warrenv1.TaskState_TASK_STATE_STARTED, attempt, "")
+	err := w.cfg.Handler(ctx, d.Body)
+	switch {
+	case err == nil:
+		if err := d.Ack(false); err != nil {
+			log.Warn("task done but not acknowledged; the broker will deliver it again", "task", id, "err", err)
+			return
+		}
+		w.event(ctx, sess, id, warrenv1.TaskState_TASK_STATE_SUCCEEDED, attempt, "")
+	case ctx.Err() != nil:
+		// Interrupted, not failed: never acknowledge unfinished work.
+		_ = d.Nack(false, true)
+	case attempt < w.cfg.MaxAttempts:
+		log.Warn("task failed; retrying", "task", id, "attempt", attempt, "max_attempts", w.cfg.MaxAttempts, "err", err)
+		// FAILED is in the watchers' queues before the copy exists: the
+		// copy's STARTED, from whichever worker, follows it.
+		w.event(ctx, sess, id, warrenv1.TaskState_TASK_STATE_FAILED, attempt, err.Error())
+		w.confirmEvents(ctx, sess, len(sess.events))
+		msg := taskCopy(d, id)
+		msg.Headers[HeaderAttempt] = int32(attempt + 1)
+		if perr := w.publish(ctx, w.cfg.Queue, msg); perr != nil {
+			log.Warn("task retry not published; requeueing the delivery", "task", id, "err", perr)
+			_ = d.Nack(false, true)
+			return
+		}
+		if err := d.Ack(false); err != nil {
+			log.Warn("retried task not acknowledged; it may run twice", "task", id, "err", err)
+		}
+	default:
+		log.Warn("task failed for the last time; dead-lettering", "task", id, "attempt", attempt, "queue", w.cfg.DeadLetterQueue, "err", err)
+		msg := taskCopy(d, id)
+		msg.Headers[HeaderAttempt] = int32(attempt)
+		msg.Headers[HeaderError] = err.Error()
+		msg.Headers[HeaderWorker] = w.cfg.WorkerID
+		perr := w.publish(ctx, w.cfg.DeadLetterQueue, msg)
+		if errors.Is(perr, core.ErrNoQueue) {
+			// Someone deleted it; the broker returned the task. Declare
+			// it again and retry once.
+			if _, derr := core.DeclareQueue(sess.conn.Connection, core.QueueSpec{Name: w.cfg.DeadLetterQueue, Durable: true}, log); derr != nil {
+				perr = derr
+			} else {
+				perr = w.publish(ctx, w.cfg.DeadLetterQueue, msg)
+			}
+		}
+		if perr != nil {
+			log.Warn("dead-lettered task not published; requeueing the delivery", "task", id, "err", perr)
+			_ = d.Nack(false, true)
+			return
+		}
+		if err := d.Ack(false); err != nil {
+			log.Warn("dead-lettered task not acknowledged; it may run again", "task", id, "err", err)
+		}
+		w.event(ctx, sess, id, warrenv1.TaskState_TASK_STATE_DEAD_LETTERED, attempt, err.Error())
+	}
+}
+
+// publish publishes msg, mandatory, to queue through the default exchange
+// and waits for the broker's confirm: a missing queue is core.ErrNoQueue.
+func (w *Worker) publish(ctx context.Context, queue string, msg amqp.Publishing) error {
+	err := w.pub.Publish(ctx, &core.Message{RoutingKey: queue, Mandatory: true, Publishing: msg})
+	if err != nil {
+		return fmt.Errorf("publish to %q: %w", queue, err)
+	}
+	return nil
+}
+
+// event publishes a lifecycle event without waiting for its confirm,
+// which confirmEvents awaits later (at most maxPendingEvents stay
+// unawaited). Events are best effort: a failure is logged, and the task
+// goes on.
+func (w *Worker) event(ctx context.Context, sess *workerSession, id string, state warrenv1.TaskState, attempt int, errText string) {
+	m, err := eventMessage(w.cfg.EventsExchange, newEvent(id, state, w.cfg.WorkerID, attempt, errText))
+	var c *core.Confirmation
+	if err == nil {
+		c, err = w.pub.PublishDeferred(ctx, m)
+	}
+	if err != nil {
+		w.log.Debug("task event not published", "task", id, "state", state, "err", err)
+		return
+	}
+	sess.events = append(sess.events, pendingEvent{conf: c, task: id, state: state})
+	if n := len(sess.events) - maxPendingEvents; n > 0 {
+		w.confirmEvents(ctx, sess, n)
+	}
+}
+
+// confirmEvents waits for the confirms of the oldest n events in flight,
+// for at most the worker's Timeout in all, and logs the events the
+// broker did not take.
+func (w *Worker) confirmEvents(ctx context.Context, sess *workerSession, n int) {
+	if n <= 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
+	defer cancel()
+	for _, e := range sess.events[:n] {
+		if err := e.conf.Wait(ctx); err != nil {
+			w.log.Debug("task event not confirmed", "task", e.task, "state", e.state, "err", err)
+		}
+	}
+	sess.events = append(sess.events[:0], sess.events[n:]...)
+}
+
+// maxAttempt caps the attempt number read from headers, which foreign
+// publishers may set to anything: it is republished as an AMQP int32.
+const maxAttempt = math.MaxInt32
+
+// taskAttempt is the attempt number of a delivery: warren-attempt (1 when
+// absent or not a positive integer) plus, on a quorum queue, the
+// deliveries the broker counted; at most maxAttempt.
+func taskAttempt(h amqp.Table) int {
+	attempt := 1
+	if n, ok := headerInt(h[HeaderAttempt]); ok && n >= 1 {
+		attempt = min(n, maxAttempt)
+	}
+	if n, ok := headerInt(h["x-delivery-count"]); ok && n > 0 {
+		attempt += min(n, maxAttempt) // no overflow: both at most MaxInt32
+	}
+	return min(attempt, maxAttempt)
+}
+
+// headerInt reads an integer header of any AMQP integer type, or decimal
+// text.
+func headerInt(v any) (int, bool) {
+	switch n := v.(type) {
+	case int8:
+		return int(n), true
+	case int16:
+		return int(n), true
+	case int32:
+		return int(n), true
+	case int64:
+		return int(n), true
+	case int:
+		return n, true
+	case uint8:
+		return int(n), true
+	case uint16:
+		return int(n), true
+	case uint32:
+		return int(n), true
+	case string:
+		i, err := strconv.Atoi(n)
+		return i, err == nil
+	}
+	return 0, false
+}
+
+// taskCopy is a persistent copy of a delivery for republishing.
+func taskCopy(d *amqp.Delivery, id string) amqp.Publishing {
+	h := amqp.Table{}
+	for k, v := range d.Headers {
+		if k == "x-delivery-count" {
+			continue
+		}
+		h[k] = v
+	}
+	return amqp.Publishing{
+		Headers:         h,
+		ContentType:     d.ContentType,
+		ContentEncoding: d.ContentEncoding,
+		DeliveryMode:    amqp.Persistent,
+		Priority:        d.Priority,
+		CorrelationId:   d.CorrelationId,
+		ReplyTo:         d.ReplyTo,
+		MessageId:       id,
+		Timestamp:       d.Timestamp,
+		Type:            d.Type,
+		AppId:           d.AppId,
+		Body:            d.Body,
+	}
+}

@@ -13,9 +13,9 @@ share() {
 }
 share "gRPC server (gateway side, incl. handlers)" 'grpc\.\(\*Server\)|grpc/internal/transport\.\(\*http2Server\)'
 share "gRPC client (the load generator)" 'grpc\.\(\*ClientConn\)|grpc\.invoke|transport\.\(\*http2Client\)'
-share "warren gateway code" 'warren/gateway\.'
+share "warren, gateway side (core, services)" 'warren/gateway\.|warren/core\.\(\*Client\)|warren/core\.\(\*Publisher\)|warren/core\.\(\*Subscription\)|warren/(fibsvc|tasksvc|queuesvc|logsvc)\.\(\*Service\)'
 share "amqp091-go (gateway and worker)" 'amqp091-go'
-share "warren worker code" 'warren/worker\.'
+share "warren, worker side (core.Server, handlers)" 'warren/core\.\(\*Server\)|warren/fibsvc\.Handler|warren/tasksvc\.\(\*Worker\)'
 share "syscalls (read/write)" 'Syscall6'
 share "memory allocation" 'runtime\.mallocgc'
 share "garbage collector" 'runtime\.gcBgMarkWorker|runtime\.gcDrain'

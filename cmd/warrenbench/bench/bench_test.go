@@ -39,13 +39,15 @@ func TestBenchmarksPrintEveryFigure(t *testing.T) {
 		"reply modes: gateway-queue =",
 		"write coalescing: gateway-queue =",
 		"stream workers: gateway-queue =",
+		"core.Client alone (no gRPC), queue: p50 - raw p50 at c=1 =",
+		"the gRPC hop in front of it: p50 gateway-queue - (p50 core.Client + p50 echo) at c=1 =",
 		"SubmitTask = ",
 	} {
 		if strings.Count(out.String(), want) == 0 {
 			t.Errorf("output lacks %q", want)
 		}
 	}
-	if n := strings.Count(out.String(), "the target of 100µs"); n != 4 {
+	if n := strings.Count(out.String(), "the target of 50µs"); n != 4 {
 		t.Errorf("got %d c=1 verdicts, want 4 (2 reply modes x 2 GOMAXPROCS settings)", n)
 	}
 	if t.Failed() {

@@ -148,6 +148,44 @@ func startGateway(url, queue string, gs gatewaySetup) (*grpcTarget, error) {
 	return nil, errors.New("gateway did not start answering")
 }
 
+// coreClient is warren's request/reply client called directly, as the
+// gateway's FibonacciService calls it, without gRPC.
+type coreClient struct {
+	client *core.Client
+	queue  string
+	close  func()
+}
+
+func startCoreClient(url, queue string) (*coreClient, error) {
+	sup := core.NewSupervisor(core.Config{URLs: []string{url}, Name: "warren-bench-core-client", Logger: quiet})
+	c := &coreClient{client: core.NewClient(sup, core.ClientConfig{}), queue: queue}
+	c.client.Watch(queue)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = sup.Run(ctx); close(done) }()
+	c.close = func() { cancel(); <-done }
+	for range 500 {
+		if c.client.Ready(queue) == nil {
+			return c, nil
+		}
+		sleep()
+	}
+	c.close()
+	return nil, errors.New("core client did not connect")
+}
+
+func (c *coreClient) call(ctx context.Context) error {
+	var buf [8]byte
+	d, err := c.client.Call(ctx, c.queue, amqp.Publishing{
+		ContentType: "text/plain",
+		Body:        strconv.AppendUint(buf[:0], benchN, 10),
+	})
+	if err == nil && string(d.Body) != "832040" {
+		err = fmt.Errorf("core client: fib(%d) = %q", benchN, d.Body)
+	}
+	return err
+}
+
 // startWorker runs warren's Fibonacci worker on queue.
 func startWorker(url, queue string) (stop func(), err error) {
 	g := worker.NewGroup(worker.Config{AMQP: core.Config{URLs: []string{url}, Name: "warren-bench-worker"}, Logger: quiet},

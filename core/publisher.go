@@ -82,7 +82,10 @@ func (p *Publisher) Connected(_ context.Context, conn *Conn) error {
 		}
 		b := newReturnBook(ch)
 		s.returns.Store(ch, b)
-		wg.Go(b.run)
+		wg.Go(func() {
+			defer s.returns.Delete(ch) // the channel closed; a new one replaces it
+			b.run()
+		})
 		return nil
 	})
 	if err != nil {
@@ -146,7 +149,13 @@ func (p *Publisher) PublishDeferred(ctx context.Context, m *Message) (*Confirmat
 		return nil, ChannelError("publish", err)
 	}
 	v, _ := s.returns.Load(ch)
-	c := &Confirmation{dc: dc, ch: ch, conn: s.conn, timeout: p.cfg.Timeout, book: v.(*returnBook)}
+	book, _ := v.(*returnBook)
+	if book == nil {
+		// The channel closed as we published: its fate is unknown, so
+		// do not wait for a confirm that cannot come.
+		return nil, fmt.Errorf("channel closed while publishing: %w", ErrConnectionLost)
+	}
+	c := &Confirmation{dc: dc, ch: ch, conn: s.conn, timeout: p.cfg.Timeout, book: book}
 	if m.Mandatory {
 		c.key = returnKey(m.Exchange, m.RoutingKey, m.MessageId, m.CorrelationId)
 	}

@@ -18,14 +18,8 @@ import (
 // and closes its channel when it ends; Stream then returns the cause.
 func TestSubscriptionCleansUpWhileTheSenderIsBlocked(t *testing.T) {
 	t.Parallel()
-	exchange := brokertest.Name(t, "fanout")
-	ch := brokertest.Channel(t)
-	if err := ch.ExchangeDeclare(exchange, amqp.ExchangeFanout, false, true, false, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	sup := core.NewSupervisor(core.Config{URLs: []string{brokertest.Require(t)}, Name: "warren-test-" + t.Name(), Logger: warrentest.QuietLog})
-	subs := core.NewSubscriber(sup)
-	run(t, sup)
+	exchange, ch := fanout(t)
+	subs := startSubscriber(t)
 
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
@@ -66,14 +60,8 @@ func TestSubscriptionCleansUpWhileTheSenderIsBlocked(t *testing.T) {
 // queue that overflows ends the subscription with ErrOverflow.
 func TestSubscriptionOverflowEndsIt(t *testing.T) {
 	t.Parallel()
-	exchange := brokertest.Name(t, "fanout")
-	ch := brokertest.Channel(t)
-	if err := ch.ExchangeDeclare(exchange, amqp.ExchangeFanout, false, true, false, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	sup := core.NewSupervisor(core.Config{URLs: []string{brokertest.Require(t)}, Name: "warren-test-" + t.Name(), Logger: warrentest.QuietLog})
-	subs := core.NewSubscriber(sup)
-	run(t, sup)
+	exchange, ch := fanout(t)
+	subs := startSubscriber(t)
 	sub, err := subs.Subscribe(context.Background(), core.SubscriptionConfig{
 		Bindings: []core.Binding{{Exchange: exchange}}, Prefetch: 2,
 		MaxLength: 10, OverflowCheck: 50 * time.Millisecond,
@@ -102,9 +90,7 @@ func TestSubscriptionOverflowEndsIt(t *testing.T) {
 // behind, though its connection lives on.
 func TestSubscriptionThatFailsLeavesNoQueue(t *testing.T) {
 	t.Parallel()
-	sup := core.NewSupervisor(core.Config{URLs: []string{brokertest.Require(t)}, Name: "warren-test-" + t.Name(), Logger: warrentest.QuietLog})
-	subs := core.NewSubscriber(sup)
-	run(t, sup)
+	subs := startSubscriber(t)
 	var queue string
 	failed := errors.New("set-up failed on purpose")
 	_, err := subs.Subscribe(context.Background(), core.SubscriptionConfig{
@@ -124,4 +110,25 @@ func TestSubscriptionThatFailsLeavesNoQueue(t *testing.T) {
 		Bindings: []core.Binding{{Exchange: brokertest.Name(t, "missing"), Key: "k"}},
 	})
 	warrentest.WantCode(t, core.Status(err), codes.NotFound)
+}
+
+// startSubscriber runs a Subscriber on the test broker until the test ends.
+func startSubscriber(t *testing.T) *core.Subscriber {
+	t.Helper()
+	sup := core.NewSupervisor(core.Config{URLs: []string{brokertest.Require(t)}, Name: "warren-test-" + t.Name(), Logger: warrentest.QuietLog})
+	subs := core.NewSubscriber(sup)
+	run(t, sup)
+	return subs
+}
+
+// fanout declares an auto-delete fanout exchange of the test's own and
+// returns it with a channel to publish on.
+func fanout(t *testing.T) (string, *amqp.Channel) {
+	t.Helper()
+	exchange := brokertest.Name(t, "fanout")
+	ch := brokertest.Channel(t)
+	if err := ch.ExchangeDeclare(exchange, amqp.ExchangeFanout, false, true, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	return exchange, ch
 }

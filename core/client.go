@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -113,8 +112,7 @@ type Client struct {
 	sess    atomic.Pointer[clientSession]
 	wg      sync.WaitGroup // the current session's goroutines
 
-	watched sync.Map   // request queue name → *presence
-	checkMu sync.Mutex // serialises refreshes; guards clientSession.check
+	watched sync.Map // request queue name → *presence
 
 	dropped atomic.Uint64 // replies with unknown or duplicate correlation ids
 }
@@ -142,7 +140,7 @@ type clientSession struct {
 	conn    *Conn
 	pool    *chanPool // where requests are published
 	replyTo string
-	check   *amqp.Channel // passive declares; guarded by Client.checkMu
+	check   inspector     // the request queues' consumer counts
 	done    chan struct{} // closed when the session ends
 }
 
@@ -209,7 +207,7 @@ func (c *Client) Dropped() uint64 { return c.dropped.Load() }
 // Connected starts the reply consumer and the publishing channels
 // (Component).
 func (c *Client) Connected(_ context.Context, conn *Conn) error {
-	s := &clientSession{conn: conn, done: make(chan struct{})}
+	s := &clientSession{conn: conn, check: inspector{conn: conn}, done: make(chan struct{})}
 	var err error
 	switch c.cfg.ReplyMode {
 	case ReplyDirect:
@@ -416,29 +414,18 @@ func (c *Client) present(s *clientSession, queue string) error {
 	return p.err(p.consumers.Load())
 }
 
-// refresh asks the broker for the queue's consumer count with a passive
-// declare on the session's check channel.
+// refresh asks the broker for the queue's consumer count (a passive
+// declare).
 func (c *Client) refresh(s *clientSession, p *presence) error {
-	c.checkMu.Lock()
-	defer c.checkMu.Unlock()
-	if s.check == nil || s.check.IsClosed() {
-		ch, err := s.conn.Channel()
-		if err != nil {
-			return ChannelError("open channel", err)
-		}
-		s.check = ch
-	}
 	var n int64
-	q, err := s.check.QueueDeclarePassive(p.queue, false, false, false, false, nil)
-	var aerr *amqp.Error
+	q, err := s.check.queue(p.queue)
 	switch {
 	case err == nil:
 		n = int64(q.Consumers)
-	case errors.As(err, &aerr) && aerr.Code == amqp.NotFound:
-		n = -1 // the 404 closed the channel; the next refresh opens one
-		s.check = nil
+	case IsNotFound(err):
+		n = -1
 	default:
-		return ChannelError(fmt.Sprintf("passive declare %q", p.queue), err)
+		return err
 	}
 	p.consumers.Store(n)
 	p.last.Store(time.Now().UnixNano())
@@ -452,13 +439,7 @@ func (c *Client) refresh(s *clientSession, p *presence) error {
 func (c *Client) watchPresence(s *clientSession) {
 	t := time.NewTicker(c.cfg.PresenceInterval)
 	defer t.Stop()
-	defer func() {
-		c.checkMu.Lock()
-		if s.check != nil {
-			_ = s.check.Close()
-		}
-		c.checkMu.Unlock()
-	}()
+	defer s.check.close()
 	for {
 		select {
 		case <-s.done:

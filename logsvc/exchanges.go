@@ -21,8 +21,9 @@ import (
 // publish, but the exchange stays gone until it is declared again. repair
 // does that, once per deletion however many callers noticed it.
 type exchanges struct {
-	list []exchange
-	log  *slog.Logger
+	list    []exchange
+	inspect *core.Inspector // asks whether an exchange still exists
+	log     *slog.Logger
 
 	mu   sync.Mutex // serialises repairs; guards conn
 	conn *core.Conn // nil between connections
@@ -72,19 +73,13 @@ func (e *exchanges) repair(ex exchange, since uint64, err error) bool {
 	if conn == nil || conn.IsClosed() {
 		return false // the connection is gone: nothing to repair
 	}
-	ch, cerr := conn.Channel()
-	if cerr != nil {
-		return false
-	}
-	perr := ch.ExchangeDeclarePassive(ex.name, ex.kind, false, false, false, false, nil)
+	perr := e.inspect.Exchange(context.Background(), ex.name, ex.kind)
 	if perr == nil {
-		_ = ch.Close()
 		return false // it exists: the channel closed for another reason
 	}
-	if !errors.As(perr, &aerr) || aerr.Code != amqp.NotFound {
+	if !core.IsNotFound(perr) {
 		return false
 	}
-	// The 404 closed ch.
 	if derr := declareExchanges(conn.Connection, e.list, e.log); derr != nil {
 		e.log.Warn("logsvc: exchange deleted; declaring it again failed", "exchange", ex.name, "err", derr)
 		return false

@@ -41,7 +41,7 @@ func (s *Service) Attach(sup *core.Supervisor) {
 	if log == nil {
 		log = sup.Logger()
 	}
-	s.ex = &exchanges{list: s.cfg.exchanges(), log: log}
+	s.ex = &exchanges{list: s.cfg.exchanges(), inspect: core.NewInspector(sup, core.InspectorConfig{Timeout: s.cfg.DefaultTimeout}), log: log}
 	sup.Add(s.ex)
 	s.pub = core.NewPublisher(sup, core.PublisherConfig{Channels: 1, Timeout: s.cfg.DefaultTimeout})
 	s.subs = core.NewSubscriber(sup)

@@ -99,6 +99,11 @@ func (s *Service) Send(ctx context.Context, req *warrenv1.SendRequest) (*warrenv
 	if err != nil {
 		return nil, err
 	}
+	// Fail fast: on a blocked connection the declaration would wait in the
+	// broker until the alarm ends.
+	if err := s.pub.Ready(); err != nil {
+		return nil, err
+	}
 	if err := s.decl.declare(queue); err != nil {
 		return nil, err
 	}
@@ -174,10 +179,6 @@ func (d *declarer) declare(queue string) error {
 	}
 	if done {
 		return nil
-	}
-	if conn.Blocked() {
-		// The declaration would wait in the broker until the alarm ends.
-		return core.ErrBlocked
 	}
 	if _, err := core.DeclareQueue(conn.Connection, spec(queue), d.log); err != nil {
 		return err

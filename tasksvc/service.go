@@ -107,13 +107,14 @@ func (c Config) withDefaults() Config {
 type Service struct {
 	warrenv1.UnimplementedTaskServiceServer
 
-	cfg    Config
-	log    *slog.Logger
-	tasks  *core.Publisher // the work queue's publishings
-	events *core.Publisher // QUEUED events, apart: a deleted events exchange kills their channel, not the tasks'
-	sub    *core.Subscriber
-	topo   *topology
-	keys   *keyTable
+	cfg     Config
+	log     *slog.Logger
+	tasks   *core.Publisher // the work queue's publishings
+	events  *core.Publisher // QUEUED events, apart: a deleted events exchange kills their channel, not the tasks'
+	sub     *core.Subscriber
+	topo    *topology
+	inspect *core.Inspector // the work queue's counts, the watchers count
+	keys    *keyTable
 
 	watching atomic.Int64 // WatchTasks streams on this gateway
 }
@@ -135,8 +136,9 @@ func (s *Service) Attach(sup *core.Supervisor) {
 	if s.log == nil {
 		s.log = sup.Logger()
 	}
-	s.topo = newTopology(s.cfg.EventsExchange, s.log)
-	sup.Add(s.topo) // first: the exchange exists before anything publishes to it
+	s.inspect = core.NewInspector(sup, core.InspectorConfig{Timeout: s.cfg.DefaultTimeout})
+	s.topo = newTopology(s.cfg.EventsExchange, s.inspect, s.log)
+	sup.Add(s.topo) // before the publishers: the exchange exists before anything publishes to it
 	s.tasks = core.NewPublisher(sup, core.PublisherConfig{Channels: s.cfg.Channels, Timeout: s.cfg.DefaultTimeout})
 	s.events = core.NewPublisher(sup, core.PublisherConfig{Channels: 1, Timeout: s.cfg.DefaultTimeout})
 	s.sub = core.NewSubscriber(sup)

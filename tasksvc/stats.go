@@ -26,11 +26,11 @@ import (
 // management API is not reachable the call fails with FAILED_PRECONDITION
 // and says how to enable it; the API's URL goes to the log only.
 func (s *Service) GetQueueStats(ctx context.Context, _ *warrenv1.GetQueueStatsRequest) (*warrenv1.GetQueueStatsResponse, error) {
-	q, vhost, err := s.topo.inspect(ctx, s.cfg.Queue, s.cfg.DefaultTimeout)
+	q, err := s.inspect.Queue(ctx, s.cfg.Queue)
 	if err != nil {
 		return nil, fmt.Errorf("tasksvc: queue %q: %w", s.cfg.Queue, err)
 	}
-	mq, err := s.managementQueue(ctx, vhost)
+	mq, err := s.managementQueue(ctx, s.inspect.Vhost())
 	if err != nil {
 		return nil, err
 	}

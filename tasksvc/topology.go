@@ -2,14 +2,10 @@ package tasksvc
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/warrenrpc/warren/core"
 )
@@ -20,24 +16,23 @@ import (
 const watchersRecheck = 500 * time.Millisecond
 
 // topology is the Service's own core.Component: on every connection it
-// declares what the gateway owns (the events exchange, nothing else),
-// follows, on demand, how many WatchTasks streams exist on any gateway,
-// and runs the passive declares the Service needs off the callers'
-// goroutines, so no call waits on the broker beyond its deadline.
+// declares what the gateway owns (the events exchange, nothing else), and
+// follows, on demand, how many WatchTasks streams exist on any gateway
+// (through the Service's core.Inspector).
 //
-// The work of one connection (the watchers counter, inspections) runs on
-// goroutines of a topoSession; Disconnected, called once the connection
-// is closed, stops them and waits for them.
+// The watchers counter of one connection runs on a goroutine of a
+// topoSession; Disconnected, called once the connection is closed, stops
+// it and waits for it.
 type topology struct {
 	exchange string
 	watchers string // the watchers queue
+	inspect  *core.Inspector
 	log      *slog.Logger
 
 	sess atomic.Pointer[topoSession]
 }
 
 type topoSession struct {
-	conn *core.Conn
 	stop chan struct{} // closed by Disconnected
 	kick chan struct{} // buffered 1: a count is wanted
 	wg   sync.WaitGroup
@@ -52,8 +47,8 @@ type topoSession struct {
 	refreshed chan struct{} // closed when the next count is stored
 }
 
-func newTopology(exchange string, log *slog.Logger) *topology {
-	return &topology{exchange: exchange, watchers: watchersQueue(exchange), log: log}
+func newTopology(exchange string, inspect *core.Inspector, log *slog.Logger) *topology {
+	return &topology{exchange: exchange, watchers: watchersQueue(exchange), inspect: inspect, log: log}
 }
 
 // Connected declares the events exchange, reads the watchers count and
@@ -62,7 +57,7 @@ func (t *topology) Connected(_ context.Context, conn *core.Conn) error {
 	if err := declareEventsExchange(conn.Connection, t.exchange, t.log); err != nil {
 		return err
 	}
-	s := &topoSession{conn: conn, stop: make(chan struct{}), kick: make(chan struct{}, 1), refreshed: make(chan struct{})}
+	s := &topoSession{stop: make(chan struct{}), kick: make(chan struct{}, 1), refreshed: make(chan struct{})}
 	t.countWatchers(s) // known before the first call
 	s.wg.Go(func() { t.countOnDemand(s) })
 	t.sess.Store(s)
@@ -153,11 +148,11 @@ func (t *topology) countOnDemand(s *topoSession) {
 // is why it is read on demand only).
 func (t *topology) countWatchers(s *topoSession) {
 	n := int64(-1)
-	q, err := inspectQueue(s.conn.Connection, t.watchers)
+	q, err := t.inspect.Queue(context.Background(), t.watchers)
 	switch {
 	case err == nil:
 		n = int64(q.Consumers)
-	case notFound(err):
+	case core.IsNotFound(err):
 		n = 0 // nobody watches, anywhere
 	}
 	s.remote.Store(n)
@@ -166,64 +161,4 @@ func (t *topology) countWatchers(s *topoSession) {
 	close(s.refreshed)
 	s.refreshed = make(chan struct{})
 	s.mu.Unlock()
-}
-
-// inspect asks the broker for queue's counts (a passive declare) and
-// returns the connection's virtual host with them. It waits until ctx
-// ends, or for timeout when ctx has no deadline; the broker's answer is
-// awaited on a goroutine of the session, which ends with the connection
-// at the latest. A missing queue is the broker's 404 (NOT_FOUND).
-func (t *topology) inspect(ctx context.Context, queue string, timeout time.Duration) (amqp.Queue, string, error) {
-	s := t.sess.Load()
-	if s == nil {
-		return amqp.Queue{}, "", core.ErrNotConnected
-	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return amqp.Queue{}, "", core.ErrNotConnected
-	}
-	type result struct {
-		q   amqp.Queue
-		err error
-	}
-	done := make(chan result, 1)
-	s.wg.Go(func() {
-		q, err := inspectQueue(s.conn.Connection, queue)
-		done <- result{q, err}
-	})
-	s.mu.Unlock()
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
-	}
-	select {
-	case r := <-done:
-		return r.q, s.conn.Config.Vhost, r.err
-	case <-ctx.Done():
-		return amqp.Queue{}, "", fmt.Errorf("no answer from the broker: %w", ctx.Err())
-	}
-}
-
-// inspectQueue is a passive declare of queue on a channel of its own,
-// which it closes. A missing queue is the broker's *amqp.Error 404 (see
-// notFound), which closed the channel.
-func inspectQueue(conn *amqp.Connection, queue string) (amqp.Queue, error) {
-	ch, err := conn.Channel()
-	if err != nil {
-		return amqp.Queue{}, core.ChannelError("open channel", err)
-	}
-	defer ch.Close() // a no-op when the 404 closed it
-	q, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
-	if err != nil {
-		return amqp.Queue{}, core.ChannelError(fmt.Sprintf("passive declare %q", queue), err)
-	}
-	return q, nil
-}
-
-// notFound reports whether the broker answered 404 NOT_FOUND.
-func notFound(err error) bool {
-	var aerr *amqp.Error
-	return errors.As(err, &aerr) && aerr.Code == amqp.NotFound
 }

@@ -20,7 +20,6 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
-	"github.com/warrenrpc/warren/core"
 	"github.com/warrenrpc/warren/gateway"
 	"github.com/warrenrpc/warren/internal/brokertest"
 	"github.com/warrenrpc/warren/worker"
@@ -164,28 +163,6 @@ func StartWorkers(t testing.TB, cfg worker.Config, workers ...worker.Worker) *Wo
 	t.Cleanup(w.stop)
 	Eventually(t, 15*time.Second, "workers connected", g.Connected)
 	return w
-}
-
-// Supervise runs a Supervisor with components on the test broker until
-// the test ends, and waits until it is connected.
-func Supervise(t testing.TB, cfg core.Config, components ...core.Component) *core.Supervisor {
-	t.Helper()
-	if len(cfg.URLs) == 0 {
-		cfg.URLs = []string{brokertest.Require(t)}
-	}
-	if cfg.Name == "" {
-		cfg.Name = "warren-test-" + t.Name()
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = QuietLog
-	}
-	sup := core.NewSupervisor(cfg, components...)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = sup.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	Eventually(t, 15*time.Second, "supervisor connected", sup.Connected)
-	return sup
 }
 
 // Eventually polls cond every few milliseconds until it holds, and fails

@@ -13,11 +13,14 @@
 //     a pending-call table, deadlines on the wire, fail-fast presence).
 //   - Server is the worker side of request/reply: a Handler per request,
 //     like net/http's, errors sent back as data.
+//   - Inspector asks the broker about queues and exchanges (passive
+//     declares), each question bounded by the caller's deadline.
 //   - Status maps every error of the core, and of the handlers built on
 //     it, to a gRPC status, in one place.
 //
 // Components are built on a Supervisor before it runs (NewPublisher,
-// NewSubscriber, NewClient, NewServer add themselves to it as Components),
+// NewSubscriber, NewClient, NewServer, NewInspector add themselves to it
+// as Components),
 // so they follow its connection: they fail fast with ErrNotConnected
 // while there is none, fail what was waiting with ErrConnectionLost when
 // it goes, and serve again on the next one. The broker's blocked state

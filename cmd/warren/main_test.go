@@ -102,12 +102,28 @@ func TestDevServesFib(t *testing.T) {
 	ents := newEntities(t)
 	runInBackground(t, append([]string{"dev", "--listen", addr, "--amqp-url", url, "--log-level", "error"}, ents.flags()...)...)
 	waitServing(t, addr)
-	// The gateway and the workers declared the exchanges the flags name.
+	// The gateway and the workers declare the exchanges the flags name. A
+	// Fibonacci answer proves only that the Components before the RPC
+	// client are set up, so the others may still be declaring: wait.
+	conn := brokertest.Dial(t)
 	for _, ex := range []struct{ name, kind string }{
 		{ents.events, "topic"}, {ents.logs, "fanout"}, {ents.directLogs, "direct"}, {ents.topicLogs, "topic"},
 	} {
-		if err := brokertest.Channel(t).ExchangeDeclarePassive(ex.name, ex.kind, false, false, false, false, nil); err != nil {
-			t.Errorf("exchange %q (%s) not declared: %v", ex.name, ex.kind, err)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			ch, err := conn.Channel()
+			if err == nil {
+				err = ch.ExchangeDeclarePassive(ex.name, ex.kind, false, false, false, false, nil)
+				_ = ch.Close()
+			}
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("exchange %q (%s) not declared: %v", ex.name, ex.kind, err)
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
 

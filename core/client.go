@@ -368,8 +368,8 @@ func (c *Client) Call(ctx context.Context, queue string, msg amqp.Publishing) (a
 		if r.err != nil {
 			return amqp.Delivery{}, r.err
 		}
-		if code, text, isErr := wire.ReplyError(r.delivery.Headers); isErr {
-			return amqp.Delivery{}, &ReplyError{Code: code, Message: text}
+		if st, isErr := wire.ReplyStatus(r.delivery.Headers); isErr {
+			return amqp.Delivery{}, &ReplyError{Code: st.Code(), Message: st.Message(), Details: st.Proto().GetDetails()}
 		}
 		return r.delivery, nil
 	case <-ctx.Done():

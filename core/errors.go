@@ -6,8 +6,10 @@ import (
 	"fmt"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // The errors of the core. Every component returns them (wrapped with what
@@ -43,6 +45,9 @@ var (
 type ReplyError struct {
 	Code    codes.Code
 	Message string
+	// Details are the status details the worker sent, if any
+	// (wire.HeaderErrorStatus).
+	Details []*anypb.Any
 }
 
 func (e *ReplyError) Error() string {
@@ -50,7 +55,12 @@ func (e *ReplyError) Error() string {
 }
 
 // GRPCStatus makes a ReplyError travel as the worker's status.
-func (e *ReplyError) GRPCStatus() *status.Status { return status.New(e.Code, e.Message) }
+func (e *ReplyError) GRPCStatus() *status.Status {
+	if len(e.Details) == 0 {
+		return status.New(e.Code, e.Message)
+	}
+	return status.FromProto(&spb.Status{Code: int32(e.Code), Message: e.Message, Details: e.Details})
+}
 
 // ReturnError is a mandatory publishing the broker returned because no
 // queue took it (basic.return). It matches ErrNoQueue with errors.Is.

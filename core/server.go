@@ -254,7 +254,7 @@ func (s *Server) handle(ctx context.Context, ch *amqp.Channel, d *amqp.Delivery)
 			"code", st.Code(), "err", st.Message())
 		reply = amqp.Publishing{
 			ContentType: wire.ContentTypeText,
-			Headers:     wire.ErrorHeaders(st.Code(), st.Message()),
+			Headers:     wire.StatusHeaders(st),
 			Body:        []byte("error: " + st.Message()),
 		}
 	}

@@ -1,12 +1,16 @@
 package wire
 
 import (
+	"encoding/base64"
 	"fmt"
 	"strconv"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // Header names. They are plain application headers (no "x-" prefix, which
@@ -21,10 +25,23 @@ const (
 	HeaderErrorCode = "warren-error-code"
 	// HeaderErrorMessage is the human-readable error of an error reply.
 	HeaderErrorMessage = "warren-error-message"
+	// HeaderErrorStatus carries an error reply's whole status, details
+	// included: a google.rpc.Status in its protobuf encoding, base64 (as
+	// gRPC's binary metadata travels). It is optional; when present and
+	// well-formed, it is the error, and its code and message match the
+	// two headers above.
+	HeaderErrorStatus = "warren-error-status-bin"
 )
 
-// ContentTypeText is the content type of the tutorials' decimal bodies.
-const ContentTypeText = "text/plain"
+// Content types warren sets.
+const (
+	// ContentTypeText is the content type of the tutorials' decimal bodies.
+	ContentTypeText = "text/plain"
+	// ContentTypeProtobuf is the content type of a routed method's
+	// messages: the protobuf encoding of the message the AMQP type
+	// property names.
+	ContentTypeProtobuf = "application/protobuf"
+)
 
 // Expiration renders a remaining time as an AMQP per-message TTL: whole
 // milliseconds, at least 1 (a TTL of 0 means "expire unless delivered at
@@ -73,6 +90,38 @@ func ErrorHeaders(code codes.Code, msg string) amqp.Table {
 		HeaderErrorCode:    CodeName(code),
 		HeaderErrorMessage: msg,
 	}
+}
+
+// StatusHeaders returns the headers of an error reply carrying st; its
+// details, if any, travel in HeaderErrorStatus.
+func StatusHeaders(st *status.Status) amqp.Table {
+	h := ErrorHeaders(st.Code(), st.Message())
+	if p := st.Proto(); len(p.GetDetails()) > 0 {
+		if b, err := proto.Marshal(p); err == nil {
+			h[HeaderErrorStatus] = base64.StdEncoding.EncodeToString(b)
+		}
+	}
+	return h
+}
+
+// ReplyStatus reads an error reply as a status, details included. It
+// reports ok false for a successful reply. A HeaderErrorStatus that is not
+// base64 of a google.rpc.Status, or says another code than
+// HeaderErrorCode, is ignored: the code and message headers still make
+// the error.
+func ReplyStatus(h amqp.Table) (st *status.Status, ok bool) {
+	code, msg, ok := ReplyError(h)
+	if !ok {
+		return nil, false
+	}
+	if enc, isString := h[HeaderErrorStatus].(string); isString {
+		var p spb.Status
+		if b, err := base64.StdEncoding.DecodeString(enc); err == nil && proto.Unmarshal(b, &p) == nil && codes.Code(p.GetCode()) == code {
+			p.Message = msg
+			return status.FromProto(&p), true
+		}
+	}
+	return status.New(code, msg), true
 }
 
 // ReplyError reads an error reply. It reports ok false for a successful

@@ -1,0 +1,142 @@
+package wire
+
+import (
+	"encoding/base64"
+	"testing"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/testing/protocmp"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestMetadataTravelsButTransportKeysAndCredentials(t *testing.T) {
+	t.Parallel()
+	md := metadata.MD{
+		"tenant":        {"acme"},
+		"trace-bin":     {"\x00\x01\xff"},
+		"multi":         {"a", "b"},
+		":authority":    {"gw:50051"},
+		"content-type":  {"application/grpc"},
+		"user-agent":    {"grpc-go"},
+		"grpc-timeout":  {"1S"},
+		"authorization": {"Bearer secret"},
+		"cookie":        {"session=1"},
+	}
+	h := amqp.Table{}
+	SetMetadata(h, md)
+	want := amqp.Table{
+		"warren-md-tenant":    "acme",
+		"warren-md-trace-bin": base64.StdEncoding.EncodeToString([]byte("\x00\x01\xff")),
+		"warren-md-multi":     []any{"a", "b"},
+	}
+	if diff := cmp.Diff(want, h); diff != "" {
+		t.Errorf("headers (-want +got):\n%s", diff)
+	}
+	back := Metadata(h)
+	wantMD := metadata.MD{"tenant": {"acme"}, "trace-bin": {"\x00\x01\xff"}, "multi": {"a", "b"}}
+	if diff := cmp.Diff(wantMD, back); diff != "" {
+		t.Errorf("metadata read back (-want +got):\n%s", diff)
+	}
+}
+
+func TestMetadataFromForeignHeadersSkipsWhatCannotBeMetadata(t *testing.T) {
+	t.Parallel()
+	h := amqp.Table{
+		"warren-md-ok":            "yes",
+		"warren-md-Upper":         "no: gRPC keys are lower-case",
+		"warren-md-sp ace":        "no",
+		"warren-md-":              "no key",
+		"warren-md-number":        int32(7),
+		"warren-md-mixed":         []any{"a", int32(1)},
+		"warren-md-bad-bin":       "not base64!",
+		"warren-md-grpc-x":        "reserved",
+		"warren-md-authorization": "credentials never come from a header",
+		"other":                   "not metadata",
+	}
+	got := Metadata(h)
+	if diff := cmp.Diff(metadata.MD{"ok": {"yes"}}, got); diff != "" {
+		t.Errorf("metadata (-want +got):\n%s", diff)
+	}
+}
+
+func TestStatusWithDetailsTravels(t *testing.T) {
+	t.Parallel()
+	st, err := status.New(codes.FailedPrecondition, "not enough stock").WithDetails(&errdetails.PreconditionFailure{
+		Violations: []*errdetails.PreconditionFailure_Violation{{Type: "STOCK", Subject: "tea", Description: "3 left"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok := ReplyStatus(StatusHeaders(st))
+	if !ok {
+		t.Fatal("ReplyStatus: not an error reply")
+	}
+	if diff := cmp.Diff(st.Proto(), got.Proto(), protocmp.Transform()); diff != "" {
+		t.Errorf("status (-sent +read):\n%s", diff)
+	}
+	// Without details, no status header: the code and message say it all.
+	if h := StatusHeaders(status.New(codes.NotFound, "no tea")); h[HeaderErrorStatus] != nil {
+		t.Errorf("headers %v carry a status without details", h)
+	}
+}
+
+func TestReplyStatusIgnoresABadStatusHeader(t *testing.T) {
+	t.Parallel()
+	other, _ := proto.Marshal(status.New(codes.Internal, "other code").Proto())
+	for name, v := range map[string]any{
+		"not base64":   "!!!",
+		"not a status": base64.StdEncoding.EncodeToString([]byte{0xff, 0xff}),
+		"another code": base64.StdEncoding.EncodeToString(other),
+		"not a string": int32(1),
+	} {
+		h := ErrorHeaders(codes.NotFound, "no tea")
+		h[HeaderErrorStatus] = v
+		st, ok := ReplyStatus(h)
+		if !ok || st.Code() != codes.NotFound || st.Message() != "no tea" || len(st.Details()) != 0 {
+			t.Errorf("%s: ReplyStatus = %v, %v; want NOT_FOUND: no tea", name, st, ok)
+		}
+	}
+}
+
+func FuzzMetadata(f *testing.F) {
+	f.Add("warren-md-tenant", "acme", uint8(7), int64(0))
+	f.Add("warren-md-x-bin", "AAEC", uint8(7), int64(0))
+	f.Add("warren-md-multi", "a", uint8(12), int64(0))
+	f.Fuzz(func(t *testing.T, key, s string, kind uint8, i int64) {
+		v := fuzzHeaderValue(kind, i, s, 0)
+		if kind%13 == 12 {
+			v = []any{s, fuzzHeaderValue(kind/13, i, s, 0)}
+		}
+		md := Metadata(amqp.Table{key: v})
+		for k, vs := range md {
+			if !validKey(k) || !forwarded(k) || len(vs) == 0 {
+				t.Fatalf("Metadata gave key %q values %q", k, vs)
+			}
+		}
+		// What it read travels again unchanged.
+		h := amqp.Table{}
+		SetMetadata(h, md)
+		if diff := cmp.Diff(md, Metadata(h)); diff != "" {
+			t.Fatalf("round trip (-first +second):\n%s", diff)
+		}
+	})
+}
+
+func FuzzReplyStatus(f *testing.F) {
+	st, _ := status.New(codes.Aborted, "x").WithDetails(&errdetails.ErrorInfo{Reason: "R"})
+	b, _ := proto.Marshal(st.Proto())
+	f.Add("ABORTED", "x", base64.StdEncoding.EncodeToString(b))
+	f.Add("NOT_FOUND", "", "")
+	f.Fuzz(func(t *testing.T, code, msg, enc string) {
+		st, ok := ReplyStatus(amqp.Table{HeaderErrorCode: code, HeaderErrorMessage: msg, HeaderErrorStatus: enc})
+		if !ok || st.Code() == codes.OK || st.Message() == "" {
+			t.Fatalf("ReplyStatus = %v, %v; want an error with a message", st, ok)
+		}
+	})
+}

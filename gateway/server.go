@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/warrenrpc/warren/core"
+	"github.com/warrenrpc/warren/internal/frame"
 )
 
 // A Service is one gRPC service of the gateway, built on the core.
@@ -67,6 +68,9 @@ func New(cfg Config, services []Service, opts ...grpc.ServerOption) *Server {
 		services: services,
 	}
 	base := []grpc.ServerOption{
+		// Routed services (package route) pass messages through as
+		// bytes; every other message is proto as usual.
+		grpc.ForceServerCodecV2(frame.Codec{}),
 		grpc.ChainUnaryInterceptor(unaryBoundary),
 		grpc.ChainStreamInterceptor(s.streams.intercept),
 	}

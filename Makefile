@@ -35,14 +35,15 @@ test: ## Set up a broker if needed, check generated code and lint, run every tes
 	CI=$${CI:-} go test -race -count=1 -timeout 20m ./...
 
 .PHONY: generate
-generate: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc ## Regenerate gen/ from proto/
-	rm -rf gen
+generate: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc ## Regenerate gen/ from proto/, and the example's
+	rm -rf gen examples/inventory/gen
 	buf generate
+	buf generate --template examples/inventory/buf.gen.yaml
 
 .PHONY: checkgenerate
 checkgenerate: generate ## Fail if gen/ differs from what proto/ generates
-	@if [ -n "$$(git status --porcelain -- gen)" ]; then \
-		echo "gen/ is out of date: run make generate and commit"; git status --porcelain -- gen; exit 1; fi
+	@if [ -n "$$(git status --porcelain -- gen examples/inventory/gen)" ]; then \
+		echo "generated code is out of date: run make generate and commit"; git status --porcelain -- gen examples/inventory/gen; exit 1; fi
 
 .PHONY: lint
 lint: $(BIN)/buf $(BIN)/staticcheck ## buf lint, gofmt, go vet, staticcheck

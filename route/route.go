@@ -1,0 +1,184 @@
+// Package route serves a team's own proto services through warren, from
+// descriptors alone.
+//
+// A service's methods carry warren's routing options
+// (proto/warren/v1/options.proto); Methods reads them and checks them, and
+// the gateway side of this package (Service) registers each routed service
+// on the gateway's gRPC server as a real service whose methods travel over
+// AMQP as their routes say. The worker side is package worker's Server,
+// which reads the same options from the services registered on it.
+//
+// Request and reply bodies are the messages' protobuf encoding, passed
+// through untouched; docs/wire-contract.md says what else travels with
+// them, for workers written in any language.
+package route
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/warrenrpc/warren/core"
+	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
+)
+
+// Pattern is how a method's calls travel over AMQP.
+type Pattern int
+
+const (
+	// RPC: a unary call becomes a request on a queue with reply_to and
+	// correlation_id; the worker's reply is the response.
+	RPC Pattern = iota + 1
+)
+
+func (p Pattern) String() string {
+	switch p {
+	case RPC:
+		return "rpc"
+	}
+	return fmt.Sprintf("Pattern(%d)", int(p))
+}
+
+// Method is one routed method.
+type Method struct {
+	Desc      protoreflect.MethodDescriptor
+	Pattern   Pattern
+	Queue     string         // RPC: the request queue
+	QueueType core.QueueType // the type workers declare Queue with
+	Timeout   time.Duration  // for calls without a deadline; 0: the gateway's default
+}
+
+// FullMethod is the method's gRPC name, "/pkg.Service/Method".
+func (m Method) FullMethod() string {
+	return "/" + string(m.Desc.Parent().FullName()) + "/" + string(m.Desc.Name())
+}
+
+// ErrNoRoutes: a service has no routed method.
+var ErrNoRoutes = errors.New("route: no method has a route")
+
+// Methods reads and checks the routes of sd's methods. A method without
+// a route is left out: the gateway answers its calls with UNIMPLEMENTED.
+// An error names the method and what is wrong with its route.
+func Methods(sd protoreflect.ServiceDescriptor) ([]Method, error) {
+	defaults, _ := proto.GetExtension(sd.Options(), warrenv1.E_Service).(*warrenv1.ServiceRoute)
+	var methods []Method
+	var errs []error
+	mds := sd.Methods()
+	for i := range mds.Len() {
+		md := mds.Get(i)
+		r, _ := proto.GetExtension(md.Options(), warrenv1.E_Route).(*warrenv1.Route)
+		if r == nil {
+			continue
+		}
+		m, err := method(md, r, defaults)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("route: %s: %w", md.FullName(), err))
+			continue
+		}
+		methods = append(methods, m)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if len(methods) == 0 {
+		return nil, fmt.Errorf("%w in %s", ErrNoRoutes, sd.FullName())
+	}
+	return methods, nil
+}
+
+func method(md protoreflect.MethodDescriptor, r *warrenv1.Route, defaults *warrenv1.ServiceRoute) (Method, error) {
+	m := Method{Desc: md}
+	timeout := r.GetTimeout()
+	if timeout == nil {
+		timeout = defaults.GetTimeout()
+	}
+	if timeout != nil {
+		if err := timeout.CheckValid(); err != nil || timeout.AsDuration() <= 0 {
+			return m, fmt.Errorf("timeout %v: want a positive duration", timeout.AsDuration())
+		}
+		m.Timeout = timeout.AsDuration()
+	}
+	switch p := r.GetPattern().(type) {
+	case *warrenv1.Route_Rpc:
+		if md.IsStreamingClient() || md.IsStreamingServer() {
+			return m, fmt.Errorf("an rpc route needs a unary method; this one is %s", streaming(md))
+		}
+		m.Pattern = RPC
+		m.Queue = p.Rpc.GetQueue()
+		if m.Queue == "" {
+			m.Queue = string(md.FullName())
+		}
+		if err := checkQueueName(m.Queue); err != nil {
+			return m, err
+		}
+		qt, err := queueType(p.Rpc.GetQueueType(), defaults.GetQueueType())
+		if err != nil {
+			return m, err
+		}
+		m.QueueType = qt
+	case nil:
+		return m, errors.New("the route names no pattern (set one of its fields, such as rpc)")
+	default:
+		return m, fmt.Errorf("pattern %T is not served by this warren", p)
+	}
+	return m, nil
+}
+
+func streaming(md protoreflect.MethodDescriptor) string {
+	switch {
+	case md.IsStreamingClient() && md.IsStreamingServer():
+		return "bidirectional-streaming"
+	case md.IsStreamingClient():
+		return "client-streaming"
+	case md.IsStreamingServer():
+		return "server-streaming"
+	}
+	return "unary"
+}
+
+// checkQueueName refuses the queue names the broker would refuse.
+func checkQueueName(name string) error {
+	switch {
+	case len(name) > 255:
+		return fmt.Errorf("queue name of %d bytes: the broker takes at most 255", len(name))
+	case strings.HasPrefix(name, "amq."):
+		return fmt.Errorf("queue %q: names starting with amq. are the broker's", name)
+	}
+	return nil
+}
+
+// queueType resolves a method's queue type against its service's default;
+// both unspecified mean quorum, as today's official tutorials declare.
+func queueType(method, service warrenv1.QueueType) (core.QueueType, error) {
+	t := method
+	if t == warrenv1.QueueType_QUEUE_TYPE_UNSPECIFIED {
+		t = service
+	}
+	switch t {
+	case warrenv1.QueueType_QUEUE_TYPE_UNSPECIFIED, warrenv1.QueueType_QUEUE_TYPE_QUORUM:
+		return core.QueueQuorum, nil
+	case warrenv1.QueueType_QUEUE_TYPE_CLASSIC:
+		return core.QueueClassic, nil
+	}
+	return "", fmt.Errorf("unknown queue type %v", t)
+}
+
+// WithQueuePrefix returns methods with prefix put before their queue
+// names.
+func WithQueuePrefix(methods []Method, prefix string) []Method {
+	if prefix == "" {
+		return methods
+	}
+	out := slices.Clone(methods)
+	for i := range out {
+		if out[i].Queue != "" {
+			out[i].Queue = prefix + out[i].Queue
+		}
+	}
+	return out
+}

@@ -1,0 +1,197 @@
+package route_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	inventoryv1 "github.com/warrenrpc/warren/examples/inventory/gen/inventory/v1"
+	"github.com/warrenrpc/warren/examples/inventory/store"
+	"github.com/warrenrpc/warren/gateway"
+	"github.com/warrenrpc/warren/internal/warrentest"
+	"github.com/warrenrpc/warren/internal/wire"
+	"github.com/warrenrpc/warren/route"
+	"github.com/warrenrpc/warren/worker"
+)
+
+const (
+	reserveQueue = "inventory.reserve"
+	getItemQueue = "inventory.v1.InventoryService.GetItem"
+)
+
+// startInventory serves the example's InventoryService on a gateway from
+// a descriptor set, with its queues under prefix.
+func startInventory(t *testing.T, prefix string) (*warrentest.Gateway, inventoryv1.InventoryServiceClient) {
+	t.Helper()
+	svcs, err := route.NewServices(route.Config{QueuePrefix: prefix, PresenceInterval: 50 * time.Millisecond},
+		writeSet(t, inventoryv1.File_inventory_v1_inventory_proto))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gs []gateway.Service
+	for _, s := range svcs {
+		gs = append(gs, s)
+	}
+	gw := warrentest.StartGateway(t, gateway.Config{}, gs...)
+	return gw, inventoryv1.NewInventoryServiceClient(gw.Conn)
+}
+
+// startStore serves a store.Store on warren's worker SDK.
+func startStore(t *testing.T, prefix string, items ...*inventoryv1.Item) {
+	t.Helper()
+	srv := worker.NewServer(worker.ServerConfig{QueuePrefix: prefix})
+	inventoryv1.RegisterInventoryServiceServer(srv, store.New(items...))
+	warrentest.StartWorkers(t, worker.Config{}, srv)
+}
+
+func tea(stock uint32) *inventoryv1.Item {
+	return &inventoryv1.Item{Sku: "tea", Name: "Green tea, 100 g", Stock: stock}
+}
+
+func TestRPCRouteThroughGatewayAndSDKWorker(t *testing.T) {
+	t.Parallel()
+	prefix := queuePrefix(t, reserveQueue, getItemQueue)
+	gw, client := startInventory(t, prefix)
+	startStore(t, prefix, tea(5))
+	waitServing(t, gw, "inventory.v1.InventoryService")
+	ctx := warrentest.Ctx(t)
+
+	t.Run("reply", func(t *testing.T) {
+		got, err := client.GetItem(ctx, &inventoryv1.GetItemRequest{Sku: "tea"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (&inventoryv1.GetItemResponse{Item: tea(5)}); !proto.Equal(got, want) {
+			t.Errorf("GetItem = %v, want %v", got, want)
+		}
+	})
+	t.Run("metadata reaches the handler", func(t *testing.T) {
+		mdctx := metadata.AppendToOutgoingContext(ctx, "tenant", "acme")
+		got, err := client.Reserve(mdctx, &inventoryv1.ReserveRequest{Sku: "tea", Count: 2, OrderId: "o1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.GetReservationId() != "acme/r1" || got.GetLeft() != 3 {
+			t.Errorf("Reserve = %v, want reservation acme/r1 with 3 left", got)
+		}
+	})
+	t.Run("an error with details travels as the caller's status", func(t *testing.T) {
+		_, err := client.Reserve(ctx, &inventoryv1.ReserveRequest{Sku: "tea", Count: 10})
+		st := status.Convert(err)
+		if st.Code() != codes.FailedPrecondition || st.Message() != "not enough stock" {
+			t.Fatalf("Reserve(10) = %v, want FAILED_PRECONDITION: not enough stock", err)
+		}
+		var pf *errdetails.PreconditionFailure
+		for _, d := range st.Details() {
+			if v, ok := d.(*errdetails.PreconditionFailure); ok {
+				pf = v
+			}
+		}
+		if pf == nil || len(pf.GetViolations()) != 1 || pf.GetViolations()[0].GetDescription() != "3 left" {
+			t.Errorf("details %v, want a PreconditionFailure saying 3 left", st.Details())
+		}
+	})
+	t.Run("codes travel", func(t *testing.T) {
+		_, err := client.GetItem(ctx, &inventoryv1.GetItemRequest{Sku: "coffee"})
+		warrentest.WantCode(t, err, codes.NotFound)
+	})
+	t.Run("a method without a route is UNIMPLEMENTED", func(t *testing.T) {
+		_, err := client.Audit(ctx, &inventoryv1.AuditRequest{})
+		warrentest.WantCode(t, err, codes.Unimplemented)
+	})
+}
+
+func TestRPCRouteWithoutWorkerIsUnavailableAtOnce(t *testing.T) {
+	t.Parallel()
+	prefix := queuePrefix(t, reserveQueue, getItemQueue)
+	gw, client := startInventory(t, prefix)
+	start := time.Now()
+	_, err := client.GetItem(warrentest.Ctx(t), &inventoryv1.GetItemRequest{Sku: "tea"})
+	warrentest.WantCode(t, err, codes.Unavailable)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("UNAVAILABLE after %v, want at once", d)
+	}
+	r, err := healthpb.NewHealthClient(gw.Conn).Check(context.Background(), &healthpb.HealthCheckRequest{Service: "inventory.v1.InventoryService"})
+	if err != nil || r.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Errorf("health = %v, %v; want NOT_SERVING with no worker", r, err)
+	}
+}
+
+// TestRPCRouteForeignWorkerReplies: what a worker in any language sends
+// back, from the wire contract's point of view: the request as it
+// arrives, and replies good and bad.
+func TestRPCRouteForeignWorkerReplies(t *testing.T) {
+	t.Parallel()
+	prefix := queuePrefix(t, reserveQueue, getItemQueue)
+	gw, client := startInventory(t, prefix)
+	good, _ := proto.Marshal(&inventoryv1.GetItemResponse{Item: tea(1)})
+	replies := map[string]amqp.Publishing{
+		"good":          {ContentType: wire.ContentTypeProtobuf, Type: "inventory.v1.GetItemResponse", Body: good},
+		"untyped":       {Body: good},
+		"wrong type":    {ContentType: wire.ContentTypeProtobuf, Type: "inventory.v1.Item", Body: good},
+		"wrong content": {ContentType: "application/json", Body: []byte(`{"item":{}}`)},
+		"garbage":       {ContentType: wire.ContentTypeProtobuf, Body: []byte{0xff, 0xff, 0xff}},
+		"error":         {Headers: wire.ErrorHeaders(codes.PermissionDenied, "not yours"), Body: []byte("error")},
+	}
+	requests := make(chan amqp.Delivery, 16)
+	warrentest.FakeWorker(t, prefix+getItemQueue, func(ch *amqp.Channel, d amqp.Delivery) {
+		requests <- d
+		reply, _ := d.Headers[wire.HeaderMetadataPrefix+"reply"].(string)
+		p := replies[reply]
+		p.CorrelationId = d.CorrelationId
+		warrentest.Reply(t, ch, d, p)
+	})
+	// Reserve's worker is there for health only: the service is SERVING
+	// when every routed method has one.
+	warrentest.FakeWorker(t, prefix+reserveQueue, func(*amqp.Channel, amqp.Delivery) {})
+	waitServing(t, gw, "inventory.v1.InventoryService")
+	for _, tt := range []struct {
+		reply string
+		want  codes.Code
+	}{
+		{"good", codes.OK}, {"untyped", codes.OK}, {"wrong type", codes.Internal},
+		{"wrong content", codes.Internal}, {"garbage", codes.Internal}, {"error", codes.PermissionDenied},
+		{"good", codes.OK}, // and the gateway keeps serving
+	} {
+		t.Run(tt.reply, func(t *testing.T) {
+			ctx := metadata.AppendToOutgoingContext(warrentest.Ctx(t), "reply", tt.reply)
+			got, err := client.GetItem(ctx, &inventoryv1.GetItemRequest{Sku: "tea"})
+			if status.Code(err) != tt.want {
+				t.Fatalf("GetItem with a %s reply = %v, %v; want %v", tt.reply, got, err, tt.want)
+			}
+			if tt.want == codes.OK && !proto.Equal(got.GetItem(), tea(1)) {
+				t.Errorf("GetItem = %v, want %v", got, tea(1))
+			}
+			d := <-requests
+			if d.ContentType != wire.ContentTypeProtobuf || d.Type != "inventory.v1.GetItemRequest" || d.ReplyTo == "" || d.CorrelationId == "" {
+				t.Errorf("request properties: content type %q, type %q, reply_to %q, correlation id %q",
+					d.ContentType, d.Type, d.ReplyTo, d.CorrelationId)
+			}
+			var req inventoryv1.GetItemRequest
+			if err := proto.Unmarshal(d.Body, &req); err != nil || req.GetSku() != "tea" {
+				t.Errorf("request body %x: %v, %v", d.Body, &req, err)
+			}
+			callDeadline, _ := ctx.Deadline()
+			if got, ok := wire.Deadline(d.Headers); !ok || got.Sub(callDeadline).Abs() > time.Second {
+				t.Errorf("deadline header %v, %v; want the call's, %v", got, ok, callDeadline)
+			}
+		})
+	}
+}
+
+// waitServing waits until the gateway's health says service is SERVING.
+func waitServing(t *testing.T, gw *warrentest.Gateway, service string) {
+	t.Helper()
+	warrentest.Eventually(t, 10*time.Second, service+" SERVING", func() bool {
+		r, err := healthpb.NewHealthClient(gw.Conn).Check(context.Background(), &healthpb.HealthCheckRequest{Service: service})
+		return err == nil && r.GetStatus() == healthpb.HealthCheckResponse_SERVING
+	})
+}

@@ -1,0 +1,211 @@
+package route
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/warrenrpc/warren/core"
+	"github.com/warrenrpc/warren/internal/frame"
+	"github.com/warrenrpc/warren/internal/wire"
+)
+
+// Config configures the gateway side of routed services.
+type Config struct {
+	// ReplyMode selects how RPC replies come back. Default:
+	// core.ReplyQueue.
+	ReplyMode core.ReplyMode
+	// DefaultTimeout bounds a call that has no gRPC deadline and whose
+	// route sets no timeout. Default: 10s.
+	DefaultTimeout time.Duration
+	// PresenceInterval is how often the gateway checks that workers
+	// consume the RPC queues. Default: 250ms.
+	PresenceInterval time.Duration
+	// QueuePrefix is put before every route's queue name, so that several
+	// deployments (or tests) share a vhost; the workers must be given the
+	// same (worker.ServerConfig.QueuePrefix).
+	QueuePrefix string
+}
+
+// Service serves one routed proto service on the gateway
+// (gateway.Service). Its gRPC methods are the service's routed methods;
+// the others answer UNIMPLEMENTED.
+//
+// The gateway must run with frame.Codec as its server codec (gateway.New
+// installs it): requests reach the broker as the bytes that came, and
+// replies go back as the worker sent them, after a cheap check that they
+// are well-formed protobuf.
+type Service struct {
+	routes Routes
+	cfg    Config
+	client *core.Client
+}
+
+// NewService returns the gateway side of r.
+func NewService(r Routes, cfg Config) *Service {
+	r.Methods = WithQueuePrefix(r.Methods, cfg.QueuePrefix)
+	return &Service{routes: r, cfg: cfg}
+}
+
+// NewServices returns the gateway side of every routed service in the
+// descriptor sets at paths (ReadFiles, Services).
+func NewServices(cfg Config, paths ...string) ([]*Service, error) {
+	files, err := ReadFiles(paths...)
+	if err != nil {
+		return nil, err
+	}
+	all, err := Services(files)
+	if err != nil {
+		return nil, err
+	}
+	if len(all) == 0 {
+		return nil, fmt.Errorf("route: descriptor sets %v: no service has a method with a warren route", paths)
+	}
+	svcs := make([]*Service, len(all))
+	for i, r := range all {
+		svcs[i] = NewService(r, cfg)
+	}
+	return svcs, nil
+}
+
+// Name implements gateway.Service.
+func (s *Service) Name() string { return string(s.routes.Desc.FullName()) }
+
+// Attach implements gateway.Service.
+func (s *Service) Attach(sup *core.Supervisor) {
+	s.client = core.NewClient(sup, core.ClientConfig{
+		ReplyMode:        s.cfg.ReplyMode,
+		Timeout:          s.cfg.DefaultTimeout,
+		PresenceInterval: s.cfg.PresenceInterval,
+	})
+	for _, m := range s.routes.Methods {
+		if m.Pattern == RPC {
+			s.client.Watch(m.Queue)
+		}
+	}
+}
+
+// Ready reports an error while a routed method's queue has no worker
+// (gateway.Readier).
+func (s *Service) Ready() error {
+	var errs []error
+	for _, m := range s.routes.Methods {
+		if m.Pattern == RPC {
+			if err := s.client.Ready(m.Queue); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Register implements gateway.Service: the service as a grpc.ServiceDesc
+// built from its descriptor.
+func (s *Service) Register(r grpc.ServiceRegistrar) {
+	desc := &grpc.ServiceDesc{
+		ServiceName: s.Name(),
+		HandlerType: (*any)(nil),
+		Metadata:    s.routes.Desc.ParentFile().Path(),
+	}
+	for _, m := range s.routes.Methods {
+		switch m.Pattern {
+		case RPC:
+			desc.Methods = append(desc.Methods, grpc.MethodDesc{MethodName: string(m.Desc.Name()), Handler: s.unary(m)})
+		}
+	}
+	r.RegisterService(desc, s)
+}
+
+// unary is the grpc.MethodHandler of a unary route.
+func (s *Service) unary(m Method) grpc.MethodHandler {
+	info := &grpc.UnaryServerInfo{Server: s, FullMethod: m.FullMethod()}
+	call := func(ctx context.Context, req any) (any, error) { return s.rpc(ctx, m, req.(*frame.Frame)) }
+	return func(_ any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+		in := new(frame.Frame)
+		if err := dec(in); err != nil {
+			return nil, err
+		}
+		if interceptor == nil {
+			return call(ctx, in)
+		}
+		return interceptor(ctx, in, info, call)
+	}
+}
+
+// rpc sends a request to m's queue and returns the worker's reply.
+func (s *Service) rpc(ctx context.Context, m Method, in *frame.Frame) (*frame.Frame, error) {
+	if _, ok := ctx.Deadline(); !ok && m.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, m.Timeout)
+		defer cancel()
+	}
+	headers := amqp.Table{}
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		wire.SetMetadata(headers, md)
+	}
+	d, err := s.client.Call(ctx, m.Queue, amqp.Publishing{
+		ContentType: wire.ContentTypeProtobuf,
+		Type:        string(m.Desc.Input().FullName()),
+		Headers:     headers,
+		Body:        in.Data,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := checkReply(m, &d); err != nil {
+		return nil, err
+	}
+	return &frame.Frame{Data: d.Body}, nil
+}
+
+// checkReply refuses a reply that cannot be m's response: another type,
+// another content type, or bytes that are not protobuf's wire format. It
+// does not decode the message.
+func checkReply(m Method, d *amqp.Delivery) error {
+	want := string(m.Desc.Output().FullName())
+	if d.Type != "" && d.Type != want {
+		return status.Errorf(codes.Internal, "route: the worker replied with a %q, want a %s", truncate(d.Type), want)
+	}
+	if d.ContentType != "" && d.ContentType != wire.ContentTypeProtobuf {
+		return status.Errorf(codes.Internal, "route: the worker replied with content type %q, want %s", truncate(d.ContentType), wire.ContentTypeProtobuf)
+	}
+	if err := wellFormed(d.Body); err != nil {
+		return status.Errorf(codes.Internal, "route: the worker's reply is not a protobuf %s: %v", want, err)
+	}
+	return nil
+}
+
+// wellFormed walks b as protobuf's wire format without decoding it.
+func wellFormed(b []byte) error {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		if num > protowire.MaxValidNumber {
+			return fmt.Errorf("field number %d out of range", num)
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b[n:])
+		if m < 0 {
+			return protowire.ParseError(m)
+		}
+		b = b[n+m:]
+	}
+	return nil
+}
+
+// truncate keeps what a foreign worker sent short in an error message.
+func truncate(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}

@@ -102,7 +102,7 @@ func TestHelp(t *testing.T) {
 		{[]string{"log", "--help"}, "Usage:\n  warren log COMMAND\n"},
 		{[]string{"help", "log", "tail"}, "Usage:\n  warren log tail [BINDING_KEY...] [flags]\n"},
 		{[]string{"task", "submit", "-h"}, "--key string"},
-		{[]string{"dev", "--help"}, `--queue-type classic|quorum`},
+		{[]string{"dev", "--help"}, `--queue-type quorum|classic`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -145,7 +145,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"log", "tail", "--exchange", "direct"}, "warren: log tail: the direct exchange needs at least one binding key\n"},
 		{[]string{"log", "tail", "--exchange", "topic"}, "warren: log tail: the topic exchange needs at least one binding key\n"},
 		{[]string{"gateway", "--reply-mode", "carrier-pigeon"}, "warren: gateway: invalid argument \"carrier-pigeon\" for \"--reply-mode\" flag: want queue or direct\n"},
-		{[]string{"worker", "--queue-type", "stream"}, "warren: worker: invalid argument \"stream\" for \"--queue-type\" flag: want classic or quorum\n"},
+		{[]string{"worker", "--queue-type", "stream"}, "warren: worker: invalid argument \"stream\" for \"--queue-type\" flag: want quorum or classic\n"},
 		{[]string{"dev", "--log-level", "loud"}, "warren: dev: invalid argument \"loud\" for \"--log-level\" flag"},
 		{[]string{"worker", "--fib=false", "--tasks=false"}, "warren: worker: no worker to run: --fib and --tasks are both false\n"},
 		{[]string{"receive", "hola"}, "warren: receive: unexpected argument \"hola\"\n"},
@@ -216,7 +216,7 @@ func TestEnvironment(t *testing.T) {
 	}
 
 	_, stderr, err = runCLI(t, map[string]string{"WARREN_QUEUE_TYPE": "bogus"}, "worker")
-	if exitCode(err) != 2 || !strings.HasPrefix(stderr, "warren: worker: $WARREN_QUEUE_TYPE: want classic or quorum\n") {
+	if exitCode(err) != 2 || !strings.HasPrefix(stderr, "warren: worker: $WARREN_QUEUE_TYPE: want quorum or classic\n") {
 		t.Errorf("bad WARREN_QUEUE_TYPE: stderr %q, exit %d; want a usage error naming it", stderr, exitCode(err))
 	}
 

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"go.uber.org/goleak"
 
 	"github.com/warrenrpc/warren/internal/brokertest"
@@ -192,6 +193,29 @@ func TestDevServesFib(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	// --queue-type defaults to quorum: the workers' queues are durable
+	// quorum queues, which the broker's equivalence check of a declare
+	// with those properties proves (a classic queue fails it with 406).
+	for _, q := range []string{ents.rpcQueue, ents.taskQueue} {
+		declare := func(passive bool) error {
+			ch, err := conn.Channel()
+			if err != nil {
+				return err
+			}
+			defer ch.Close()
+			if passive {
+				_, err = ch.QueueDeclarePassive(q, false, false, false, false, nil)
+			} else {
+				_, err = ch.QueueDeclare(q, true, false, false, false, amqp.Table{"x-queue-type": "quorum"})
+			}
+			return err
+		}
+		waitFor(t, "queue "+q, func() bool { return declare(true) == nil })
+		if err := declare(false); err != nil {
+			t.Errorf("queue %q is not a durable quorum queue: %v", q, err)
+		}
+	}
+
 	tests := []struct {
 		name    string
 		args    []string

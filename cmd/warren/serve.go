@@ -98,8 +98,8 @@ func (f *workerFlags) register(cmd *cobra.Command, withQueues bool) {
 		fs.StringVar(&f.taskQueue, "task-queue", tasksvc.DefaultQueue, "queue the tasks worker consumes")
 		fs.StringVar(&f.eventsExchange, "events-exchange", tasksvc.DefaultEventsExchange, "topic exchange the tasks worker publishes lifecycle events to")
 	}
-	enumFlag(cmd, &f.queueType, "queue-type", string(core.QueueClassic),
-		"type of the queues the workers declare when missing: classic (as the tutorials) or quorum (clusters)", string(core.QueueClassic), string(core.QueueQuorum))
+	enumFlag(cmd, &f.queueType, "queue-type", string(core.QueueQuorum),
+		"type of the queues the workers declare when missing: quorum (durable, as the official tutorials declare them today) or classic", string(core.QueueQuorum), string(core.QueueClassic))
 	fs.IntVar(&f.prefetch, "prefetch", 64, "Fibonacci requests a worker may hold unacknowledged")
 	fs.BoolVar(&f.fib, "fib", true, "run the Fibonacci worker")
 	fs.BoolVar(&f.tasks, "tasks", true, "run the tasks worker")

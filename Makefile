@@ -15,17 +15,21 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GRPCURL_VERSION := v1.9.4
 STATICCHECK_VERSION := v0.8.2
 
-LISTEN ?= 127.0.0.1:50051
+# make run passes ARGS to warren dev, and LISTEN as its --listen:
+# make run ARGS='--listen 127.0.0.1:6000 --log-level debug'. Unset, warren
+# dev's defaults (and WARREN_<FLAG> variables) apply.
+LISTEN ?=
+ARGS ?=
 
 .PHONY: help
 help: ## Describe the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
 
 .PHONY: run
-run: ## Run the gateway and its workers in one process against the local broker
+run: ## Run the gateway and its workers in one process against the local broker; ARGS='--listen HOST:PORT ...' are warren dev's flags
 	scripts/ensure-broker.sh
 	go build -o bin/warren ./cmd/warren
-	exec bin/warren dev --listen $(LISTEN)
+	exec bin/warren dev $(if $(LISTEN),--listen $(LISTEN)) $(ARGS)
 
 .PHONY: test
 test: ## Set up a broker if needed, check generated code and lint, run every test with -race

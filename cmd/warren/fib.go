@@ -3,60 +3,42 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"strconv"
-	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
+	"github.com/spf13/cobra"
 
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
 )
 
-// dial connects a client command to the gateway.
-func dial(addr string) (*grpc.ClientConn, error) {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", addr, err)
+func newFibCmd() *cobra.Command {
+	var cf clientFlags
+	cmd := &cobra.Command{
+		Use:   "fib N",
+		Short: "Call FibonacciService.Fibonacci (rpc_client.py)",
+		Long:  "fib asks the gateway for fib(N), N from 0 to 100000, and prints it: the RPC tutorial's rpc_client.py.",
+		Example: `  warren fib 30
+  warren fib 30 --addr 127.0.0.1:6000`,
+		Args: exactArgs("N"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := strconv.ParseUint(args[0], 10, 32)
+			if err != nil {
+				return usagef("want a non-negative integer N, got %q", args[0])
+			}
+			conn, err := cf.dial()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			ctx, cancel := context.WithTimeout(cmd.Context(), cf.timeout)
+			defer cancel()
+			resp, err := warrenv1.NewFibonacciServiceClient(conn).Fibonacci(ctx, &warrenv1.FibonacciRequest{N: uint32(n)})
+			if err != nil {
+				return callError(err)
+			}
+			_, err = fmt.Fprintln(cmd.OutOrStdout(), resp.GetValue())
+			return err
+		},
 	}
-	return conn, nil
-}
-
-// callError renders a gRPC error as "CODE: message".
-func callError(err error) error {
-	if s, ok := status.FromError(err); ok {
-		return fmt.Errorf("%v: %s", s.Code(), s.Message())
-	}
-	return err
-}
-
-func fibCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("fib", "N", stderr)
-	addr := fs.String("addr", defaultAddr, "gateway address")
-	timeout := fs.Duration("timeout", 10*time.Second, "call deadline")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return errUsage
-	}
-	n, err := strconv.ParseUint(fs.Arg(0), 10, 32)
-	if err != nil {
-		return fmt.Errorf("want a non-negative integer N, got %q", fs.Arg(0))
-	}
-	conn, err := dial(*addr)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-	resp, err := warrenv1.NewFibonacciServiceClient(conn).Fibonacci(ctx, &warrenv1.FibonacciRequest{N: uint32(n)})
-	if err != nil {
-		return callError(err)
-	}
-	fmt.Fprintln(stdout, resp.GetValue())
-	return nil
+	cf.register(cmd, "call deadline")
+	return cmd
 }

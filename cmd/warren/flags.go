@@ -1,59 +1,63 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/warrenrpc/warren/core"
 )
 
 const defaultAddr = "127.0.0.1:50051"
 
-// newFlagSet returns a FlagSet that reports errors instead of exiting.
-func newFlagSet(name, args string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("warren "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: warren %s [flags] %s\n\nFlags:\n", name, args)
-		fs.PrintDefaults()
-	}
-	return fs
+// clientFlags are the flags of the commands that call the gateway.
+type clientFlags struct {
+	addr    string
+	timeout time.Duration
 }
 
-// parse parses args, turning -h and flag errors into errUsage (the flag
-// package has already printed why).
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+// register adds --addr, and --timeout described by timeoutUsage.
+func (f *clientFlags) register(cmd *cobra.Command, timeoutUsage string) {
+	cmd.Flags().StringVar(&f.addr, "addr", defaultAddr, "gateway address (host:port)")
+	cmd.Flags().DurationVar(&f.timeout, "timeout", 10*time.Second, timeoutUsage)
+}
+
+// dial connects to the gateway; grpc connects lazily, so the first call
+// reports an unreachable gateway.
+func (f *clientFlags) dial() (*grpc.ClientConn, error) {
+	conn, err := grpc.NewClient(f.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", f.addr, err)
 	}
-	return nil
+	return conn, nil
 }
 
 // amqpFlags are the broker flags of the commands that connect to RabbitMQ.
 type amqpFlags struct {
 	url       string
 	heartbeat time.Duration
-	logLevel  string
+	logLevel  slog.Level
 }
 
-func (f *amqpFlags) register(fs *flag.FlagSet) {
-	def := os.Getenv("WARREN_AMQP_URL")
-	if def == "" {
-		def = core.DefaultURL
-	}
-	fs.StringVar(&f.url, "amqp-url", def, "broker URL; several, comma-separated, are tried in turn (env WARREN_AMQP_URL)")
+func (f *amqpFlags) register(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.StringVar(&f.url, "amqp-url", core.DefaultURL, "broker URL; several, comma-separated, are tried in turn")
 	fs.DurationVar(&f.heartbeat, "heartbeat", 10*time.Second, "AMQP heartbeat interval")
-	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.Var((*levelValue)(&f.logLevel), "log-level", "log level: debug, info, warn or error")
+	enumCompletion(cmd, "log-level", "debug", "info", "warn", "error")
 }
 
 func (f *amqpFlags) config(name string, log *slog.Logger) core.Config {
 	var urls []string
-	for _, u := range strings.Split(f.url, ",") {
+	for u := range strings.SplitSeq(f.url, ",") {
 		if u = strings.TrimSpace(u); u != "" {
 			urls = append(urls, u)
 		}
@@ -61,10 +65,62 @@ func (f *amqpFlags) config(name string, log *slog.Logger) core.Config {
 	return core.Config{URLs: urls, Name: name, Heartbeat: f.heartbeat, Logger: log}
 }
 
-func (f *amqpFlags) logger(stderr io.Writer) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
+func (f *amqpFlags) logger(stderr io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: f.logLevel}))
+}
+
+// levelValue is a pflag.Value for a slog.Level ("debug", "warn", "info+2").
+type levelValue slog.Level
+
+func (l *levelValue) String() string { return strings.ToLower((*slog.Level)(l).String()) }
+func (l *levelValue) Type() string   { return "level" }
+func (l *levelValue) Set(s string) error {
+	return (*slog.Level)(l).UnmarshalText([]byte(s))
+}
+
+// enumValue is a pflag.Value that accepts one of a few words, so that a
+// wrong one is a usage error when the flags are parsed.
+type enumValue struct {
+	value   *string
+	allowed []string
+}
+
+func (e *enumValue) String() string { return *e.value }
+func (e *enumValue) Type() string   { return strings.Join(e.allowed, "|") }
+func (e *enumValue) Set(s string) error {
+	if !slices.Contains(e.allowed, s) {
+		return fmt.Errorf("want %s", oneOf(e.allowed))
 	}
-	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})), nil
+	*e.value = s
+	return nil
+}
+
+// enumFlag defines --name, one of allowed, with shell completion of them.
+func enumFlag(cmd *cobra.Command, p *string, name, value, usage string, allowed ...string) {
+	*p = value
+	cmd.Flags().Var(&enumValue{value: p, allowed: allowed}, name, usage)
+	enumCompletion(cmd, name, allowed...)
+}
+
+func enumCompletion(cmd *cobra.Command, name string, words ...string) {
+	_ = cmd.RegisterFlagCompletionFunc(name, cobra.FixedCompletions(words, cobra.ShellCompDirectiveNoFileComp))
+}
+
+// oneOf reads "a, b or c".
+func oneOf(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
+}
+
+// flagNames lists the names of fs's visible flags.
+func flagNames(fs *pflag.FlagSet) []string {
+	var names []string
+	fs.VisitAll(func(f *pflag.Flag) {
+		if !f.Hidden {
+			names = append(names, f.Name)
+		}
+	})
+	return names
 }

@@ -2,192 +2,145 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"strings"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+	"github.com/spf13/cobra"
 
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
 )
 
-const logUsage = `usage:
-  warren log emit [--addr ADDR] [--exchange fanout|direct|topic] [--routing-key KEY] [MESSAGE...]
-  warren log tail [--addr ADDR] [--exchange fanout|direct|topic] [KEY...]
-
-emit is emit_log.py, emit_log_direct.py and emit_log_topic.py: it publishes
-MESSAGE (default "info: Hello World!" for fanout, "Hello World!" otherwise)
-with the routing key (default "info" for direct, "anonymous.info" for topic).
-
-tail is receive_logs.py, receive_logs_direct.py and receive_logs_topic.py:
-it subscribes with the binding KEYs (severities for direct, patterns such as
-"kern.*" or "#" for topic; at least one for both) and prints one line per
-message, "[routing_key] body", on stdout until interrupted.
-`
-
-// logCommand runs "warren log ARGS...". It returns nil when ctx ends a
-// tail.
-func logCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, logUsage)
-		return errors.New("warren log: emit or tail?")
-	}
-	switch args[0] {
-	case "emit":
-		return logEmit(ctx, args[1:], stdout, stderr)
-	case "tail":
-		return logTail(ctx, args[1:], stdout, stderr)
-	case "-h", "--help", "help":
-		fmt.Fprint(stdout, logUsage)
-		return nil
-	}
-	fmt.Fprint(stderr, logUsage)
-	return fmt.Errorf("warren log: unknown command %q", args[0])
+func newLogCmd() *cobra.Command {
+	return newGroup("log", "Emit logs or tail them (emit_log*.py, receive_logs*.py)",
+		newLogEmitCmd(), newLogTailCmd())
 }
 
-// logFlags are the flags both subcommands take.
-type logFlags struct {
-	addr     string
-	exchange string
+// logExchanges are the --exchange words and their LogService exchanges.
+var logExchanges = map[string]warrenv1.LogExchange{
+	"fanout": warrenv1.LogExchange_LOG_EXCHANGE_FANOUT,
+	"direct": warrenv1.LogExchange_LOG_EXCHANGE_DIRECT,
+	"topic":  warrenv1.LogExchange_LOG_EXCHANGE_TOPIC,
 }
 
-func (f *logFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.addr, "addr", defaultAddr, "gateway gRPC `address`")
-	fs.StringVar(&f.exchange, "exchange", "fanout", "log exchange: fanout (logs), direct (direct_logs) or topic (topic_logs)")
+func exchangeFlag(cmd *cobra.Command, p *string) {
+	enumFlag(cmd, p, "exchange", "fanout", "log exchange: fanout (the tutorial's logs), direct (direct_logs) or topic (topic_logs)", "fanout", "direct", "topic")
 }
 
-func (f *logFlags) logExchange() (warrenv1.LogExchange, error) {
-	switch f.exchange {
-	case "fanout":
-		return warrenv1.LogExchange_LOG_EXCHANGE_FANOUT, nil
-	case "direct":
-		return warrenv1.LogExchange_LOG_EXCHANGE_DIRECT, nil
-	case "topic":
-		return warrenv1.LogExchange_LOG_EXCHANGE_TOPIC, nil
+func newLogEmitCmd() *cobra.Command {
+	var cf clientFlags
+	var exchange, key string
+	cmd := &cobra.Command{
+		Use:   "emit [MESSAGE...]",
+		Short: "Publish a log message (emit_log.py, emit_log_direct.py, emit_log_topic.py)",
+		Long: `emit publishes its arguments, joined with spaces, to a log exchange: the
+tutorials' emit_log.py, emit_log_direct.py and emit_log_topic.py. Without
+arguments the message is "info: Hello World!" (fanout) or "Hello World!"; the
+routing key defaults to "info" (direct) or "anonymous.info" (topic).`,
+		Example: `  warren log emit
+  warren log emit "Run. Run. Or it will explode." --exchange direct --routing-key error
+  warren log emit --exchange topic --routing-key kern.critical A critical kernel error`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ex := logExchanges[exchange]
+			message := strings.Join(args, " ")
+			switch ex {
+			case warrenv1.LogExchange_LOG_EXCHANGE_FANOUT:
+				if message == "" {
+					message = "info: Hello World!"
+				}
+			case warrenv1.LogExchange_LOG_EXCHANGE_DIRECT:
+				if key == "" {
+					key = "info"
+				}
+			case warrenv1.LogExchange_LOG_EXCHANGE_TOPIC:
+				if key == "" {
+					key = "anonymous.info"
+				}
+			}
+			if message == "" {
+				message = "Hello World!"
+			}
+			conn, err := cf.dial()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			ctx, cancel := context.WithTimeout(cmd.Context(), cf.timeout)
+			defer cancel()
+			if _, err := warrenv1.NewLogServiceClient(conn).EmitLog(ctx, &warrenv1.EmitLogRequest{Exchange: ex, RoutingKey: key, Body: message}); err != nil {
+				return callError(err)
+			}
+			if ex == warrenv1.LogExchange_LOG_EXCHANGE_FANOUT {
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), " [x] Sent %s\n", message)
+			} else {
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), " [x] Sent %s:%s\n", key, message)
+			}
+			return err
+		},
 	}
-	return 0, fmt.Errorf("--exchange %q: want fanout, direct or topic", f.exchange)
+	cf.register(cmd, "deadline of the call, including the broker's confirm")
+	exchangeFlag(cmd, &exchange)
+	cmd.Flags().StringVar(&key, "routing-key", "", `routing key (default "info" for direct, "anonymous.info" for topic; ignored by fanout)`)
+	return cmd
 }
 
-func newLogFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, logUsage) }
-	return fs
-}
+func newLogTailCmd() *cobra.Command {
+	var cf clientFlags
+	var exchange string
+	cmd := &cobra.Command{
+		Use:   "tail [BINDING_KEY...]",
+		Short: "Print log messages as they come (receive_logs.py, receive_logs_direct.py, receive_logs_topic.py)",
+		Long: `tail subscribes to a log exchange and prints one line per message,
+"[routing_key] body", on stdout until interrupted: the tutorials'
+receive_logs.py, receive_logs_direct.py and receive_logs_topic.py. The direct
+and topic exchanges need at least one binding key: severities for direct,
+patterns such as "kern.*" or "#" for topic.
 
-// dialLog connects to the gateway over insecure credentials.
-func dialLog(addr string) (warrenv1.LogServiceClient, func(), error) {
-	cc, err := dial(addr)
-	if err != nil {
-		return nil, nil, err
+Once the subscription's queue is bound, tail says so on stderr ("warren: log
+tail: subscribed to …"); messages emitted before that line do not reach it.`,
+		Example: `  warren log tail
+  warren log tail --exchange direct warning error > logs_from_rabbit.log
+  warren log tail --exchange topic 'kern.*' '*.critical'`,
+		RunE: func(cmd *cobra.Command, keys []string) error {
+			ex := logExchanges[exchange]
+			if ex != warrenv1.LogExchange_LOG_EXCHANGE_FANOUT && len(keys) == 0 {
+				return usagef("the %s exchange needs at least one binding key", exchange)
+			}
+			conn, err := cf.dial()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			stream, err := warrenv1.NewLogServiceClient(conn).SubscribeLogs(ctx, &warrenv1.SubscribeLogsRequest{Exchange: ex, BindingKeys: keys})
+			if err != nil {
+				return streamEnd(cmd.Context(), err)
+			}
+			what := "the " + exchange + " exchange"
+			if len(keys) > 0 {
+				what += " with binding keys " + strings.Join(keys, ", ")
+			}
+			if err := subscribed(cmd, stream, cancel, cf.timeout, what); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.ErrOrStderr(), " [*] Waiting for logs. To exit press CTRL+C")
+			out := cmd.OutOrStdout()
+			for {
+				m, err := stream.Recv()
+				if err != nil {
+					return streamEnd(cmd.Context(), err)
+				}
+				body := m.GetBody()
+				if len(m.GetRawBody()) > 0 {
+					body = string(m.GetRawBody())
+				}
+				if _, err := fmt.Fprintf(out, "[%s] %s\n", m.GetRoutingKey(), body); err != nil {
+					return err
+				}
+			}
+		},
 	}
-	return warrenv1.NewLogServiceClient(cc), func() { _ = cc.Close() }, nil
-}
-
-func logEmit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var f logFlags
-	var key string
-	fs := newLogFlagSet("warren log emit", stderr)
-	f.register(fs)
-	fs.StringVar(&key, "routing-key", "", `routing key (default "info" for direct, "anonymous.info" for topic; ignored by fanout)`)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	ex, err := f.logExchange()
-	if err != nil {
-		return err
-	}
-	message := strings.Join(fs.Args(), " ")
-	switch ex {
-	case warrenv1.LogExchange_LOG_EXCHANGE_FANOUT:
-		if message == "" {
-			message = "info: Hello World!"
-		}
-	case warrenv1.LogExchange_LOG_EXCHANGE_DIRECT:
-		if key == "" {
-			key = "info"
-		}
-	case warrenv1.LogExchange_LOG_EXCHANGE_TOPIC:
-		if key == "" {
-			key = "anonymous.info"
-		}
-	}
-	if message == "" {
-		message = "Hello World!"
-	}
-	client, closeConn, err := dialLog(f.addr)
-	if err != nil {
-		return err
-	}
-	defer closeConn()
-	if _, err := client.EmitLog(ctx, &warrenv1.EmitLogRequest{Exchange: ex, RoutingKey: key, Body: message}); err != nil {
-		return fmt.Errorf("warren log emit: %w", err)
-	}
-	if ex == warrenv1.LogExchange_LOG_EXCHANGE_FANOUT {
-		fmt.Fprintf(stdout, " [x] Sent %s\n", message)
-	} else {
-		fmt.Fprintf(stdout, " [x] Sent %s:%s\n", key, message)
-	}
-	return nil
-}
-
-func logTail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var f logFlags
-	fs := newLogFlagSet("warren log tail", stderr)
-	f.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	ex, err := f.logExchange()
-	if err != nil {
-		return err
-	}
-	keys := fs.Args()
-	if ex != warrenv1.LogExchange_LOG_EXCHANGE_FANOUT && len(keys) == 0 {
-		fs.Usage()
-		return fmt.Errorf("warren log tail: the %s exchange needs at least one binding key", f.exchange)
-	}
-	client, closeConn, err := dialLog(f.addr)
-	if err != nil {
-		return err
-	}
-	defer closeConn()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stream, err := client.SubscribeLogs(ctx, &warrenv1.SubscribeLogsRequest{Exchange: ex, BindingKeys: keys})
-	if err != nil {
-		return tailError(ctx, err)
-	}
-	// The header comes once the queue is bound.
-	if _, err := stream.Header(); err != nil {
-		return tailError(ctx, err)
-	}
-	fmt.Fprintln(stderr, " [*] Waiting for logs. To exit press CTRL+C")
-	for {
-		m, err := stream.Recv()
-		if err != nil {
-			return tailError(ctx, err)
-		}
-		body := m.GetBody()
-		if len(m.GetRawBody()) > 0 {
-			body = string(m.GetRawBody())
-		}
-		if _, err := fmt.Fprintf(stdout, "[%s] %s\n", m.GetRoutingKey(), body); err != nil {
-			return fmt.Errorf("warren log tail: %w", err)
-		}
-	}
-}
-
-// tailError is nil when the tail ended because ctx did (Ctrl-C).
-func tailError(ctx context.Context, err error) error {
-	if ctx.Err() != nil && status.Code(err) == codes.Canceled {
-		return nil
-	}
-	if err == io.EOF {
-		return errors.New("warren log tail: the gateway ended the stream")
-	}
-	return fmt.Errorf("warren log tail: %w", err)
+	cf.register(cmd, "how long to wait for the subscription")
+	exchangeFlag(cmd, &exchange)
+	return cmd
 }

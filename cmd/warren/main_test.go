@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -13,8 +14,74 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
+	"go.uber.org/goleak"
+
 	"github.com/warrenrpc/warren/internal/brokertest"
 )
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		if binDir != "" {
+			_ = os.RemoveAll(binDir)
+		}
+		os.Exit(code)
+	}))
+}
+
+var (
+	buildOnce sync.Once
+	binDir    string // holds the warren binary the tests built
+	binErr    error
+)
+
+// binary builds warren once for the tests that run it as a process.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		if binDir, binErr = os.MkdirTemp("", "warren-test-"); binErr != nil {
+			return
+		}
+		out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, "warren"), ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %w\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return filepath.Join(binDir, "warren")
+}
+
+// waitFor polls cond until it holds, or fails the test after 10s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s after 10s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe to read while a command writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
 
 // freeAddr returns a loopback address nobody listens on.
 func freeAddr(t *testing.T) string {
@@ -126,6 +193,28 @@ func TestDevServesFib(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	// --queue-type defaults to quorum: the workers' queues are durable
+	// quorum queues, which the broker's equivalence check of a declare
+	// with those properties proves (a classic queue fails it with 406).
+	for _, q := range []string{ents.rpcQueue, ents.taskQueue} {
+		declare := func(passive bool) error {
+			ch, err := conn.Channel()
+			if err != nil {
+				return err
+			}
+			defer ch.Close()
+			if passive {
+				_, err = ch.QueueDeclarePassive(q, false, false, false, false, nil)
+			} else {
+				_, err = ch.QueueDeclare(q, true, false, false, false, amqp.Table{"x-queue-type": "quorum"})
+			}
+			return err
+		}
+		waitFor(t, "queue "+q, func() bool { return declare(true) == nil })
+		if err := declare(false); err != nil {
+			t.Errorf("queue %q is not a durable quorum queue: %v", q, err)
+		}
+	}
 
 	tests := []struct {
 		name    string
@@ -178,32 +267,12 @@ func TestGatewayWithoutWorkerIsUnavailableAtOnce(t *testing.T) {
 	}
 }
 
-func TestUsage(t *testing.T) {
-	t.Parallel()
-	var stderr bytes.Buffer
-	if err := run(context.Background(), []string{"frobnicate"}, &bytes.Buffer{}, &stderr); err == nil {
-		t.Error("unknown command succeeded")
-	}
-	if !strings.Contains(stderr.String(), `unknown command "frobnicate"`) || !strings.Contains(stderr.String(), "fib") {
-		t.Errorf("usage output %q lacks the error or the command list", stderr.String())
-	}
-	if err := run(context.Background(), []string{"fib"}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
-		t.Error("fib without N succeeded")
-	}
-	if err := run(context.Background(), []string{"gateway", "--reply-mode", "carrier-pigeon"}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "carrier-pigeon") {
-		t.Errorf("bad --reply-mode: %v", err)
-	}
-}
-
 // TestSIGTERMStopsDevCleanly runs the real binary and stops it as a
 // process manager would.
 func TestSIGTERMStopsDevCleanly(t *testing.T) {
 	t.Parallel()
 	url := brokertest.Require(t)
-	bin := filepath.Join(t.TempDir(), "warren")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := binary(t)
 	addr := freeAddr(t)
 	cmd := exec.Command(bin, append([]string{"dev", "--listen", addr, "--amqp-url", url}, newEntities(t).flags()...)...)
 	var stderr bytes.Buffer
@@ -229,5 +298,40 @@ func TestSIGTERMStopsDevCleanly(t *testing.T) {
 	if !strings.Contains(stderr.String(), "gateway stopped") {
 		t.Errorf("no clean-stop log line in:\n%s", stderr.String())
 	}
-	_ = os.Remove(bin)
+}
+
+// TestExitStatus runs the binary: help exits 0 on stdout, a usage error 2,
+// a failed call 1.
+func TestExitStatus(t *testing.T) {
+	t.Parallel()
+	bin := binary(t)
+	tests := []struct {
+		args   []string
+		code   int
+		stdout string // a part of it
+		stderr string // a part of it
+	}{
+		{[]string{"fib", "--help"}, 0, "Usage:\n  warren fib N [flags]", ""},
+		{[]string{"help", "fib"}, 0, "Usage:\n  warren fib N [flags]", ""},
+		{[]string{"version"}, 0, "warren version ", ""},
+		{[]string{"fib"}, 2, "", "warren: fib: want 1 argument (N), got 0\n"},
+		{[]string{"fib", "30", "--adr", "x"}, 2, "", "did you mean --addr?"},
+		{[]string{"fib", "30", "--addr", freeAddr(t), "--timeout", "5s"}, 1, "", "warren: fib: Unavailable: "},
+	}
+	for _, tt := range tests {
+		cmd := exec.Command(bin, tt.args...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != tt.code || !strings.Contains(stdout.String(), tt.stdout) || !strings.Contains(stderr.String(), tt.stderr) {
+			t.Errorf("warren %q: exit %d, stdout %q, stderr %q; want exit %d, stdout with %q, stderr with %q",
+				tt.args, code, stdout.String(), stderr.String(), tt.code, tt.stdout, tt.stderr)
+		}
+	}
 }

@@ -3,13 +3,13 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"sync"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/warrenrpc/warren/core"
 	"github.com/warrenrpc/warren/fibsvc"
@@ -33,8 +33,9 @@ type gatewayFlags struct {
 	mgmtURL        string
 }
 
-func (f *gatewayFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.listen, "listen", defaultAddr, "gRPC listen address")
+func (f *gatewayFlags) register(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.StringVar(&f.listen, "listen", defaultAddr, "gRPC listen address (host:port)")
 	fs.StringVar(&f.rpcQueue, "rpc-queue", fibsvc.DefaultQueue, "queue Fibonacci requests go to")
 	fs.StringVar(&f.taskQueue, "task-queue", tasksvc.DefaultQueue, "queue tasks go to")
 	fs.StringVar(&f.eventsExchange, "events-exchange", tasksvc.DefaultEventsExchange, "topic exchange of task lifecycle events")
@@ -42,12 +43,13 @@ func (f *gatewayFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.logExchanges[1], "direct-logs-exchange", logsvc.DefaultDirectExchange, "direct exchange of LogService (the tutorial's direct_logs)")
 	fs.StringVar(&f.logExchanges[2], "topic-logs-exchange", logsvc.DefaultTopicExchange, "topic exchange of LogService (the tutorial's topic_logs)")
 	fs.StringVar(&f.mgmtURL, "management-url", tasksvc.DefaultManagementURL, "RabbitMQ management API, for task queue statistics")
-	fs.StringVar(&f.replyMode, "reply-mode", "queue", "how replies come back: queue (a gateway-owned reply queue) or direct (amq.rabbitmq.reply-to)")
+	enumFlag(cmd, &f.replyMode, "reply-mode", "queue", "how replies come back: queue (a gateway-owned reply queue) or direct (amq.rabbitmq.reply-to)", "queue", "direct")
 	fs.DurationVar(&f.timeout, "default-timeout", 10*time.Second, "deadline of calls that have none, including their waits for the broker")
 	fs.DurationVar(&f.drain, "drain-timeout", 10*time.Second, "how long shutdown waits for in-flight calls")
 }
 
-// gateway builds the gateway and its services from the flags.
+// gateway builds the gateway and its services from the flags. None of the
+// gateway-side service configs has a queue type today.
 func (f *gatewayFlags) gateway(af *amqpFlags, log *slog.Logger) (*gateway.Server, error) {
 	mode, err := core.ParseReplyMode(f.replyMode)
 	if err != nil {
@@ -87,13 +89,17 @@ type workerFlags struct {
 	drain          time.Duration
 }
 
-func (f *workerFlags) register(fs *flag.FlagSet, withQueues bool) {
+// register adds the worker flags; withQueues adds the entity names too
+// (dev takes them from the gateway flags).
+func (f *workerFlags) register(cmd *cobra.Command, withQueues bool) {
+	fs := cmd.Flags()
 	if withQueues {
 		fs.StringVar(&f.rpcQueue, "rpc-queue", fibsvc.DefaultQueue, "queue the Fibonacci worker consumes")
 		fs.StringVar(&f.taskQueue, "task-queue", tasksvc.DefaultQueue, "queue the tasks worker consumes")
 		fs.StringVar(&f.eventsExchange, "events-exchange", tasksvc.DefaultEventsExchange, "topic exchange the tasks worker publishes lifecycle events to")
 	}
-	fs.StringVar(&f.queueType, "queue-type", "classic", "type of the queues the workers declare when missing: classic (as the tutorials) or quorum (clusters)")
+	enumFlag(cmd, &f.queueType, "queue-type", string(core.QueueQuorum),
+		"type of the queues the workers declare when missing: quorum (durable, as the official tutorials declare them today) or classic", string(core.QueueQuorum), string(core.QueueClassic))
 	fs.IntVar(&f.prefetch, "prefetch", 64, "Fibonacci requests a worker may hold unacknowledged")
 	fs.BoolVar(&f.fib, "fib", true, "run the Fibonacci worker")
 	fs.BoolVar(&f.tasks, "tasks", true, "run the tasks worker")
@@ -103,11 +109,11 @@ func (f *workerFlags) register(fs *flag.FlagSet, withQueues bool) {
 	fs.DurationVar(&f.drain, "worker-drain-timeout", 30*time.Second, "how long a stopping worker may finish its current work before requeueing it")
 }
 
-// workers builds the worker group wf asks for, on the entities named.
+// workers builds the worker group the flags ask for, on the entities named.
 func (f *workerFlags) workers(af *amqpFlags, rpcQueue, taskQueue, eventsExchange string, log *slog.Logger) (*worker.Group, error) {
 	qt, err := core.ParseQueueType(f.queueType)
 	if err != nil {
-		return nil, err
+		return nil, &usageError{err}
 	}
 	var ws []worker.Worker
 	if f.fib {
@@ -120,29 +126,30 @@ func (f *workerFlags) workers(af *amqpFlags, rpcQueue, taskQueue, eventsExchange
 		}))
 	}
 	if len(ws) == 0 {
-		return nil, errors.New("no worker to run: --fib and --tasks are both false")
+		return nil, usagef("no worker to run: --fib and --tasks are both false")
 	}
 	return worker.NewGroup(worker.Config{AMQP: af.config("warren-worker", log), DrainTimeout: f.drain, Logger: log}, ws...), nil
 }
 
-func gatewayCommand(ctx context.Context, args []string, _, stderr io.Writer) error {
-	fs := newFlagSet("gateway", "", stderr)
+func newGatewayCmd() *cobra.Command {
 	var af amqpFlags
 	var gf gatewayFlags
-	af.register(fs)
-	gf.register(fs)
-	if err := parse(fs, args); err != nil {
-		return err
+	cmd := &cobra.Command{
+		Use:   "gateway",
+		Short: "Run the gRPC gateway",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := af.logger(cmd.ErrOrStderr())
+			srv, err := gf.gateway(&af, log)
+			if err != nil {
+				return err
+			}
+			return serveGateway(cmd.Context(), gf.listen, srv, log)
+		},
 	}
-	log, err := af.logger(stderr)
-	if err != nil {
-		return err
-	}
-	srv, err := gf.gateway(&af, log)
-	if err != nil {
-		return err
-	}
-	return serveGateway(ctx, gf.listen, srv, log)
+	af.register(cmd)
+	gf.register(cmd)
+	return cmd
 }
 
 func serveGateway(ctx context.Context, addr string, srv *gateway.Server, log *slog.Logger) error {
@@ -156,62 +163,67 @@ func serveGateway(ctx context.Context, addr string, srv *gateway.Server, log *sl
 	return err
 }
 
-func workerCommand(ctx context.Context, args []string, _, stderr io.Writer) error {
-	fs := newFlagSet("worker", "", stderr)
+func newWorkerCmd() *cobra.Command {
 	var af amqpFlags
 	var wf workerFlags
-	af.register(fs)
-	wf.register(fs, true)
-	if err := parse(fs, args); err != nil {
-		return err
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run the workers (rpc_server.py and worker.py)",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := af.logger(cmd.ErrOrStderr())
+			g, err := wf.workers(&af, wf.rpcQueue, wf.taskQueue, wf.eventsExchange, log)
+			if err != nil {
+				return err
+			}
+			log.Info("worker started", "fib", wf.fib, "rpc_queue", wf.rpcQueue, "tasks", wf.tasks, "task_queue", wf.taskQueue)
+			err = g.Run(cmd.Context())
+			log.Info("worker stopped")
+			return err
+		},
 	}
-	log, err := af.logger(stderr)
-	if err != nil {
-		return err
-	}
-	g, err := wf.workers(&af, wf.rpcQueue, wf.taskQueue, wf.eventsExchange, log)
-	if err != nil {
-		return err
-	}
-	log.Info("worker started", "fib", wf.fib, "rpc_queue", wf.rpcQueue, "tasks", wf.tasks, "task_queue", wf.taskQueue)
-	err = g.Run(ctx)
-	log.Info("worker stopped")
-	return err
+	af.register(cmd)
+	wf.register(cmd, true)
+	return cmd
 }
 
-func devCommand(ctx context.Context, args []string, _, stderr io.Writer) error {
-	fs := newFlagSet("dev", "", stderr)
+func newDevCmd() *cobra.Command {
 	var af amqpFlags
 	var gf gatewayFlags
 	var wf workerFlags
-	af.register(fs)
-	gf.register(fs)
-	wf.register(fs, false)
-	if err := parse(fs, args); err != nil {
-		return err
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run the gateway and every worker in one process (what make run starts)",
+		Example: `  warren dev
+  warren dev --listen 127.0.0.1:6000`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := af.logger(cmd.ErrOrStderr())
+			srv, err := gf.gateway(&af, log)
+			if err != nil {
+				return err
+			}
+			g, err := wf.workers(&af, gf.rpcQueue, gf.taskQueue, gf.eventsExchange, log)
+			if err != nil {
+				return err
+			}
+			// The workers start first, so the gateway finds rpc_queue
+			// consumed; they stop last, so in-flight calls get their
+			// replies.
+			wctx, stopWorkers := context.WithCancel(context.Background())
+			var wg sync.WaitGroup
+			wg.Go(func() { _ = g.Run(wctx) })
+			err = serveGateway(cmd.Context(), gf.listen, srv, log)
+			stopWorkers()
+			wg.Wait()
+			if errors.Is(err, context.Canceled) {
+				err = nil
+			}
+			return err
+		},
 	}
-	log, err := af.logger(stderr)
-	if err != nil {
-		return err
-	}
-	srv, err := gf.gateway(&af, log)
-	if err != nil {
-		return err
-	}
-	g, err := wf.workers(&af, gf.rpcQueue, gf.taskQueue, gf.eventsExchange, log)
-	if err != nil {
-		return err
-	}
-	// The workers start first, so the gateway finds rpc_queue consumed; they
-	// stop last, so in-flight calls get their replies.
-	wctx, stopWorkers := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = g.Run(wctx) })
-	err = serveGateway(ctx, gf.listen, srv, log)
-	stopWorkers()
-	wg.Wait()
-	if errors.Is(err, context.Canceled) {
-		err = nil
-	}
-	return err
+	af.register(cmd)
+	gf.register(cmd)
+	wf.register(cmd, false)
+	return cmd
 }

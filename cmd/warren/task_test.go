@@ -3,9 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,24 +34,6 @@ func taskTestGateway(t *testing.T) (addr, queue string) {
 	return g.Addr, queue
 }
 
-// taskLockedBuffer is a bytes.Buffer safe to read while a command writes.
-type taskLockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *taskLockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *taskLockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestTaskCommands(t *testing.T) {
 	addr, queue := taskTestGateway(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -59,24 +41,24 @@ func TestTaskCommands(t *testing.T) {
 
 	// warren task watch --task job-1, in the background.
 	wctx, wcancel := context.WithCancel(ctx)
-	var watchOut, watchErr taskLockedBuffer
+	var watchOut, watchErr lockedBuffer
 	watchDone := make(chan error, 1)
 	go func() {
-		watchDone <- taskCommand(wctx, []string{"watch", "--addr", addr, "--task", "job-1"}, &watchOut, &watchErr)
+		watchDone <- run(wctx, []string{"task", "watch", "--addr", addr, "--task", "job-1"}, &watchOut, &watchErr)
 	}()
-	taskWaitOutput(t, &watchOut, "Watching tasks")
+	waitOutput(t, &watchOut, "Watching tasks")
 
 	var out, errOut bytes.Buffer
-	if err := taskCommand(ctx, []string{"submit", "--addr", addr, "--key", "job-1", "Hola..."}, &out, &errOut); err != nil {
+	if err := run(ctx, []string{"task", "submit", "Hola...", "--addr", addr, "--key", "job-1"}, &out, &errOut); err != nil {
 		t.Fatalf("task submit: %v (stderr %q)", err, errOut.String())
 	}
 	if got, want := out.String(), " [x] Sent \"Hola...\" (task job-1)\n"; got != want {
 		t.Errorf("task submit printed %q, want %q", got, want)
 	}
-	taskWaitOutput(t, &watchOut, "job-1 SUCCEEDED attempt=1 worker=cli-worker")
+	waitOutput(t, &watchOut, "job-1 SUCCEEDED attempt=1 worker=cli-worker")
 	// The gateway publishes QUEUED from a goroutine of its own: it may
 	// arrive after the worker's events.
-	taskWaitOutput(t, &watchOut, "job-1 QUEUED attempt=1")
+	waitOutput(t, &watchOut, "job-1 QUEUED attempt=1")
 	wcancel()
 	if err := <-watchDone; err != nil {
 		t.Errorf("task watch: %v", err)
@@ -92,7 +74,7 @@ func TestTaskCommands(t *testing.T) {
 	deadline := time.Now().Add(12 * time.Second)
 	for {
 		out.Reset()
-		if err := taskCommand(ctx, []string{"stats", "--addr", addr}, &out, &errOut); err != nil {
+		if err := run(ctx, []string{"task", "stats", "--addr", addr}, &out, &errOut); err != nil {
 			t.Fatalf("task stats: %v", err)
 		}
 		if out.String() == want {
@@ -103,10 +85,6 @@ func TestTaskCommands(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-
-	if err := taskCommand(ctx, []string{"frobnicate"}, &out, &errOut); err == nil {
-		t.Error("task frobnicate: got nil error, want one")
-	}
 }
 
 func TestSendReceiveCommands(t *testing.T) {
@@ -115,19 +93,19 @@ func TestSendReceiveCommands(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out, errOut bytes.Buffer
-	if err := sendCommand(ctx, []string{"--addr", addr, "--queue", hola}, &out, &errOut); err != nil {
+	if err := run(ctx, []string{"send", "--addr", addr, "--queue", hola}, &out, &errOut); err != nil {
 		t.Fatalf("send: %v", err)
 	}
 	if got, want := out.String(), " [x] Sent \"¡Hola Mundo!\"\n"; got != want {
 		t.Errorf("send printed %q, want %q", got, want)
 	}
 	rctx, rcancel := context.WithCancel(ctx)
-	var recvOut, recvErr taskLockedBuffer
+	var recvOut, recvErr lockedBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- receiveCommand(rctx, []string{"--addr", addr, "--queue", hola}, &recvOut, &recvErr)
+		done <- run(rctx, []string{"receive", "--addr", addr, "--queue", hola}, &recvOut, &recvErr)
 	}()
-	taskWaitOutput(t, &recvOut, " [x] Received ¡Hola Mundo!")
+	waitOutput(t, &recvOut, " [x] Received ¡Hola Mundo!")
 	rcancel()
 	if err := <-done; err != nil {
 		t.Errorf("receive: %v", err)
@@ -137,13 +115,7 @@ func TestSendReceiveCommands(t *testing.T) {
 	}
 }
 
-func taskWaitOutput(t *testing.T, b *taskLockedBuffer, want string) {
+func waitOutput(t *testing.T, b *lockedBuffer, want string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(b.String(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("output %q: no %q after 10s", b.String(), want)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, fmt.Sprintf("%q in the output", want), func() bool { return strings.Contains(b.String(), want) })
 }

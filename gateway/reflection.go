@@ -22,8 +22,8 @@ import (
 // reflection.Register does, answering from warren's own descriptors with
 // their comments (warrenFiles) and from the linked-in registry for every
 // other file (health, reflection itself). Should warren's fail to load, it
-// logs why and serves the linked-in registry alone, comments and all else
-// as reflection.Register would.
+// logs why and serves the linked-in registry alone, as reflection.Register
+// does: the same services, without comments.
 func registerReflection(s *grpc.Server, log *slog.Logger) {
 	opts := reflection.ServerOptions{Services: s}
 	if files, err := warrenFiles(); err != nil {

@@ -50,8 +50,10 @@ checkgenerate: generate ## Fail if gen/ differs from what proto/ generates
 		echo "generated code is out of date: run make generate and commit"; git status --porcelain -- gen examples/inventory/gen; exit 1; fi
 
 .PHONY: lint
-lint: $(BIN)/buf $(BIN)/staticcheck ## buf lint, gofmt, go vet, staticcheck
+lint: $(BIN)/buf $(BIN)/staticcheck ## buf lint and breaking (against main), gofmt, go vet, staticcheck, no binary or >1 MiB file tracked
+	scripts/check-tree.sh
 	buf lint
+	scripts/buf-breaking.sh
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet ./...
 	staticcheck ./...

@@ -11,7 +11,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/reflection"
 
 	"github.com/warrenrpc/warren/core"
 	"github.com/warrenrpc/warren/internal/frame"
@@ -83,7 +82,7 @@ func New(cfg Config, services []Service, opts ...grpc.ServerOption) *Server {
 		svc.Register(s.grpc)
 	}
 	healthpb.RegisterHealthServer(s.grpc, s.health)
-	reflection.Register(s.grpc)
+	registerReflection(s.grpc, cfg.Logger)
 	s.sup.Add(healthComponent{s})
 	s.updateHealth()
 	return s

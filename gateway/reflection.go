@@ -18,19 +18,40 @@ import (
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
 )
 
+// A Resolver finds descriptors by file path and by name; a
+// *protoregistry.Files is one.
+type Resolver interface {
+	FindFileByPath(string) (protoreflect.FileDescriptor, error)
+	FindDescriptorByName(protoreflect.FullName) (protoreflect.Descriptor, error)
+}
+
+// A Describer is a Service whose descriptors are not compiled into the
+// gateway, such as one loaded from a descriptor set (package route):
+// reflection serves them, with the comments they hold.
+type Describer interface {
+	Descriptors() Resolver
+}
+
 // registerReflection registers server reflection, v1 and v1alpha as
 // reflection.Register does, answering from warren's own descriptors with
-// their comments (warrenFiles) and from the linked-in registry for every
-// other file (health, reflection itself). Should warren's fail to load, it
-// logs why and serves the linked-in registry alone, as reflection.Register
-// does: the same services, without comments.
-func registerReflection(s *grpc.Server, log *slog.Logger) {
-	opts := reflection.ServerOptions{Services: s}
+// their comments (warrenFiles), then from the services' own (Describer),
+// then from the linked-in registry for every other file (health,
+// reflection itself). Should warren's fail to load, it logs why and
+// serves the rest: warren's services without comments.
+func registerReflection(s *grpc.Server, log *slog.Logger, services []Service) {
+	var chain resolvers
 	if files, err := warrenFiles(); err != nil {
 		log.Warn("gateway: reflection serves descriptors without comments", "err", err)
 	} else {
-		opts.DescriptorResolver = ownFirst{files}
+		chain = append(chain, files)
 	}
+	for _, svc := range services {
+		if d, ok := svc.(Describer); ok {
+			chain = append(chain, d.Descriptors())
+		}
+	}
+	chain = append(chain, protoregistry.GlobalFiles)
+	opts := reflection.ServerOptions{Services: s, DescriptorResolver: chain}
 	reflectionv1alpha.RegisterServerReflectionServer(s, reflection.NewServer(opts))
 	reflectionv1.RegisterServerReflectionServer(s, reflection.NewServerV1(opts))
 }
@@ -50,19 +71,23 @@ var warrenFiles = sync.OnceValues(func() (*protoregistry.Files, error) {
 	return files, nil
 })
 
-// ownFirst resolves from own, then from protoregistry.GlobalFiles.
-type ownFirst struct{ own *protoregistry.Files }
+// resolvers resolves from the first of its Resolvers that knows.
+type resolvers []Resolver
 
-func (r ownFirst) FindFileByPath(path string) (protoreflect.FileDescriptor, error) {
-	if fd, err := r.own.FindFileByPath(path); err == nil {
-		return fd, nil
+func (rs resolvers) FindFileByPath(path string) (protoreflect.FileDescriptor, error) {
+	for _, r := range rs {
+		if fd, err := r.FindFileByPath(path); err == nil {
+			return fd, nil
+		}
 	}
-	return protoregistry.GlobalFiles.FindFileByPath(path)
+	return nil, fmt.Errorf("%w: file %q", protoregistry.NotFound, path)
 }
 
-func (r ownFirst) FindDescriptorByName(name protoreflect.FullName) (protoreflect.Descriptor, error) {
-	if d, err := r.own.FindDescriptorByName(name); err == nil {
-		return d, nil
+func (rs resolvers) FindDescriptorByName(name protoreflect.FullName) (protoreflect.Descriptor, error) {
+	for _, r := range rs {
+		if d, err := r.FindDescriptorByName(name); err == nil {
+			return d, nil
+		}
 	}
-	return protoregistry.GlobalFiles.FindDescriptorByName(name)
+	return nil, fmt.Errorf("%w: %s", protoregistry.NotFound, name)
 }

@@ -82,7 +82,7 @@ func New(cfg Config, services []Service, opts ...grpc.ServerOption) *Server {
 		svc.Register(s.grpc)
 	}
 	healthpb.RegisterHealthServer(s.grpc, s.health)
-	registerReflection(s.grpc, cfg.Logger)
+	registerReflection(s.grpc, cfg.Logger, services)
 	s.sup.Add(healthComponent{s})
 	s.updateHealth()
 	return s

@@ -76,6 +76,8 @@ func sameFile(a, b *descriptorpb.FileDescriptorProto) bool {
 type Routes struct {
 	Desc    protoreflect.ServiceDescriptor
 	Methods []Method
+	// Files holds Desc's file and its imports, for reflection.
+	Files *protoregistry.Files
 }
 
 // Services returns the services in files that have at least one routed
@@ -94,7 +96,7 @@ func Services(files *protoregistry.Files) ([]Routes, error) {
 			case err != nil:
 				errs = append(errs, err)
 			default:
-				out = append(out, Routes{Desc: sd, Methods: methods})
+				out = append(out, Routes{Desc: sd, Methods: methods, Files: files})
 			}
 		}
 		return true

@@ -12,10 +12,15 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	inventoryv1 "github.com/warrenrpc/warren/examples/inventory/gen/inventory/v1"
 	"github.com/warrenrpc/warren/examples/inventory/store"
 	"github.com/warrenrpc/warren/gateway"
+	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
 	"github.com/warrenrpc/warren/internal/warrentest"
 	"github.com/warrenrpc/warren/internal/wire"
 	"github.com/warrenrpc/warren/route"
@@ -194,4 +199,38 @@ func waitServing(t *testing.T, gw *warrentest.Gateway, service string) {
 		r, err := healthpb.NewHealthClient(gw.Conn).Check(context.Background(), &healthpb.HealthCheckRequest{Service: service})
 		return err == nil && r.GetStatus() == healthpb.HealthCheckResponse_SERVING
 	})
+}
+
+// TestReflectionServesTheLoadedDescriptorsWithComments: with no .proto
+// file on the client's side, reflection describes a routed service, with
+// the comments its descriptor set holds.
+func TestReflectionServesTheLoadedDescriptorsWithComments(t *testing.T) {
+	t.Parallel()
+	fdp := protodesc.ToFileDescriptorProto(inventoryv1.File_inventory_v1_inventory_proto)
+	const comment = " InventoryService keeps the stock of a shop's items.\n"
+	// Path 6, 0: the file's first service, as buf build records it.
+	fdp.SourceCodeInfo = &descriptorpb.SourceCodeInfo{Location: []*descriptorpb.SourceCodeInfo_Location{
+		{Path: []int32{6, 0}, Span: []int32{7, 0, 30, 1}, LeadingComments: proto.String(comment)},
+	}}
+	set := &descriptorpb.FileDescriptorSet{}
+	for _, dep := range []protoreflect.FileDescriptor{descriptorpb.File_google_protobuf_descriptor_proto, durationpb.File_google_protobuf_duration_proto, warrenv1.File_warren_v1_options_proto} {
+		set.File = append(set.File, protodesc.ToFileDescriptorProto(dep))
+	}
+	set.File = append(set.File, fdp)
+	svcs, err := route.NewServices(route.Config{QueuePrefix: queuePrefix(t)}, writeProto(t, set))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := warrentest.StartGateway(t, gateway.Config{}, svcs[0])
+	files := warrentest.ReflectFile(t, gw.Conn, "inventory.v1.InventoryService")
+	d, err := files.FindDescriptorByName("inventory.v1.InventoryService")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.ParentFile().SourceLocations().ByDescriptor(d).LeadingComments; got != comment {
+		t.Errorf("comment served %q, want %q", got, comment)
+	}
+	if m := d.(protoreflect.ServiceDescriptor).Methods().ByName("Reserve"); m == nil || m.Input().FullName() != "inventory.v1.ReserveRequest" {
+		t.Errorf("Reserve served as %v", m)
+	}
 }

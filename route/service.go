@@ -12,8 +12,10 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/warrenrpc/warren/core"
+	"github.com/warrenrpc/warren/gateway"
 	"github.com/warrenrpc/warren/internal/frame"
 	"github.com/warrenrpc/warren/internal/wire"
 )
@@ -74,6 +76,15 @@ func NewServices(cfg Config, paths ...string) ([]*Service, error) {
 		svcs[i] = NewService(r, cfg)
 	}
 	return svcs, nil
+}
+
+// Descriptors are the service's file and its imports, with the comments
+// the descriptor set holds (gateway.Describer): reflection serves them.
+func (s *Service) Descriptors() gateway.Resolver {
+	if s.routes.Files == nil {
+		return new(protoregistry.Files)
+	}
+	return s.routes.Files
 }
 
 // Name implements gateway.Service.

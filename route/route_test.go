@@ -17,6 +17,7 @@ import (
 	"github.com/warrenrpc/warren/core"
 	inventoryv1 "github.com/warrenrpc/warren/examples/inventory/gen/inventory/v1"
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
+	"github.com/warrenrpc/warren/internal/warrentest"
 	"github.com/warrenrpc/warren/route"
 )
 
@@ -77,7 +78,7 @@ func TestRoutesAreReadFromTheDescriptorSet(t *testing.T) {
 	set := setOf(testFile(&warrenv1.ServiceRoute{Timeout: durationpb.New(7 * time.Second)}, map[string]*warrenv1.Route{
 		"Default": quorum, "Classic": classic, "NoRoute": nil,
 	}))
-	files, err := route.ReadFiles(writeProto(t, set))
+	files, err := route.ReadFiles(warrentest.WriteProto(t, set))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +120,7 @@ func TestWrongRoutesAreStartupErrorsNamingTheMethod(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			path := writeProto(t, setOf(testFile(nil, map[string]*warrenv1.Route{tt.method: tt.route})))
+			path := warrentest.WriteProto(t, setOf(testFile(nil, map[string]*warrenv1.Route{tt.method: tt.route})))
 			_, err := route.NewServices(route.Config{}, path)
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("NewServices: %v, want an error containing %q", err, tt.wantErr)
@@ -139,8 +140,8 @@ func TestBadDescriptorSetsAreStartupErrorsNamingTheFile(t *testing.T) {
 	if err := os.WriteFile(empty, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	noImports := writeProto(t, &descriptorpb.FileDescriptorSet{File: []*descriptorpb.FileDescriptorProto{testFile(nil, map[string]*warrenv1.Route{"Get": rpc("")})}})
-	noRoutes := writeProto(t, setOf(testFile(nil, map[string]*warrenv1.Route{"Get": nil})))
+	noImports := warrentest.WriteProto(t, &descriptorpb.FileDescriptorSet{File: []*descriptorpb.FileDescriptorProto{testFile(nil, map[string]*warrenv1.Route{"Get": rpc("")})}})
+	noRoutes := warrentest.WriteProto(t, setOf(testFile(nil, map[string]*warrenv1.Route{"Get": nil})))
 	for _, tt := range []struct {
 		name    string
 		paths   []string
@@ -164,8 +165,8 @@ func TestBadDescriptorSetsAreStartupErrorsNamingTheFile(t *testing.T) {
 
 func TestSetsMayShareFiles(t *testing.T) {
 	t.Parallel()
-	a := writeSet(t, inventoryv1.File_inventory_v1_inventory_proto)
-	b := writeSet(t, inventoryv1.File_inventory_v1_inventory_proto)
+	a := warrentest.DescriptorSet(t, inventoryv1.File_inventory_v1_inventory_proto)
+	b := warrentest.DescriptorSet(t, inventoryv1.File_inventory_v1_inventory_proto)
 	svcs, err := route.NewServices(route.Config{}, a, b)
 	if err != nil || len(svcs) != 1 {
 		t.Fatalf("NewServices of the same set twice: %v, %v; want the one service", svcs, err)
@@ -173,7 +174,7 @@ func TestSetsMayShareFiles(t *testing.T) {
 	// The same file name with other content is an error.
 	other := setOf(testFile(nil, map[string]*warrenv1.Route{"Get": rpc("")}))
 	changed := setOf(testFile(nil, map[string]*warrenv1.Route{"Get": rpc("elsewhere")}))
-	_, err = route.NewServices(route.Config{}, writeProto(t, other), writeProto(t, changed))
+	_, err = route.NewServices(route.Config{}, warrentest.WriteProto(t, other), warrentest.WriteProto(t, changed))
 	if err == nil || !strings.Contains(err.Error(), `hold different files named "test/v1/test.proto"`) {
 		t.Errorf("NewServices of two different test.proto: %v", err)
 	}

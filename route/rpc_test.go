@@ -37,7 +37,7 @@ const (
 func startInventory(t *testing.T, prefix string) (*warrentest.Gateway, inventoryv1.InventoryServiceClient) {
 	t.Helper()
 	svcs, err := route.NewServices(route.Config{QueuePrefix: prefix, PresenceInterval: 50 * time.Millisecond},
-		writeSet(t, inventoryv1.File_inventory_v1_inventory_proto))
+		warrentest.DescriptorSet(t, inventoryv1.File_inventory_v1_inventory_proto))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +217,7 @@ func TestReflectionServesTheLoadedDescriptorsWithComments(t *testing.T) {
 		set.File = append(set.File, protodesc.ToFileDescriptorProto(dep))
 	}
 	set.File = append(set.File, fdp)
-	svcs, err := route.NewServices(route.Config{QueuePrefix: queuePrefix(t)}, writeProto(t, set))
+	svcs, err := route.NewServices(route.Config{QueuePrefix: queuePrefix(t)}, warrentest.WriteProto(t, set))
 	if err != nil {
 		t.Fatal(err)
 	}

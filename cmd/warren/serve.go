@@ -16,6 +16,7 @@ import (
 	"github.com/warrenrpc/warren/gateway"
 	"github.com/warrenrpc/warren/logsvc"
 	"github.com/warrenrpc/warren/queuesvc"
+	"github.com/warrenrpc/warren/route"
 	"github.com/warrenrpc/warren/tasksvc"
 	"github.com/warrenrpc/warren/worker"
 )
@@ -31,6 +32,8 @@ type gatewayFlags struct {
 	timeout        time.Duration
 	drain          time.Duration
 	mgmtURL        string
+	descriptorSets []string
+	queuePrefix    string
 }
 
 func (f *gatewayFlags) register(cmd *cobra.Command) {
@@ -46,6 +49,8 @@ func (f *gatewayFlags) register(cmd *cobra.Command) {
 	enumFlag(cmd, &f.replyMode, "reply-mode", "queue", "how replies come back: queue (a gateway-owned reply queue) or direct (amq.rabbitmq.reply-to)", "queue", "direct")
 	fs.DurationVar(&f.timeout, "default-timeout", 10*time.Second, "deadline of calls that have none, including their waits for the broker")
 	fs.DurationVar(&f.drain, "drain-timeout", 10*time.Second, "how long shutdown waits for in-flight calls")
+	fs.StringSliceVar(&f.descriptorSets, "descriptor-set", nil, "a FileDescriptorSet (buf build -o FILE) whose services with warren routes the gateway serves too; repeat it or separate files with commas")
+	fs.StringVar(&f.queuePrefix, "queue-prefix", "", "put before the queue names of the routes in --descriptor-set (their workers must use the same prefix)")
 }
 
 // gateway builds the gateway and its services from the flags. None of the
@@ -55,11 +60,7 @@ func (f *gatewayFlags) gateway(af *amqpFlags, log *slog.Logger) (*gateway.Server
 	if err != nil {
 		return nil, err
 	}
-	return gateway.New(gateway.Config{
-		AMQP:         af.config("warren-gateway", log),
-		DrainTimeout: f.drain,
-		Logger:       log,
-	}, []gateway.Service{
+	services := []gateway.Service{
 		fibsvc.New(fibsvc.Config{Queue: f.rpcQueue, ReplyMode: mode, DefaultTimeout: f.timeout}),
 		tasksvc.New(tasksvc.Config{
 			Queue: f.taskQueue, EventsExchange: f.eventsExchange,
@@ -72,7 +73,21 @@ func (f *gatewayFlags) gateway(af *amqpFlags, log *slog.Logger) (*gateway.Server
 			TopicExchange:  f.logExchanges[2],
 			DefaultTimeout: f.timeout,
 		}),
-	}), nil
+	}
+	if len(f.descriptorSets) > 0 {
+		routed, err := route.NewServices(route.Config{ReplyMode: mode, DefaultTimeout: f.timeout, QueuePrefix: f.queuePrefix}, f.descriptorSets...)
+		if err != nil {
+			return nil, err
+		}
+		for _, svc := range routed {
+			services = append(services, svc)
+		}
+	}
+	return gateway.New(gateway.Config{
+		AMQP:         af.config("warren-gateway", log),
+		DrainTimeout: f.drain,
+		Logger:       log,
+	}, services), nil
 }
 
 // workerFlags configure the workers.

@@ -49,4 +49,3 @@ func ReflectFile(t testing.TB, conn *grpc.ClientConn, symbol protoreflect.FullNa
 	}
 	return files
 }
-

@@ -1,0 +1,176 @@
+package core
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"sync"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// ConsumerConfig configures a Consumer.
+type ConsumerConfig struct {
+	// Queue is the queue consumed, declared as it says on every
+	// connection (one that exists with other arguments is used as it is).
+	// Its Name is required.
+	Queue QueueSpec
+	// Prefetch is the count of unacknowledged deliveries the broker may
+	// push to this Consumer at once. Default: 64.
+	Prefetch int
+	// Concurrency is the count of goroutines running the handler.
+	// Default: runtime.GOMAXPROCS(0).
+	Concurrency int
+	// Name prefixes the consumer tag, as the management UI shows it.
+	// Default: "warren".
+	Name string
+	// Logger receives failures. Default: the Supervisor's.
+	Logger *slog.Logger
+}
+
+func (c ConsumerConfig) withDefaults(sup *Supervisor) ConsumerConfig {
+	if c.Prefetch <= 0 {
+		c.Prefetch = 64
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = runtime.GOMAXPROCS(0)
+	}
+	if c.Name == "" {
+		c.Name = "warren"
+	}
+	if c.Logger == nil {
+		c.Logger = sup.Logger()
+	}
+	return c
+}
+
+// A DeliveryFunc handles one delivery of a Consumer and settles it: it
+// acknowledges, rejects or nacks d (on ch, the channel d came on, where it
+// may also publish). ctx ends when the Consumer loses its connection.
+type DeliveryFunc func(ctx context.Context, ch *amqp.Channel, d *amqp.Delivery)
+
+// Consumer is the worker side's one consume loop: it consumes a queue
+// with manual acknowledgements and a prefetch, on every connection its
+// Supervisor makes, and hands each delivery to its DeliveryFunc, which
+// settles it. Server (request/reply) and the SDK's task routes are built
+// on it.
+//
+// Concurrency: Concurrency goroutines per connection run the
+// DeliveryFunc; Shutdown stops consuming and waits for them. After
+// Shutdown the Consumer consumes nothing more, even when its connection
+// is lost and comes back. What a lost connection leaves unacknowledged
+// the broker hands to another consumer.
+type Consumer struct {
+	cfg    ConsumerConfig
+	handle DeliveryFunc
+	tag    string
+
+	mu      sync.Mutex
+	ch      *amqp.Channel // the current channel, nil while disconnected
+	cancel  context.CancelFunc
+	stopped bool // Shutdown was called
+	wg      sync.WaitGroup
+}
+
+// NewConsumer returns a Consumer on sup's connection; it adds itself to
+// sup, so it must be built before sup runs.
+func NewConsumer(sup *Supervisor, cfg ConsumerConfig, handle DeliveryFunc) *Consumer {
+	cfg = cfg.withDefaults(sup)
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	c := &Consumer{
+		cfg:    cfg,
+		handle: handle,
+		tag:    fmt.Sprintf("%s-%s-%d-%s", cfg.Name, host, os.Getpid(), hex.EncodeToString(b[:])),
+	}
+	sup.Add(c)
+	return c
+}
+
+// Connected declares the queue and starts consuming it (Component).
+func (c *Consumer) Connected(ctx context.Context, conn *Conn) error {
+	c.mu.Lock()
+	stopped := c.stopped
+	c.mu.Unlock()
+	if stopped {
+		return nil // a reconnect after Shutdown: stay connected, consume nothing
+	}
+	if _, err := DeclareQueue(conn.Connection, c.cfg.Queue, c.cfg.Logger); err != nil {
+		return err
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return ChannelError("open channel", err)
+	}
+	if err := ch.Qos(c.cfg.Prefetch, 0, false); err != nil {
+		return ChannelError("set prefetch", err)
+	}
+	deliveries, err := ch.Consume(c.cfg.Queue.Name, c.tag, false, false, false, false, nil)
+	if err != nil {
+		return ChannelError(fmt.Sprintf("consume %q", c.cfg.Queue.Name), err)
+	}
+	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		// Shutdown came during set-up: handle nothing; closing the channel
+		// hands what the broker sent to another consumer.
+		cancel()
+		_ = ch.Close()
+		return nil
+	}
+	c.ch, c.cancel = ch, cancel
+	// Started under mu, so a Shutdown that finds ch also waits for them.
+	for range c.cfg.Concurrency {
+		c.wg.Go(func() {
+			for d := range deliveries {
+				c.handle(hctx, ch, &d)
+			}
+		})
+	}
+	return nil
+}
+
+// Disconnected waits for the handler goroutines, which end because the
+// connection closed their delivery channel (Component).
+func (c *Consumer) Disconnected(error) {
+	c.mu.Lock()
+	cancel := c.cancel
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	c.wg.Wait()
+	c.mu.Lock()
+	c.ch, c.cancel = nil, nil
+	c.mu.Unlock()
+}
+
+// Shutdown stops consuming and waits until the deliveries already
+// received are handled, or ctx ends. Call it before stopping the
+// Supervisor: unacknowledged deliveries go back to the queue for another
+// consumer when the connection closes. It is idempotent.
+func (c *Consumer) Shutdown(ctx context.Context) error {
+	c.mu.Lock()
+	c.stopped = true
+	ch := c.ch
+	c.mu.Unlock()
+	if ch != nil {
+		// basic.cancel makes the library close the delivery channel once
+		// the broker confirmed; the goroutines drain what was buffered.
+		_ = ch.Cancel(c.tag, false)
+	}
+	done := make(chan struct{})
+	go func() { c.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

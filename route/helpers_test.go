@@ -8,9 +8,18 @@ import (
 	"github.com/warrenrpc/warren/internal/brokertest"
 )
 
-// queuePrefix returns a prefix for the routes' queues unique to the test;
-// the queues it names are deleted when the test ends.
-func queuePrefix(t testing.TB, queues ...string) string {
+// The example's entities, as its routes name them.
+const (
+	reserveQueue   = "inventory.reserve"
+	getItemQueue   = "inventory.v1.InventoryService.GetItem"
+	restockQueue   = "inventory.restock"
+	eventsExchange = "inventory.events"
+)
+
+// queuePrefix returns a prefix for the routes' queues and exchanges unique
+// to the test; the example's entities under it are deleted when the test
+// ends.
+func queuePrefix(t testing.TB) string {
 	t.Helper()
 	prefix := brokertest.Name(t, "route") + "."
 	t.Cleanup(func() {
@@ -19,11 +28,15 @@ func queuePrefix(t testing.TB, queues ...string) string {
 			return
 		}
 		defer conn.Close()
-		for _, q := range queues {
+		for _, q := range []string{reserveQueue, getItemQueue, restockQueue} {
 			if ch, err := conn.Channel(); err == nil {
 				_, _ = ch.QueueDelete(prefix+q, false, false, false)
 				_ = ch.Close()
 			}
+		}
+		if ch, err := conn.Channel(); err == nil {
+			_ = ch.ExchangeDelete(prefix+eventsExchange, false, false)
+			_ = ch.Close()
 		}
 	})
 	return prefix

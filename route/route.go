@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -34,12 +35,22 @@ const (
 	// RPC: a unary call becomes a request on a queue with reply_to and
 	// correlation_id; the worker's reply is the response.
 	RPC Pattern = iota + 1
+	// Task: a unary call becomes a persistent, confirmed publishing to a
+	// durable work queue; the response carries the task's id.
+	Task
+	// Event: a unary call becomes a persistent, confirmed publishing to an
+	// exchange, with a routing key made from the request's fields.
+	Event
 )
 
 func (p Pattern) String() string {
 	switch p {
 	case RPC:
 		return "rpc"
+	case Task:
+		return "task"
+	case Event:
+		return "event"
 	}
 	return fmt.Sprintf("Pattern(%d)", int(p))
 }
@@ -48,9 +59,15 @@ func (p Pattern) String() string {
 type Method struct {
 	Desc      protoreflect.MethodDescriptor
 	Pattern   Pattern
-	Queue     string         // RPC: the request queue
+	Queue     string         // RPC: the request queue; Task: the work queue
 	QueueType core.QueueType // the type workers declare Queue with
 	Timeout   time.Duration  // for calls without a deadline; 0: the gateway's default
+
+	// Task: the response's field that carries the task id.
+	IDField protoreflect.FieldDescriptor
+	// Event: the exchange, its kind, and the routing key's template.
+	Exchange, Kind string
+	key            *keyTemplate
 }
 
 // FullMethod is the method's gRPC name, "/pkg.Service/Method".
@@ -121,6 +138,57 @@ func method(md protoreflect.MethodDescriptor, r *warrenv1.Route, defaults *warre
 			return m, err
 		}
 		m.QueueType = qt
+	case *warrenv1.Route_Task:
+		if md.IsStreamingClient() || md.IsStreamingServer() {
+			return m, fmt.Errorf("a task route needs a unary method; this one is %s", streaming(md))
+		}
+		m.Pattern = Task
+		m.Queue = p.Task.GetQueue()
+		if m.Queue == "" {
+			m.Queue = string(md.FullName())
+		}
+		if err := checkQueueName(m.Queue); err != nil {
+			return m, err
+		}
+		qt, err := queueType(p.Task.GetQueueType(), defaults.GetQueueType())
+		if err != nil {
+			return m, err
+		}
+		m.QueueType = qt
+		name := p.Task.GetIdField()
+		if name == "" {
+			name = "task_id"
+		}
+		fd := md.Output().Fields().ByName(protoreflect.Name(name))
+		if fd == nil || fd.Kind() != protoreflect.StringKind || fd.IsList() || fd.IsMap() {
+			return m, fmt.Errorf("a task route's response %s needs a string field %q for the task id (id_field)", md.Output().FullName(), name)
+		}
+		m.IDField = fd
+	case *warrenv1.Route_Event:
+		if md.IsStreamingClient() || md.IsStreamingServer() {
+			return m, fmt.Errorf("an event route needs a unary method; this one is %s", streaming(md))
+		}
+		m.Pattern = Event
+		m.Exchange = p.Event.GetExchange()
+		if m.Exchange == "" {
+			return m, errors.New("an event route needs an exchange")
+		}
+		if len(m.Exchange) > 255 {
+			return m, fmt.Errorf("exchange name of %d bytes: the broker takes at most 255", len(m.Exchange))
+		}
+		m.Kind = p.Event.GetKind()
+		switch m.Kind {
+		case "":
+			m.Kind = amqp.ExchangeTopic
+		case amqp.ExchangeTopic, amqp.ExchangeDirect, amqp.ExchangeFanout:
+		default:
+			return m, fmt.Errorf("exchange kind %q: want topic, direct or fanout", m.Kind)
+		}
+		key, err := parseKeyTemplate(p.Event.GetRoutingKey(), md.Input())
+		if err != nil {
+			return m, err
+		}
+		m.key = key
 	case nil:
 		return m, errors.New("the route names no pattern (set one of its fields, such as rpc)")
 	default:
@@ -168,9 +236,10 @@ func queueType(method, service warrenv1.QueueType) (core.QueueType, error) {
 	return "", fmt.Errorf("unknown queue type %v", t)
 }
 
-// WithQueuePrefix returns methods with prefix put before their queue
-// names.
-func WithQueuePrefix(methods []Method, prefix string) []Method {
+// WithPrefix returns methods with prefix put before the names of their
+// queues and exchanges (but the broker's own amq.* exchanges), so that
+// several deployments, or tests, share a vhost.
+func WithPrefix(methods []Method, prefix string) []Method {
 	if prefix == "" {
 		return methods
 	}
@@ -178,6 +247,9 @@ func WithQueuePrefix(methods []Method, prefix string) []Method {
 	for i := range out {
 		if out[i].Queue != "" {
 			out[i].Queue = prefix + out[i].Queue
+		}
+		if out[i].Exchange != "" && !strings.HasPrefix(out[i].Exchange, "amq.") {
+			out[i].Exchange = prefix + out[i].Exchange
 		}
 	}
 	return out

@@ -65,6 +65,10 @@ func setOf(fd *descriptorpb.FileDescriptorProto) *descriptorpb.FileDescriptorSet
 	return set
 }
 
+func event(exchange, kind, key string) *warrenv1.Route {
+	return &warrenv1.Route{Pattern: &warrenv1.Route_Event{Event: &warrenv1.Event{Exchange: exchange, Kind: kind, RoutingKey: key}}}
+}
+
 func rpc(queue string) *warrenv1.Route {
 	return &warrenv1.Route{Pattern: &warrenv1.Route_Rpc{Rpc: &warrenv1.RPC{Queue: queue}}}
 }
@@ -116,6 +120,12 @@ func TestWrongRoutesAreStartupErrorsNamingTheMethod(t *testing.T) {
 		{"no pattern", &warrenv1.Route{}, "Get", "test.v1.Svc.Get: the route names no pattern"},
 		{"broker's queue name", rpc("amq.mine"), "Get", `test.v1.Svc.Get: queue "amq.mine": names starting with amq. are the broker's`},
 		{"long queue name", rpc(strings.Repeat("q", 256)), "Get", "test.v1.Svc.Get: queue name of 256 bytes"},
+		{"task without an id field", &warrenv1.Route{Pattern: &warrenv1.Route_Task{Task: &warrenv1.Task{}}}, "Get", `test.v1.Svc.Get: a task route's response test.v1.Msg needs a string field "task_id"`},
+		{"task on a stream", &warrenv1.Route{Pattern: &warrenv1.Route_Task{Task: &warrenv1.Task{}}}, "ServerWatch", "a task route needs a unary method"},
+		{"event without an exchange", event("", "", ""), "Get", "test.v1.Svc.Get: an event route needs an exchange"},
+		{"event of an unknown kind", event("x", "headers", ""), "Get", `exchange kind "headers": want topic, direct or fanout`},
+		{"event key naming no field", event("x", "", "{nope}.b"), "Get", `routing_key "{nope}.b": {nope}: test.v1.Msg has no field "nope"`},
+		{"event key unclosed", event("x", "", "a.{b"), "Get", `routing_key "a.{b": a { without its }`},
 		{"negative timeout", &warrenv1.Route{Pattern: rpc("").Pattern, Timeout: durationpb.New(-time.Second)}, "Get", "test.v1.Svc.Get: timeout -1s: want a positive duration"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -27,16 +27,11 @@ import (
 	"github.com/warrenrpc/warren/worker"
 )
 
-const (
-	reserveQueue = "inventory.reserve"
-	getItemQueue = "inventory.v1.InventoryService.GetItem"
-)
-
 // startInventory serves the example's InventoryService on a gateway from
 // a descriptor set, with its queues under prefix.
 func startInventory(t *testing.T, prefix string) (*warrentest.Gateway, inventoryv1.InventoryServiceClient) {
 	t.Helper()
-	svcs, err := route.NewServices(route.Config{QueuePrefix: prefix, PresenceInterval: 50 * time.Millisecond},
+	svcs, err := route.NewServices(route.Config{Prefix: prefix, PresenceInterval: 50 * time.Millisecond},
 		warrentest.DescriptorSet(t, inventoryv1.File_inventory_v1_inventory_proto))
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +47,7 @@ func startInventory(t *testing.T, prefix string) (*warrentest.Gateway, inventory
 // startStore serves a store.Store on warren's worker SDK.
 func startStore(t *testing.T, prefix string, items ...*inventoryv1.Item) {
 	t.Helper()
-	srv := worker.NewServer(worker.ServerConfig{QueuePrefix: prefix})
+	srv := worker.NewServer(worker.ServerConfig{Prefix: prefix})
 	inventoryv1.RegisterInventoryServiceServer(srv, store.New(items...))
 	warrentest.StartWorkers(t, worker.Config{}, srv)
 }
@@ -63,7 +58,7 @@ func tea(stock uint32) *inventoryv1.Item {
 
 func TestRPCRouteThroughGatewayAndSDKWorker(t *testing.T) {
 	t.Parallel()
-	prefix := queuePrefix(t, reserveQueue, getItemQueue)
+	prefix := queuePrefix(t)
 	gw, client := startInventory(t, prefix)
 	startStore(t, prefix, tea(5))
 	waitServing(t, gw, "inventory.v1.InventoryService")
@@ -116,7 +111,7 @@ func TestRPCRouteThroughGatewayAndSDKWorker(t *testing.T) {
 
 func TestRPCRouteWithoutWorkerIsUnavailableAtOnce(t *testing.T) {
 	t.Parallel()
-	prefix := queuePrefix(t, reserveQueue, getItemQueue)
+	prefix := queuePrefix(t)
 	gw, client := startInventory(t, prefix)
 	start := time.Now()
 	_, err := client.GetItem(warrentest.Ctx(t), &inventoryv1.GetItemRequest{Sku: "tea"})
@@ -135,7 +130,7 @@ func TestRPCRouteWithoutWorkerIsUnavailableAtOnce(t *testing.T) {
 // arrives, and replies good and bad.
 func TestRPCRouteForeignWorkerReplies(t *testing.T) {
 	t.Parallel()
-	prefix := queuePrefix(t, reserveQueue, getItemQueue)
+	prefix := queuePrefix(t)
 	gw, client := startInventory(t, prefix)
 	good, _ := proto.Marshal(&inventoryv1.GetItemResponse{Item: tea(1)})
 	replies := map[string]amqp.Publishing{
@@ -217,7 +212,7 @@ func TestReflectionServesTheLoadedDescriptorsWithComments(t *testing.T) {
 		set.File = append(set.File, protodesc.ToFileDescriptorProto(dep))
 	}
 	set.File = append(set.File, fdp)
-	svcs, err := route.NewServices(route.Config{QueuePrefix: queuePrefix(t)}, warrentest.WriteProto(t, set))
+	svcs, err := route.NewServices(route.Config{Prefix: queuePrefix(t)}, warrentest.WriteProto(t, set))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,8 +2,12 @@ package route
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -12,7 +16,9 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/warrenrpc/warren/core"
 	"github.com/warrenrpc/warren/gateway"
@@ -31,10 +37,13 @@ type Config struct {
 	// PresenceInterval is how often the gateway checks that workers
 	// consume the RPC queues. Default: 250ms.
 	PresenceInterval time.Duration
-	// QueuePrefix is put before every route's queue name, so that several
-	// deployments (or tests) share a vhost; the workers must be given the
-	// same (worker.ServerConfig.QueuePrefix).
-	QueuePrefix string
+	// Prefix is put before the names of every route's queues and
+	// exchanges, so that several deployments (or tests) share a vhost;
+	// the workers must be given the same (worker.ServerConfig.Prefix).
+	Prefix string
+	// Logger receives warnings, such as an event exchange that exists
+	// with other properties. Default: the gateway's.
+	Logger *slog.Logger
 }
 
 // Service serves one routed proto service on the gateway
@@ -46,14 +55,15 @@ type Config struct {
 // replies go back as the worker sent them, after a cheap check that they
 // are well-formed protobuf.
 type Service struct {
-	routes Routes
-	cfg    Config
-	client *core.Client
+	routes    Routes
+	cfg       Config
+	client    *core.Client    // RPC routes' requests
+	publisher *core.Publisher // task and event routes' publishings
 }
 
 // NewService returns the gateway side of r.
 func NewService(r Routes, cfg Config) *Service {
-	r.Methods = WithQueuePrefix(r.Methods, cfg.QueuePrefix)
+	r.Methods = WithPrefix(r.Methods, cfg.Prefix)
 	return &Service{routes: r, cfg: cfg}
 }
 
@@ -97,12 +107,41 @@ func (s *Service) Attach(sup *core.Supervisor) {
 		Timeout:          s.cfg.DefaultTimeout,
 		PresenceInterval: s.cfg.PresenceInterval,
 	})
+	s.publisher = core.NewPublisher(sup, core.PublisherConfig{Timeout: s.cfg.DefaultTimeout})
+	var exchanges []core.ExchangeSpec
 	for _, m := range s.routes.Methods {
-		if m.Pattern == RPC {
+		switch m.Pattern {
+		case RPC:
 			s.client.Watch(m.Queue)
+		case Event:
+			exchanges = append(exchanges, core.ExchangeSpec{Name: m.Exchange, Kind: m.Kind, Durable: true})
 		}
 	}
+	if len(exchanges) > 0 {
+		sup.Add(declarer{exchanges: exchanges, log: s.cfg.Logger})
+	}
 }
+
+// declarer declares the event routes' exchanges on every connection: the
+// gateway owns what it publishes to.
+type declarer struct {
+	exchanges []core.ExchangeSpec
+	log       *slog.Logger
+}
+
+func (d declarer) Connected(_ context.Context, conn *core.Conn) error {
+	for _, ex := range d.exchanges {
+		if strings.HasPrefix(ex.Name, "amq.") {
+			continue // the broker's own, which exist and cannot be declared
+		}
+		if err := core.DeclareExchange(conn.Connection, ex, d.log); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (declarer) Disconnected(error) {}
 
 // Ready reports an error while a routed method's queue has no worker
 // (gateway.Readier).
@@ -127,18 +166,31 @@ func (s *Service) Register(r grpc.ServiceRegistrar) {
 		Metadata:    s.routes.Desc.ParentFile().Path(),
 	}
 	for _, m := range s.routes.Methods {
+		var h func(context.Context, Method, *frame.Frame) (*frame.Frame, error)
 		switch m.Pattern {
 		case RPC:
-			desc.Methods = append(desc.Methods, grpc.MethodDesc{MethodName: string(m.Desc.Name()), Handler: s.unary(m)})
+			h = s.rpc
+		case Task:
+			h = s.task
+		case Event:
+			h = s.event
 		}
+		desc.Methods = append(desc.Methods, grpc.MethodDesc{MethodName: string(m.Desc.Name()), Handler: s.unary(m, h)})
 	}
 	r.RegisterService(desc, s)
 }
 
 // unary is the grpc.MethodHandler of a unary route.
-func (s *Service) unary(m Method) grpc.MethodHandler {
+func (s *Service) unary(m Method, h func(context.Context, Method, *frame.Frame) (*frame.Frame, error)) grpc.MethodHandler {
 	info := &grpc.UnaryServerInfo{Server: s, FullMethod: m.FullMethod()}
-	call := func(ctx context.Context, req any) (any, error) { return s.rpc(ctx, m, req.(*frame.Frame)) }
+	call := func(ctx context.Context, req any) (any, error) {
+		if _, ok := ctx.Deadline(); !ok && m.Timeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, m.Timeout)
+			defer cancel()
+		}
+		return h(ctx, m, req.(*frame.Frame))
+	}
 	return func(_ any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
 		in := new(frame.Frame)
 		if err := dec(in); err != nil {
@@ -153,21 +205,7 @@ func (s *Service) unary(m Method) grpc.MethodHandler {
 
 // rpc sends a request to m's queue and returns the worker's reply.
 func (s *Service) rpc(ctx context.Context, m Method, in *frame.Frame) (*frame.Frame, error) {
-	if _, ok := ctx.Deadline(); !ok && m.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, m.Timeout)
-		defer cancel()
-	}
-	headers := amqp.Table{}
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		wire.SetMetadata(headers, md)
-	}
-	d, err := s.client.Call(ctx, m.Queue, amqp.Publishing{
-		ContentType: wire.ContentTypeProtobuf,
-		Type:        string(m.Desc.Input().FullName()),
-		Headers:     headers,
-		Body:        in.Data,
-	})
+	d, err := s.client.Call(ctx, m.Queue, request(ctx, m, in))
 	if err != nil {
 		return nil, err
 	}
@@ -175,6 +213,72 @@ func (s *Service) rpc(ctx context.Context, m Method, in *frame.Frame) (*frame.Fr
 		return nil, err
 	}
 	return &frame.Frame{Data: d.Body}, nil
+}
+
+// request is the publishing of a call's request: its bytes as they came,
+// its type, and the caller's metadata.
+func request(ctx context.Context, m Method, in *frame.Frame) amqp.Publishing {
+	headers := amqp.Table{}
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		wire.SetMetadata(headers, md)
+	}
+	return amqp.Publishing{
+		ContentType: wire.ContentTypeProtobuf,
+		Type:        string(m.Desc.Input().FullName()),
+		Headers:     headers,
+		Body:        in.Data,
+	}
+}
+
+// task publishes the request persistent to m's work queue and answers,
+// once the broker confirmed it, with the task's id.
+func (s *Service) task(ctx context.Context, m Method, in *frame.Frame) (*frame.Frame, error) {
+	id, err := newTaskID()
+	if err != nil {
+		return nil, err
+	}
+	msg := &core.Message{RoutingKey: m.Queue, Mandatory: true, Publishing: request(ctx, m, in)}
+	msg.DeliveryMode = amqp.Persistent
+	msg.MessageId = id
+	msg.Timestamp = time.Now()
+	if err := s.publisher.Publish(ctx, msg); err != nil {
+		return nil, err
+	}
+	// The response: its id field alone, in protobuf's encoding.
+	b := protowire.AppendTag(nil, m.IDField.Number(), protowire.BytesType)
+	return &frame.Frame{Data: protowire.AppendString(b, id)}, nil
+}
+
+func newTaskID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// event publishes the request persistent to m's exchange with the routing
+// key its template makes, and answers, once the broker confirmed it, with
+// the response type's empty message.
+func (s *Service) event(ctx context.Context, m Method, in *frame.Frame) (*frame.Frame, error) {
+	key := m.key.src
+	if m.key.fields() {
+		req := dynamicpb.NewMessage(m.Desc.Input())
+		if err := proto.Unmarshal(in.Data, req); err != nil {
+			return nil, core.Argumentf("the request is not a %s: %v", m.Desc.Input().FullName(), err)
+		}
+		key = m.key.render(req)
+	}
+	if len(key) > 255 {
+		return nil, core.Argumentf("routing key of %d bytes from %q: the broker takes at most 255", len(key), m.key.src)
+	}
+	msg := &core.Message{Exchange: m.Exchange, RoutingKey: key, Publishing: request(ctx, m, in)}
+	msg.DeliveryMode = amqp.Persistent
+	msg.Timestamp = time.Now()
+	if err := s.publisher.Publish(ctx, msg); err != nil {
+		return nil, err
+	}
+	return &frame.Frame{}, nil
 }
 
 // checkReply refuses a reply that cannot be m's response: another type,

@@ -42,9 +42,9 @@ func TestGatewayServesADescriptorSet(t *testing.T) {
 	addr := freeAddr(t)
 	ents := newEntities(t)
 	runInBackground(t, append([]string{"gateway", "--listen", addr, "--amqp-url", url, "--log-level", "error",
-		"--descriptor-set", set, "--queue-prefix", prefix}, ents.flags()...)...)
+		"--descriptor-set", set, "--route-prefix", prefix}, ents.flags()...)...)
 
-	srv := worker.NewServer(worker.ServerConfig{QueuePrefix: prefix})
+	srv := worker.NewServer(worker.ServerConfig{Prefix: prefix})
 	inventoryv1.RegisterInventoryServiceServer(srv, store.New(&inventoryv1.Item{Sku: "tea", Name: "Green tea", Stock: 3}))
 	warrentest.StartWorkers(t, worker.Config{}, srv)
 

@@ -33,7 +33,7 @@ type gatewayFlags struct {
 	drain          time.Duration
 	mgmtURL        string
 	descriptorSets []string
-	queuePrefix    string
+	routePrefix    string
 }
 
 func (f *gatewayFlags) register(cmd *cobra.Command) {
@@ -50,7 +50,7 @@ func (f *gatewayFlags) register(cmd *cobra.Command) {
 	fs.DurationVar(&f.timeout, "default-timeout", 10*time.Second, "deadline of calls that have none, including their waits for the broker")
 	fs.DurationVar(&f.drain, "drain-timeout", 10*time.Second, "how long shutdown waits for in-flight calls")
 	fs.StringSliceVar(&f.descriptorSets, "descriptor-set", nil, "a FileDescriptorSet (buf build -o FILE) whose services with warren routes the gateway serves too; repeat it or separate files with commas")
-	fs.StringVar(&f.queuePrefix, "queue-prefix", "", "put before the queue names of the routes in --descriptor-set (their workers must use the same prefix)")
+	fs.StringVar(&f.routePrefix, "route-prefix", "", "put before the names of the queues and exchanges of the routes in --descriptor-set (their workers must use the same prefix)")
 }
 
 // gateway builds the gateway and its services from the flags. None of the
@@ -75,7 +75,7 @@ func (f *gatewayFlags) gateway(af *amqpFlags, log *slog.Logger) (*gateway.Server
 		}),
 	}
 	if len(f.descriptorSets) > 0 {
-		routed, err := route.NewServices(route.Config{ReplyMode: mode, DefaultTimeout: f.timeout, QueuePrefix: f.queuePrefix}, f.descriptorSets...)
+		routed, err := route.NewServices(route.Config{ReplyMode: mode, DefaultTimeout: f.timeout, Prefix: f.routePrefix, Logger: log}, f.descriptorSets...)
 		if err != nil {
 			return nil, err
 		}

@@ -79,3 +79,16 @@ func (s *Store) GetItem(_ context.Context, req *inventoryv1.GetItemRequest) (*in
 	}
 	return &inventoryv1.GetItemResponse{Item: &inventoryv1.Item{Sku: it.GetSku(), Name: it.GetName(), Stock: it.GetStock()}}, nil
 }
+
+// Restock adds units to an item's stock: the task a Restock call queued.
+// An unknown SKU is NOT_FOUND: the task is rejected, not retried.
+func (s *Store) Restock(_ context.Context, req *inventoryv1.RestockRequest) (*inventoryv1.RestockResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	it, ok := s.items[req.GetSku()]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "no item %q", req.GetSku())
+	}
+	it.Stock += req.GetCount()
+	return &inventoryv1.RestockResponse{}, nil
+}

@@ -85,6 +85,8 @@ type Route struct {
 	// Types that are valid to be assigned to Pattern:
 	//
 	//	*Route_Rpc
+	//	*Route_Task
+	//	*Route_Event
 	Pattern isRoute_Pattern `protobuf_oneof:"pattern"`
 	// timeout bounds calls that arrive without a deadline. Unset: the
 	// service's timeout, else the gateway's --default-timeout.
@@ -139,6 +141,24 @@ func (x *Route) GetRpc() *RPC {
 	return nil
 }
 
+func (x *Route) GetTask() *Task {
+	if x != nil {
+		if x, ok := x.Pattern.(*Route_Task); ok {
+			return x.Task
+		}
+	}
+	return nil
+}
+
+func (x *Route) GetEvent() *Event {
+	if x != nil {
+		if x, ok := x.Pattern.(*Route_Event); ok {
+			return x.Event
+		}
+	}
+	return nil
+}
+
 func (x *Route) GetTimeout() *durationpb.Duration {
 	if x != nil {
 		return x.Timeout
@@ -156,7 +176,25 @@ type Route_Rpc struct {
 	Rpc *RPC `protobuf:"bytes,1,opt,name=rpc,proto3,oneof"`
 }
 
+type Route_Task struct {
+	// task: a unary method whose request is a durable task, published
+	// persistent to a durable work queue; the call is answered once the
+	// broker confirmed it, with the task's id.
+	Task *Task `protobuf:"bytes,2,opt,name=task,proto3,oneof"`
+}
+
+type Route_Event struct {
+	// event: a unary method whose request is published to an exchange
+	// with a routing key made from its fields; the call is answered once
+	// the broker confirmed it.
+	Event *Event `protobuf:"bytes,3,opt,name=event,proto3,oneof"`
+}
+
 func (*Route_Rpc) isRoute_Pattern() {}
+
+func (*Route_Task) isRoute_Pattern() {}
+
+func (*Route_Event) isRoute_Pattern() {}
 
 // RPC routes a unary method as request/reply over a queue (the RPC
 // tutorial's pattern, for any message types).
@@ -216,6 +254,144 @@ func (x *RPC) GetQueueType() QueueType {
 	return QueueType_QUEUE_TYPE_UNSPECIFIED
 }
 
+// Task routes a unary method as a durable task (the work queues
+// tutorial's pattern, for any message type).
+type Task struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// queue is the work queue. Empty: the method's full name.
+	Queue string `protobuf:"bytes,1,opt,name=queue,proto3" json:"queue,omitempty"`
+	// queue_type is the type workers declare the queue with when it does
+	// not exist. Unspecified: the service's, else quorum.
+	QueueType QueueType `protobuf:"varint,2,opt,name=queue_type,json=queueType,proto3,enum=warren.v1.QueueType" json:"queue_type,omitempty"`
+	// id_field names the response's string field that carries the task's
+	// id, which is also the publishing's message_id. Empty: "task_id".
+	IdField       string `protobuf:"bytes,3,opt,name=id_field,json=idField,proto3" json:"id_field,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Task) Reset() {
+	*x = Task{}
+	mi := &file_warren_v1_options_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Task) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Task) ProtoMessage() {}
+
+func (x *Task) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_options_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Task.ProtoReflect.Descriptor instead.
+func (*Task) Descriptor() ([]byte, []int) {
+	return file_warren_v1_options_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Task) GetQueue() string {
+	if x != nil {
+		return x.Queue
+	}
+	return ""
+}
+
+func (x *Task) GetQueueType() QueueType {
+	if x != nil {
+		return x.QueueType
+	}
+	return QueueType_QUEUE_TYPE_UNSPECIFIED
+}
+
+func (x *Task) GetIdField() string {
+	if x != nil {
+		return x.IdField
+	}
+	return ""
+}
+
+// Event routes a unary method as an event published to an exchange (the
+// routing and topics tutorials' pattern, for any message type). The
+// response is the response type's empty message.
+type Event struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// exchange is the exchange published to; the gateway declares it,
+	// durable, when it connects. Required.
+	Exchange string `protobuf:"bytes,1,opt,name=exchange,proto3" json:"exchange,omitempty"`
+	// kind is the exchange's type: "topic" (the default), "direct" or
+	// "fanout".
+	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	// routing_key is the routing key, literal text and {field} references
+	// to the request's fields: "{facility}.{severity}". A field is a
+	// scalar or enum field of the request, or of a message field of it
+	// ("{item.sku}"); an enum renders as its value's name. Empty: "".
+	RoutingKey    string `protobuf:"bytes,3,opt,name=routing_key,json=routingKey,proto3" json:"routing_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Event) Reset() {
+	*x = Event{}
+	mi := &file_warren_v1_options_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Event) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Event) ProtoMessage() {}
+
+func (x *Event) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_options_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Event.ProtoReflect.Descriptor instead.
+func (*Event) Descriptor() ([]byte, []int) {
+	return file_warren_v1_options_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Event) GetExchange() string {
+	if x != nil {
+		return x.Exchange
+	}
+	return ""
+}
+
+func (x *Event) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Event) GetRoutingKey() string {
+	if x != nil {
+		return x.RoutingKey
+	}
+	return ""
+}
+
 // ServiceRoute holds a service's defaults.
 type ServiceRoute struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -229,7 +405,7 @@ type ServiceRoute struct {
 
 func (x *ServiceRoute) Reset() {
 	*x = ServiceRoute{}
-	mi := &file_warren_v1_options_proto_msgTypes[2]
+	mi := &file_warren_v1_options_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -241,7 +417,7 @@ func (x *ServiceRoute) String() string {
 func (*ServiceRoute) ProtoMessage() {}
 
 func (x *ServiceRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_options_proto_msgTypes[2]
+	mi := &file_warren_v1_options_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -254,7 +430,7 @@ func (x *ServiceRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceRoute.ProtoReflect.Descriptor instead.
 func (*ServiceRoute) Descriptor() ([]byte, []int) {
-	return file_warren_v1_options_proto_rawDescGZIP(), []int{2}
+	return file_warren_v1_options_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ServiceRoute) GetQueueType() QueueType {
@@ -312,16 +488,28 @@ var File_warren_v1_options_proto protoreflect.FileDescriptor
 
 const file_warren_v1_options_proto_rawDesc = "" +
 	"\n" +
-	"\x17warren/v1/options.proto\x12\twarren.v1\x1a google/protobuf/descriptor.proto\x1a\x1egoogle/protobuf/duration.proto\"k\n" +
+	"\x17warren/v1/options.proto\x12\twarren.v1\x1a google/protobuf/descriptor.proto\x1a\x1egoogle/protobuf/duration.proto\"\xbc\x01\n" +
 	"\x05Route\x12\"\n" +
-	"\x03rpc\x18\x01 \x01(\v2\x0e.warren.v1.RPCH\x00R\x03rpc\x123\n" +
+	"\x03rpc\x18\x01 \x01(\v2\x0e.warren.v1.RPCH\x00R\x03rpc\x12%\n" +
+	"\x04task\x18\x02 \x01(\v2\x0f.warren.v1.TaskH\x00R\x04task\x12(\n" +
+	"\x05event\x18\x03 \x01(\v2\x10.warren.v1.EventH\x00R\x05event\x123\n" +
 	"\atimeout\x18\n" +
 	" \x01(\v2\x19.google.protobuf.DurationR\atimeoutB\t\n" +
 	"\apattern\"P\n" +
 	"\x03RPC\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\x123\n" +
 	"\n" +
-	"queue_type\x18\x02 \x01(\x0e2\x14.warren.v1.QueueTypeR\tqueueType\"x\n" +
+	"queue_type\x18\x02 \x01(\x0e2\x14.warren.v1.QueueTypeR\tqueueType\"l\n" +
+	"\x04Task\x12\x14\n" +
+	"\x05queue\x18\x01 \x01(\tR\x05queue\x123\n" +
+	"\n" +
+	"queue_type\x18\x02 \x01(\x0e2\x14.warren.v1.QueueTypeR\tqueueType\x12\x19\n" +
+	"\bid_field\x18\x03 \x01(\tR\aidField\"X\n" +
+	"\x05Event\x12\x1a\n" +
+	"\bexchange\x18\x01 \x01(\tR\bexchange\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1f\n" +
+	"\vrouting_key\x18\x03 \x01(\tR\n" +
+	"routingKey\"x\n" +
 	"\fServiceRoute\x123\n" +
 	"\n" +
 	"queue_type\x18\x01 \x01(\x0e2\x14.warren.v1.QueueTypeR\tqueueType\x123\n" +
@@ -348,31 +536,36 @@ func file_warren_v1_options_proto_rawDescGZIP() []byte {
 }
 
 var file_warren_v1_options_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_warren_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_warren_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_warren_v1_options_proto_goTypes = []any{
 	(QueueType)(0),                      // 0: warren.v1.QueueType
 	(*Route)(nil),                       // 1: warren.v1.Route
 	(*RPC)(nil),                         // 2: warren.v1.RPC
-	(*ServiceRoute)(nil),                // 3: warren.v1.ServiceRoute
-	(*durationpb.Duration)(nil),         // 4: google.protobuf.Duration
-	(*descriptorpb.MethodOptions)(nil),  // 5: google.protobuf.MethodOptions
-	(*descriptorpb.ServiceOptions)(nil), // 6: google.protobuf.ServiceOptions
+	(*Task)(nil),                        // 3: warren.v1.Task
+	(*Event)(nil),                       // 4: warren.v1.Event
+	(*ServiceRoute)(nil),                // 5: warren.v1.ServiceRoute
+	(*durationpb.Duration)(nil),         // 6: google.protobuf.Duration
+	(*descriptorpb.MethodOptions)(nil),  // 7: google.protobuf.MethodOptions
+	(*descriptorpb.ServiceOptions)(nil), // 8: google.protobuf.ServiceOptions
 }
 var file_warren_v1_options_proto_depIdxs = []int32{
-	2, // 0: warren.v1.Route.rpc:type_name -> warren.v1.RPC
-	4, // 1: warren.v1.Route.timeout:type_name -> google.protobuf.Duration
-	0, // 2: warren.v1.RPC.queue_type:type_name -> warren.v1.QueueType
-	0, // 3: warren.v1.ServiceRoute.queue_type:type_name -> warren.v1.QueueType
-	4, // 4: warren.v1.ServiceRoute.timeout:type_name -> google.protobuf.Duration
-	5, // 5: warren.v1.route:extendee -> google.protobuf.MethodOptions
-	6, // 6: warren.v1.service:extendee -> google.protobuf.ServiceOptions
-	1, // 7: warren.v1.route:type_name -> warren.v1.Route
-	3, // 8: warren.v1.service:type_name -> warren.v1.ServiceRoute
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	7, // [7:9] is the sub-list for extension type_name
-	5, // [5:7] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	2,  // 0: warren.v1.Route.rpc:type_name -> warren.v1.RPC
+	3,  // 1: warren.v1.Route.task:type_name -> warren.v1.Task
+	4,  // 2: warren.v1.Route.event:type_name -> warren.v1.Event
+	6,  // 3: warren.v1.Route.timeout:type_name -> google.protobuf.Duration
+	0,  // 4: warren.v1.RPC.queue_type:type_name -> warren.v1.QueueType
+	0,  // 5: warren.v1.Task.queue_type:type_name -> warren.v1.QueueType
+	0,  // 6: warren.v1.ServiceRoute.queue_type:type_name -> warren.v1.QueueType
+	6,  // 7: warren.v1.ServiceRoute.timeout:type_name -> google.protobuf.Duration
+	7,  // 8: warren.v1.route:extendee -> google.protobuf.MethodOptions
+	8,  // 9: warren.v1.service:extendee -> google.protobuf.ServiceOptions
+	1,  // 10: warren.v1.route:type_name -> warren.v1.Route
+	5,  // 11: warren.v1.service:type_name -> warren.v1.ServiceRoute
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	10, // [10:12] is the sub-list for extension type_name
+	8,  // [8:10] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_warren_v1_options_proto_init() }
@@ -382,6 +575,8 @@ func file_warren_v1_options_proto_init() {
 	}
 	file_warren_v1_options_proto_msgTypes[0].OneofWrappers = []any{
 		(*Route_Rpc)(nil),
+		(*Route_Task)(nil),
+		(*Route_Event)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -389,7 +584,7 @@ func file_warren_v1_options_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_warren_v1_options_proto_rawDesc), len(file_warren_v1_options_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   3,
+			NumMessages:   5,
 			NumExtensions: 2,
 			NumServices:   0,
 		},

@@ -22,6 +22,63 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Level is a coarse stock level.
+type StockLevel_Level int32
+
+const (
+	// Not said.
+	StockLevel_LEVEL_UNSPECIFIED StockLevel_Level = 0
+	// Enough.
+	StockLevel_LEVEL_OK StockLevel_Level = 1
+	// Time to restock.
+	StockLevel_LEVEL_LOW StockLevel_Level = 2
+	// None left.
+	StockLevel_LEVEL_OUT StockLevel_Level = 3
+)
+
+// Enum value maps for StockLevel_Level.
+var (
+	StockLevel_Level_name = map[int32]string{
+		0: "LEVEL_UNSPECIFIED",
+		1: "LEVEL_OK",
+		2: "LEVEL_LOW",
+		3: "LEVEL_OUT",
+	}
+	StockLevel_Level_value = map[string]int32{
+		"LEVEL_UNSPECIFIED": 0,
+		"LEVEL_OK":          1,
+		"LEVEL_LOW":         2,
+		"LEVEL_OUT":         3,
+	}
+)
+
+func (x StockLevel_Level) Enum() *StockLevel_Level {
+	p := new(StockLevel_Level)
+	*p = x
+	return p
+}
+
+func (x StockLevel_Level) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (StockLevel_Level) Descriptor() protoreflect.EnumDescriptor {
+	return file_inventory_v1_inventory_proto_enumTypes[0].Descriptor()
+}
+
+func (StockLevel_Level) Type() protoreflect.EnumType {
+	return &file_inventory_v1_inventory_proto_enumTypes[0]
+}
+
+func (x StockLevel_Level) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use StockLevel_Level.Descriptor instead.
+func (StockLevel_Level) EnumDescriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{9, 0}
+}
+
 // ReserveRequest asks for units of one item.
 type ReserveRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -297,6 +354,254 @@ func (x *Item) GetStock() uint32 {
 	return 0
 }
 
+// RestockRequest orders units of an item.
+type RestockRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The item's stock keeping unit.
+	Sku string `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
+	// How many units to add.
+	Count         uint32 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestockRequest) Reset() {
+	*x = RestockRequest{}
+	mi := &file_inventory_v1_inventory_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestockRequest) ProtoMessage() {}
+
+func (x *RestockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_v1_inventory_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestockRequest.ProtoReflect.Descriptor instead.
+func (*RestockRequest) Descriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RestockRequest) GetSku() string {
+	if x != nil {
+		return x.Sku
+	}
+	return ""
+}
+
+func (x *RestockRequest) GetCount() uint32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+// RestockResponse names the restocking task.
+type RestockResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The task's id, set by the gateway.
+	TaskId        string `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestockResponse) Reset() {
+	*x = RestockResponse{}
+	mi := &file_inventory_v1_inventory_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestockResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestockResponse) ProtoMessage() {}
+
+func (x *RestockResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_v1_inventory_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestockResponse.ProtoReflect.Descriptor instead.
+func (*RestockResponse) Descriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RestockResponse) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+// ReportLevelRequest carries a stock level.
+type ReportLevelRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The level reported.
+	Level         *StockLevel `protobuf:"bytes,1,opt,name=level,proto3" json:"level,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportLevelRequest) Reset() {
+	*x = ReportLevelRequest{}
+	mi := &file_inventory_v1_inventory_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportLevelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportLevelRequest) ProtoMessage() {}
+
+func (x *ReportLevelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_v1_inventory_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportLevelRequest.ProtoReflect.Descriptor instead.
+func (*ReportLevelRequest) Descriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ReportLevelRequest) GetLevel() *StockLevel {
+	if x != nil {
+		return x.Level
+	}
+	return nil
+}
+
+// ReportLevelResponse is empty: the event was published.
+type ReportLevelResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportLevelResponse) Reset() {
+	*x = ReportLevelResponse{}
+	mi := &file_inventory_v1_inventory_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportLevelResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportLevelResponse) ProtoMessage() {}
+
+func (x *ReportLevelResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_v1_inventory_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportLevelResponse.ProtoReflect.Descriptor instead.
+func (*ReportLevelResponse) Descriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{8}
+}
+
+// StockLevel is how much of an item is left.
+type StockLevel struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The item's stock keeping unit.
+	Sku string `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
+	// The level.
+	Level StockLevel_Level `protobuf:"varint,2,opt,name=level,proto3,enum=inventory.v1.StockLevel_Level" json:"level,omitempty"`
+	// Units in stock.
+	Stock         uint32 `protobuf:"varint,3,opt,name=stock,proto3" json:"stock,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StockLevel) Reset() {
+	*x = StockLevel{}
+	mi := &file_inventory_v1_inventory_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StockLevel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StockLevel) ProtoMessage() {}
+
+func (x *StockLevel) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_v1_inventory_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StockLevel.ProtoReflect.Descriptor instead.
+func (*StockLevel) Descriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *StockLevel) GetSku() string {
+	if x != nil {
+		return x.Sku
+	}
+	return ""
+}
+
+func (x *StockLevel) GetLevel() StockLevel_Level {
+	if x != nil {
+		return x.Level
+	}
+	return StockLevel_LEVEL_UNSPECIFIED
+}
+
+func (x *StockLevel) GetStock() uint32 {
+	if x != nil {
+		return x.Stock
+	}
+	return 0
+}
+
 // AuditRequest asks for an audit of the stock.
 type AuditRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -306,7 +611,7 @@ type AuditRequest struct {
 
 func (x *AuditRequest) Reset() {
 	*x = AuditRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[5]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -318,7 +623,7 @@ func (x *AuditRequest) String() string {
 func (*AuditRequest) ProtoMessage() {}
 
 func (x *AuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[5]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -331,7 +636,7 @@ func (x *AuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditRequest.ProtoReflect.Descriptor instead.
 func (*AuditRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{5}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{10}
 }
 
 // AuditResponse is an audit's result.
@@ -343,7 +648,7 @@ type AuditResponse struct {
 
 func (x *AuditResponse) Reset() {
 	*x = AuditResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[6]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -355,7 +660,7 @@ func (x *AuditResponse) String() string {
 func (*AuditResponse) ProtoMessage() {}
 
 func (x *AuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[6]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -368,7 +673,7 @@ func (x *AuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditResponse.ProtoReflect.Descriptor instead.
 func (*AuditResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{6}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{11}
 }
 
 var File_inventory_v1_inventory_proto protoreflect.FileDescriptor
@@ -390,15 +695,37 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\x04Item\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
-	"\x05stock\x18\x03 \x01(\rR\x05stock\"\x0e\n" +
+	"\x05stock\x18\x03 \x01(\rR\x05stock\"8\n" +
+	"\x0eRestockRequest\x12\x10\n" +
+	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\rR\x05count\"*\n" +
+	"\x0fRestockResponse\x12\x17\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\"D\n" +
+	"\x12ReportLevelRequest\x12.\n" +
+	"\x05level\x18\x01 \x01(\v2\x18.inventory.v1.StockLevelR\x05level\"\x15\n" +
+	"\x13ReportLevelResponse\"\xb6\x01\n" +
+	"\n" +
+	"StockLevel\x12\x10\n" +
+	"\x03sku\x18\x01 \x01(\tR\x03sku\x124\n" +
+	"\x05level\x18\x02 \x01(\x0e2\x1e.inventory.v1.StockLevel.LevelR\x05level\x12\x14\n" +
+	"\x05stock\x18\x03 \x01(\rR\x05stock\"J\n" +
+	"\x05Level\x12\x15\n" +
+	"\x11LEVEL_UNSPECIFIED\x10\x00\x12\f\n" +
+	"\bLEVEL_OK\x10\x01\x12\r\n" +
+	"\tLEVEL_LOW\x10\x02\x12\r\n" +
+	"\tLEVEL_OUT\x10\x03\"\x0e\n" +
 	"\fAuditRequest\"\x0f\n" +
-	"\rAuditResponse2\x91\x02\n" +
+	"\rAuditResponse2\xfe\x03\n" +
 	"\x10InventoryService\x12a\n" +
 	"\aReserve\x12\x1c.inventory.v1.ReserveRequest\x1a\x1d.inventory.v1.ReserveResponse\"\x19\xfa\xa9\x19\x15\n" +
 	"\x13\n" +
 	"\x11inventory.reserve\x12N\n" +
 	"\aGetItem\x12\x1c.inventory.v1.GetItemRequest\x1a\x1d.inventory.v1.GetItemResponse\"\x06\xfa\xa9\x19\x02\n" +
-	"\x00\x12@\n" +
+	"\x00\x12a\n" +
+	"\aRestock\x12\x1c.inventory.v1.RestockRequest\x1a\x1d.inventory.v1.RestockResponse\"\x19\xfa\xa9\x19\x15\x12\x13\n" +
+	"\x11inventory.restock\x12\x87\x01\n" +
+	"\vReportLevel\x12 .inventory.v1.ReportLevelRequest\x1a!.inventory.v1.ReportLevelResponse\"3\xfa\xa9\x19/\x1a-\n" +
+	"\x10inventory.events\x1a\x19{level.sku}.{level.level}\x12@\n" +
 	"\x05Audit\x12\x1a.inventory.v1.AuditRequest\x1a\x1b.inventory.v1.AuditResponse\x1a\b\xfa\xa9\x19\x04\x12\x02\b\x05B\xc0\x01\n" +
 	"\x10com.inventory.v1B\x0eInventoryProtoP\x01ZKgithub.com/warrenrpc/warren/examples/inventory/gen/inventory/v1;inventoryv1\xa2\x02\x03IXX\xaa\x02\fInventory.V1\xca\x02\fInventory\\V1\xe2\x02\x18Inventory\\V1\\GPBMetadata\xea\x02\rInventory::V1b\x06proto3"
 
@@ -414,29 +741,42 @@ func file_inventory_v1_inventory_proto_rawDescGZIP() []byte {
 	return file_inventory_v1_inventory_proto_rawDescData
 }
 
-var file_inventory_v1_inventory_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_inventory_v1_inventory_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_inventory_v1_inventory_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_inventory_v1_inventory_proto_goTypes = []any{
-	(*ReserveRequest)(nil),  // 0: inventory.v1.ReserveRequest
-	(*ReserveResponse)(nil), // 1: inventory.v1.ReserveResponse
-	(*GetItemRequest)(nil),  // 2: inventory.v1.GetItemRequest
-	(*GetItemResponse)(nil), // 3: inventory.v1.GetItemResponse
-	(*Item)(nil),            // 4: inventory.v1.Item
-	(*AuditRequest)(nil),    // 5: inventory.v1.AuditRequest
-	(*AuditResponse)(nil),   // 6: inventory.v1.AuditResponse
+	(StockLevel_Level)(0),       // 0: inventory.v1.StockLevel.Level
+	(*ReserveRequest)(nil),      // 1: inventory.v1.ReserveRequest
+	(*ReserveResponse)(nil),     // 2: inventory.v1.ReserveResponse
+	(*GetItemRequest)(nil),      // 3: inventory.v1.GetItemRequest
+	(*GetItemResponse)(nil),     // 4: inventory.v1.GetItemResponse
+	(*Item)(nil),                // 5: inventory.v1.Item
+	(*RestockRequest)(nil),      // 6: inventory.v1.RestockRequest
+	(*RestockResponse)(nil),     // 7: inventory.v1.RestockResponse
+	(*ReportLevelRequest)(nil),  // 8: inventory.v1.ReportLevelRequest
+	(*ReportLevelResponse)(nil), // 9: inventory.v1.ReportLevelResponse
+	(*StockLevel)(nil),          // 10: inventory.v1.StockLevel
+	(*AuditRequest)(nil),        // 11: inventory.v1.AuditRequest
+	(*AuditResponse)(nil),       // 12: inventory.v1.AuditResponse
 }
 var file_inventory_v1_inventory_proto_depIdxs = []int32{
-	4, // 0: inventory.v1.GetItemResponse.item:type_name -> inventory.v1.Item
-	0, // 1: inventory.v1.InventoryService.Reserve:input_type -> inventory.v1.ReserveRequest
-	2, // 2: inventory.v1.InventoryService.GetItem:input_type -> inventory.v1.GetItemRequest
-	5, // 3: inventory.v1.InventoryService.Audit:input_type -> inventory.v1.AuditRequest
-	1, // 4: inventory.v1.InventoryService.Reserve:output_type -> inventory.v1.ReserveResponse
-	3, // 5: inventory.v1.InventoryService.GetItem:output_type -> inventory.v1.GetItemResponse
-	6, // 6: inventory.v1.InventoryService.Audit:output_type -> inventory.v1.AuditResponse
-	4, // [4:7] is the sub-list for method output_type
-	1, // [1:4] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	5,  // 0: inventory.v1.GetItemResponse.item:type_name -> inventory.v1.Item
+	10, // 1: inventory.v1.ReportLevelRequest.level:type_name -> inventory.v1.StockLevel
+	0,  // 2: inventory.v1.StockLevel.level:type_name -> inventory.v1.StockLevel.Level
+	1,  // 3: inventory.v1.InventoryService.Reserve:input_type -> inventory.v1.ReserveRequest
+	3,  // 4: inventory.v1.InventoryService.GetItem:input_type -> inventory.v1.GetItemRequest
+	6,  // 5: inventory.v1.InventoryService.Restock:input_type -> inventory.v1.RestockRequest
+	8,  // 6: inventory.v1.InventoryService.ReportLevel:input_type -> inventory.v1.ReportLevelRequest
+	11, // 7: inventory.v1.InventoryService.Audit:input_type -> inventory.v1.AuditRequest
+	2,  // 8: inventory.v1.InventoryService.Reserve:output_type -> inventory.v1.ReserveResponse
+	4,  // 9: inventory.v1.InventoryService.GetItem:output_type -> inventory.v1.GetItemResponse
+	7,  // 10: inventory.v1.InventoryService.Restock:output_type -> inventory.v1.RestockResponse
+	9,  // 11: inventory.v1.InventoryService.ReportLevel:output_type -> inventory.v1.ReportLevelResponse
+	12, // 12: inventory.v1.InventoryService.Audit:output_type -> inventory.v1.AuditResponse
+	8,  // [8:13] is the sub-list for method output_type
+	3,  // [3:8] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_inventory_v1_inventory_proto_init() }
@@ -449,13 +789,14 @@ func file_inventory_v1_inventory_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_inventory_v1_inventory_proto_rawDesc), len(file_inventory_v1_inventory_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   7,
+			NumEnums:      1,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_inventory_v1_inventory_proto_goTypes,
 		DependencyIndexes: file_inventory_v1_inventory_proto_depIdxs,
+		EnumInfos:         file_inventory_v1_inventory_proto_enumTypes,
 		MessageInfos:      file_inventory_v1_inventory_proto_msgTypes,
 	}.Build()
 	File_inventory_v1_inventory_proto = out.File

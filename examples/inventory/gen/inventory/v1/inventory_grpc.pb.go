@@ -19,9 +19,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	InventoryService_Reserve_FullMethodName = "/inventory.v1.InventoryService/Reserve"
-	InventoryService_GetItem_FullMethodName = "/inventory.v1.InventoryService/GetItem"
-	InventoryService_Audit_FullMethodName   = "/inventory.v1.InventoryService/Audit"
+	InventoryService_Reserve_FullMethodName     = "/inventory.v1.InventoryService/Reserve"
+	InventoryService_GetItem_FullMethodName     = "/inventory.v1.InventoryService/GetItem"
+	InventoryService_Restock_FullMethodName     = "/inventory.v1.InventoryService/Restock"
+	InventoryService_ReportLevel_FullMethodName = "/inventory.v1.InventoryService/ReportLevel"
+	InventoryService_Audit_FullMethodName       = "/inventory.v1.InventoryService/Audit"
 )
 
 // InventoryServiceClient is the client API for InventoryService service.
@@ -39,6 +41,13 @@ type InventoryServiceClient interface {
 	// GetItem returns an item and its stock. Its requests go to the queue
 	// named after the method: inventory.v1.InventoryService.GetItem.
 	GetItem(ctx context.Context, in *GetItemRequest, opts ...grpc.CallOption) (*GetItemResponse, error)
+	// Restock orders more units of an item: a durable task that a worker
+	// carries out later. The call answers once the broker holds the task,
+	// with the task's id.
+	Restock(ctx context.Context, in *RestockRequest, opts ...grpc.CallOption) (*RestockResponse, error)
+	// ReportLevel publishes an item's stock level to the inventory.events
+	// topic exchange, routed by "<sku>.<level>", as in "tea.LEVEL_LOW".
+	ReportLevel(ctx context.Context, in *ReportLevelRequest, opts ...grpc.CallOption) (*ReportLevelResponse, error)
 	// Audit has no route: the gateway answers it with UNIMPLEMENTED.
 	Audit(ctx context.Context, in *AuditRequest, opts ...grpc.CallOption) (*AuditResponse, error)
 }
@@ -71,6 +80,26 @@ func (c *inventoryServiceClient) GetItem(ctx context.Context, in *GetItemRequest
 	return out, nil
 }
 
+func (c *inventoryServiceClient) Restock(ctx context.Context, in *RestockRequest, opts ...grpc.CallOption) (*RestockResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RestockResponse)
+	err := c.cc.Invoke(ctx, InventoryService_Restock_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *inventoryServiceClient) ReportLevel(ctx context.Context, in *ReportLevelRequest, opts ...grpc.CallOption) (*ReportLevelResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportLevelResponse)
+	err := c.cc.Invoke(ctx, InventoryService_ReportLevel_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *inventoryServiceClient) Audit(ctx context.Context, in *AuditRequest, opts ...grpc.CallOption) (*AuditResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(AuditResponse)
@@ -96,6 +125,13 @@ type InventoryServiceServer interface {
 	// GetItem returns an item and its stock. Its requests go to the queue
 	// named after the method: inventory.v1.InventoryService.GetItem.
 	GetItem(context.Context, *GetItemRequest) (*GetItemResponse, error)
+	// Restock orders more units of an item: a durable task that a worker
+	// carries out later. The call answers once the broker holds the task,
+	// with the task's id.
+	Restock(context.Context, *RestockRequest) (*RestockResponse, error)
+	// ReportLevel publishes an item's stock level to the inventory.events
+	// topic exchange, routed by "<sku>.<level>", as in "tea.LEVEL_LOW".
+	ReportLevel(context.Context, *ReportLevelRequest) (*ReportLevelResponse, error)
 	// Audit has no route: the gateway answers it with UNIMPLEMENTED.
 	Audit(context.Context, *AuditRequest) (*AuditResponse, error)
 	mustEmbedUnimplementedInventoryServiceServer()
@@ -113,6 +149,12 @@ func (UnimplementedInventoryServiceServer) Reserve(context.Context, *ReserveRequ
 }
 func (UnimplementedInventoryServiceServer) GetItem(context.Context, *GetItemRequest) (*GetItemResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetItem not implemented")
+}
+func (UnimplementedInventoryServiceServer) Restock(context.Context, *RestockRequest) (*RestockResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Restock not implemented")
+}
+func (UnimplementedInventoryServiceServer) ReportLevel(context.Context, *ReportLevelRequest) (*ReportLevelResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportLevel not implemented")
 }
 func (UnimplementedInventoryServiceServer) Audit(context.Context, *AuditRequest) (*AuditResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Audit not implemented")
@@ -174,6 +216,42 @@ func _InventoryService_GetItem_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _InventoryService_Restock_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RestockRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InventoryServiceServer).Restock(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: InventoryService_Restock_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InventoryServiceServer).Restock(ctx, req.(*RestockRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _InventoryService_ReportLevel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportLevelRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InventoryServiceServer).ReportLevel(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: InventoryService_ReportLevel_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InventoryServiceServer).ReportLevel(ctx, req.(*ReportLevelRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _InventoryService_Audit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(AuditRequest)
 	if err := dec(in); err != nil {
@@ -206,6 +284,14 @@ var InventoryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetItem",
 			Handler:    _InventoryService_GetItem_Handler,
+		},
+		{
+			MethodName: "Restock",
+			Handler:    _InventoryService_Restock_Handler,
+		},
+		{
+			MethodName: "ReportLevel",
+			Handler:    _InventoryService_ReportLevel_Handler,
 		},
 		{
 			MethodName: "Audit",

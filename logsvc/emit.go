@@ -32,7 +32,7 @@ func (s *Service) EmitLog(ctx context.Context, req *warrenv1.EmitLogRequest) (*w
 	if err != nil {
 		return nil, err
 	}
-	if err := checkRoutingKey(req.GetRoutingKey()); err != nil {
+	if err := core.CheckRoutingKey(req.GetRoutingKey()); err != nil {
 		return nil, err
 	}
 	m := message(ex, req.GetRoutingKey(), req.GetBody())
@@ -104,7 +104,7 @@ func (s *Service) EmitLogs(stream grpc.ClientStreamingServer[warrenv1.EmitLogsRe
 		}
 		ex, err := s.cfg.exchange(req.GetExchange())
 		if err == nil {
-			err = checkRoutingKey(req.GetRoutingKey())
+			err = core.CheckRoutingKey(req.GetRoutingKey())
 		}
 		if err != nil {
 			return failAfter(ex, err)

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/warrenrpc/warren/core"
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
 )
 
@@ -41,7 +42,7 @@ func FuzzBindingKeys(f *testing.F) {
 			return
 		}
 		for _, k := range got {
-			if len(k) > maxKeyLen {
+			if len(k) > core.MaxKeyLen {
 				t.Fatalf("accepted a %d-byte key", len(k))
 			}
 			if ex.kind != "topic" {
@@ -53,8 +54,8 @@ func FuzzBindingKeys(f *testing.F) {
 				}
 			}
 		}
-		if err := checkRoutingKey(k1); (err == nil) != (len(k1) <= maxKeyLen) {
-			t.Fatalf("checkRoutingKey(%d bytes) = %v", len(k1), err)
+		if err := core.CheckRoutingKey(k1); (err == nil) != (len(k1) <= core.MaxKeyLen) {
+			t.Fatalf("core.CheckRoutingKey(%d bytes) = %v", len(k1), err)
 		}
 	})
 }

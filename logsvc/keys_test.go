@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/warrenrpc/warren/core"
 )
 
 func TestCheckTopicBindingKey(t *testing.T) {
@@ -32,9 +34,9 @@ func TestCheckTopicBindingKey(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			err := checkTopicBindingKey(tc.key)
+			err := core.CheckBindingKey("topic", tc.key)
 			if (err == nil) != tc.ok {
-				t.Errorf("checkTopicBindingKey(%.20q): got %v, want ok=%v", tc.key, err, tc.ok)
+				t.Errorf("CheckBindingKey(topic, %.20q): got %v, want ok=%v", tc.key, err, tc.ok)
 			}
 		})
 	}

@@ -50,7 +50,7 @@ func TestPythonWorkerServesInventory(t *testing.T) {
 			t.Parallel()
 			requirePythonProtobuf(t)
 			set := warrentest.DescriptorSet(t, append([]protoreflect.FileDescriptor{inventoryv1.File_inventory_v1_inventory_proto}, tt.extra...)...)
-			prefix := queuePrefix(t, reserveQueue, getItemQueue)
+			prefix := queuePrefix(t)
 			startPythonWorker(t, set, prefix, "--stock", "tea=5:Green tea, 100 g")
 			client := startInventoryFrom(t, set, prefix)
 			ctx := warrentest.Ctx(t)
@@ -175,7 +175,7 @@ func pythonOnTheWire(t *testing.T, queue string) {
 // InventoryService is SERVING.
 func startInventoryFrom(t *testing.T, path, prefix string) inventoryv1.InventoryServiceClient {
 	t.Helper()
-	svcs, err := route.NewServices(route.Config{QueuePrefix: prefix, PresenceInterval: 50 * time.Millisecond}, path)
+	svcs, err := route.NewServices(route.Config{Prefix: prefix, PresenceInterval: 50 * time.Millisecond}, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func startPythonWorker(t *testing.T, path, prefix string, args ...string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := pytest.Command(ctx, t, pythonWorker, brokertest.Require(t), append([]string{
-		"--amqp-url", brokertest.URL(), "--descriptor-set", path, "--queue-prefix", prefix,
+		"--amqp-url", brokertest.URL(), "--descriptor-set", path, "--route-prefix", prefix,
 	}, args...)...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second // then SIGKILL

@@ -8,7 +8,7 @@ it keeps its stock in memory, as examples/inventory/store does.
 
 Usage:
   worker.py --descriptor-set inventory.binpb --stock 'tea=5:Green tea, 100 g'
-            [--amqp-url URL] [--queue-prefix PREFIX] [--prefetch N]
+            [--amqp-url URL] [--route-prefix PREFIX] [--prefetch N]
 
 It prints "ready" once it consumes, and stops on SIGTERM or Ctrl-C.
 """
@@ -26,7 +26,7 @@ from google.protobuf.message import DecodeError
 
 SERVICE = "inventory.v1.InventoryService"
 # The request queues the routes in inventory.proto name (a route without a
-# queue uses the method's full name); the gateway's --queue-prefix goes before.
+# queue uses the method's full name); the gateway's --route-prefix goes before.
 QUEUES = {
     "Reserve": "inventory.reserve",
     "GetItem": "inventory.v1.InventoryService.GetItem",
@@ -179,7 +179,7 @@ def main():
     p.add_argument("--amqp-url", default=os.environ.get("AMQP_URL", "amqp://guest:guest@localhost:5672/%2F"))
     p.add_argument("--descriptor-set", required=True, metavar="FILE",
                    help="a FileDescriptorSet holding inventory/v1/inventory.proto (buf build -o FILE)")
-    p.add_argument("--queue-prefix", default="", help="the gateway's --queue-prefix")
+    p.add_argument("--route-prefix", default="", help="the gateway's --route-prefix")
     p.add_argument("--prefetch", type=int, default=16)
     p.add_argument("--stock", action="append", default=[], metavar="SKU=COUNT:NAME",
                    help="an item in stock; repeat it")
@@ -204,7 +204,7 @@ def main():
     channel = connection.channel()
     channel.basic_qos(prefetch_count=args.prefetch)
     for name, queue in QUEUES.items():
-        serve(channel, args.queue_prefix + queue, service.methods_by_name[name], store, messages)
+        serve(channel, args.route_prefix + queue, service.methods_by_name[name], store, messages)
     print("ready", flush=True)
     while not stopping:
         connection.process_data_events(time_limit=0.2)

@@ -12,13 +12,14 @@ import (
 
 	"github.com/warrenrpc/warren/core"
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
+	"github.com/warrenrpc/warren/internal/wire"
 )
 
 // QueueHeader is the response header SubscribeLogs sends once the
 // subscription's queue is declared, bound and consumed from. Its value is
 // the server-named queue. A client that must not miss messages emitted
 // right after it subscribed waits for the header (stream.Header()).
-const QueueHeader = "warren-queue"
+const QueueHeader = wire.HeaderQueue
 
 // SubscribeLogs subscribes with a queue of its own (exclusive,
 // auto-delete, server-named, at most cfg.MaxLength messages) bound to the

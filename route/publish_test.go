@@ -98,17 +98,17 @@ func TestEventRoutePublishesWithTheRoutingKeyOfItsTemplate(t *testing.T) {
 	}
 	ctx := warrentest.Ctx(t)
 	for _, level := range []inventoryv1.StockLevel_Level{inventoryv1.StockLevel_LEVEL_OK, inventoryv1.StockLevel_LEVEL_LOW} {
-		if _, err := client.ReportLevel(ctx, &inventoryv1.ReportLevelRequest{Level: &inventoryv1.StockLevel{Sku: "tea", Level: level, Stock: 2}}); err != nil {
+		if _, err := client.ReportLevel(ctx, &inventoryv1.StockLevel{Sku: "tea", Level: level, Stock: 2}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	select {
 	case d := <-ds:
-		var req inventoryv1.ReportLevelRequest
-		if err := proto.Unmarshal(d.Body, &req); err != nil || req.GetLevel().GetLevel() != inventoryv1.StockLevel_LEVEL_LOW {
+		var req inventoryv1.StockLevel
+		if err := proto.Unmarshal(d.Body, &req); err != nil || req.GetLevel() != inventoryv1.StockLevel_LEVEL_LOW {
 			t.Errorf("event body %v, %v; want the LOW one alone (bound to tea.LEVEL_LOW)", &req, err)
 		}
-		if d.RoutingKey != "tea.LEVEL_LOW" || d.DeliveryMode != amqp.Persistent || d.Type != "inventory.v1.ReportLevelRequest" {
+		if d.RoutingKey != "tea.LEVEL_LOW" || d.DeliveryMode != amqp.Persistent || d.Type != "inventory.v1.StockLevel" {
 			t.Errorf("event: routing key %q, delivery mode %d, type %q", d.RoutingKey, d.DeliveryMode, d.Type)
 		}
 	case <-ctx.Done():

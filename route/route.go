@@ -41,6 +41,10 @@ const (
 	// Event: a unary call becomes a persistent, confirmed publishing to an
 	// exchange, with a routing key made from the request's fields.
 	Event
+	// Subscribe: a server-streaming call streams the messages routed to
+	// an exchange, through a queue of its own bound with keys from the
+	// request.
+	Subscribe
 )
 
 func (p Pattern) String() string {
@@ -51,6 +55,8 @@ func (p Pattern) String() string {
 		return "task"
 	case Event:
 		return "event"
+	case Subscribe:
+		return "subscribe"
 	}
 	return fmt.Sprintf("Pattern(%d)", int(p))
 }
@@ -65,9 +71,13 @@ type Method struct {
 
 	// Task: the response's field that carries the task id.
 	IDField protoreflect.FieldDescriptor
-	// Event: the exchange, its kind, and the routing key's template.
+	// Event and Subscribe: the exchange and its kind.
 	Exchange, Kind string
-	key            *keyTemplate
+	// Event: the routing key's template.
+	key *keyTemplate
+	// Subscribe: the request's field that holds the binding keys; nil
+	// for a fanout exchange that names none.
+	KeysField protoreflect.FieldDescriptor
 }
 
 // FullMethod is the method's gRPC name, "/pkg.Service/Method".
@@ -169,32 +179,60 @@ func method(md protoreflect.MethodDescriptor, r *warrenv1.Route, defaults *warre
 			return m, fmt.Errorf("an event route needs a unary method; this one is %s", streaming(md))
 		}
 		m.Pattern = Event
-		m.Exchange = p.Event.GetExchange()
-		if m.Exchange == "" {
-			return m, errors.New("an event route needs an exchange")
-		}
-		if len(m.Exchange) > 255 {
-			return m, fmt.Errorf("exchange name of %d bytes: the broker takes at most 255", len(m.Exchange))
-		}
-		m.Kind = p.Event.GetKind()
-		switch m.Kind {
-		case "":
-			m.Kind = amqp.ExchangeTopic
-		case amqp.ExchangeTopic, amqp.ExchangeDirect, amqp.ExchangeFanout:
-		default:
-			return m, fmt.Errorf("exchange kind %q: want topic, direct or fanout", m.Kind)
+		if err := m.setExchange("an event", p.Event.GetExchange(), p.Event.GetKind()); err != nil {
+			return m, err
 		}
 		key, err := parseKeyTemplate(p.Event.GetRoutingKey(), md.Input())
 		if err != nil {
 			return m, err
 		}
 		m.key = key
+	case *warrenv1.Route_Subscribe:
+		if md.IsStreamingClient() || !md.IsStreamingServer() {
+			return m, fmt.Errorf("a subscribe route needs a server-streaming method; this one is %s", streaming(md))
+		}
+		m.Pattern = Subscribe
+		if err := m.setExchange("a subscribe", p.Subscribe.GetExchange(), p.Subscribe.GetKind()); err != nil {
+			return m, err
+		}
+		name := p.Subscribe.GetKeysField()
+		if name == "" {
+			name = "binding_keys"
+		}
+		fd := md.Input().Fields().ByName(protoreflect.Name(name))
+		switch {
+		case fd == nil && m.Kind == amqp.ExchangeFanout && p.Subscribe.GetKeysField() == "":
+			// A fanout exchange routes everything: no keys needed.
+		case fd == nil || fd.Kind() != protoreflect.StringKind || fd.IsMap():
+			return m, fmt.Errorf("a subscribe route's request %s needs a string field %q for the binding keys (keys_field)", md.Input().FullName(), name)
+		default:
+			m.KeysField = fd
+		}
 	case nil:
 		return m, errors.New("the route names no pattern (set one of its fields, such as rpc)")
 	default:
 		return m, fmt.Errorf("pattern %T is not served by this warren", p)
 	}
 	return m, nil
+}
+
+// setExchange sets an event or subscribe route's exchange and kind.
+func (m *Method) setExchange(what, name, kind string) error {
+	if name == "" {
+		return fmt.Errorf("%s route needs an exchange", what)
+	}
+	if len(name) > core.MaxKeyLen {
+		return fmt.Errorf("exchange name of %d bytes: the broker takes at most %d", len(name), core.MaxKeyLen)
+	}
+	switch kind {
+	case "":
+		kind = amqp.ExchangeTopic
+	case amqp.ExchangeTopic, amqp.ExchangeDirect, amqp.ExchangeFanout:
+	default:
+		return fmt.Errorf("exchange kind %q: want topic, direct or fanout", kind)
+	}
+	m.Exchange, m.Kind = name, kind
+	return nil
 }
 
 func streaming(md protoreflect.MethodDescriptor) string {

@@ -69,6 +69,10 @@ func event(exchange, kind, key string) *warrenv1.Route {
 	return &warrenv1.Route{Pattern: &warrenv1.Route_Event{Event: &warrenv1.Event{Exchange: exchange, Kind: kind, RoutingKey: key}}}
 }
 
+func subscribe(exchange, kind string) *warrenv1.Route {
+	return &warrenv1.Route{Pattern: &warrenv1.Route_Subscribe{Subscribe: &warrenv1.Subscribe{Exchange: exchange, Kind: kind}}}
+}
+
 func rpc(queue string) *warrenv1.Route {
 	return &warrenv1.Route{Pattern: &warrenv1.Route_Rpc{Rpc: &warrenv1.RPC{Queue: queue}}}
 }
@@ -80,7 +84,7 @@ func TestRoutesAreReadFromTheDescriptorSet(t *testing.T) {
 	classic.GetRpc().QueueType = warrenv1.QueueType_QUEUE_TYPE_CLASSIC
 	classic.Timeout = durationpb.New(3 * time.Second)
 	set := setOf(testFile(&warrenv1.ServiceRoute{Timeout: durationpb.New(7 * time.Second)}, map[string]*warrenv1.Route{
-		"Default": quorum, "Classic": classic, "NoRoute": nil,
+		"Default": quorum, "Classic": classic, "NoRoute": nil, "ServerFanout": subscribe("ex", "fanout"),
 	}))
 	files, err := route.ReadFiles(warrentest.WriteProto(t, set))
 	if err != nil {
@@ -97,8 +101,11 @@ func TestRoutesAreReadFromTheDescriptorSet(t *testing.T) {
 	for _, m := range svcs[0].Methods {
 		got[string(m.Desc.Name())] = m
 	}
-	if len(got) != 2 {
-		t.Errorf("routed methods %v, want Default and Classic (NoRoute has none)", got)
+	if len(got) != 3 {
+		t.Errorf("routed methods %v, want Default, Classic and ServerFanout (NoRoute has none)", got)
+	}
+	if m := got["ServerFanout"]; m.Pattern != route.Subscribe || m.Exchange != "ex" || m.Kind != "fanout" || m.KeysField != nil {
+		t.Errorf("ServerFanout: %v on %q (%s), keys field %v; want a fanout subscription needing no keys", m.Pattern, m.Exchange, m.Kind, m.KeysField)
 	}
 	if m := got["Default"]; m.Pattern != route.RPC || m.Queue != "test.v1.Svc.Default" || m.QueueType != core.QueueQuorum || m.Timeout != 7*time.Second {
 		t.Errorf("Default: %v %q %v %v; want rpc on test.v1.Svc.Default, quorum, the service's 7s", m.Pattern, m.Queue, m.QueueType, m.Timeout)
@@ -126,6 +133,8 @@ func TestWrongRoutesAreStartupErrorsNamingTheMethod(t *testing.T) {
 		{"event of an unknown kind", event("x", "headers", ""), "Get", `exchange kind "headers": want topic, direct or fanout`},
 		{"event key naming no field", event("x", "", "{nope}.b"), "Get", `routing_key "{nope}.b": {nope}: test.v1.Msg has no field "nope"`},
 		{"event key unclosed", event("x", "", "a.{b"), "Get", `routing_key "a.{b": a { without its }`},
+		{"subscribe on a unary method", subscribe("x", ""), "Get", "a subscribe route needs a server-streaming method; this one is unary"},
+		{"subscribe without a keys field", subscribe("x", "topic"), "ServerWatch", `test.v1.Svc.ServerWatch: a subscribe route's request test.v1.Msg needs a string field "binding_keys"`},
 		{"negative timeout", &warrenv1.Route{Pattern: rpc("").Pattern, Timeout: durationpb.New(-time.Second)}, "Get", "test.v1.Svc.Get: timeout -1s: want a positive duration"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

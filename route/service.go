@@ -44,6 +44,14 @@ type Config struct {
 	// Logger receives warnings, such as an event exchange that exists
 	// with other properties. Default: the gateway's.
 	Logger *slog.Logger
+	// MaxLength is the x-max-length of a subscription's queue: the
+	// backlog the broker keeps for a client that reads slowly; a
+	// subscription whose queue reaches it ends with RESOURCE_EXHAUSTED.
+	// Default: 10000.
+	MaxLength int
+	// MaxBindingKeys bounds the binding keys of one subscription.
+	// Default: 64.
+	MaxBindingKeys int
 }
 
 // Service serves one routed proto service on the gateway
@@ -57,13 +65,23 @@ type Config struct {
 type Service struct {
 	routes    Routes
 	cfg       Config
-	client    *core.Client    // RPC routes' requests
-	publisher *core.Publisher // task and event routes' publishings
+	client    *core.Client     // RPC routes' requests
+	publisher *core.Publisher  // task and event routes' publishings
+	subs      *core.Subscriber // subscribe routes' subscriptions
 }
 
 // NewService returns the gateway side of r.
 func NewService(r Routes, cfg Config) *Service {
 	r.Methods = WithPrefix(r.Methods, cfg.Prefix)
+	if cfg.MaxLength <= 0 {
+		cfg.MaxLength = 10000
+	}
+	if cfg.MaxBindingKeys <= 0 {
+		cfg.MaxBindingKeys = 64
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
 	return &Service{routes: r, cfg: cfg}
 }
 
@@ -108,12 +126,13 @@ func (s *Service) Attach(sup *core.Supervisor) {
 		PresenceInterval: s.cfg.PresenceInterval,
 	})
 	s.publisher = core.NewPublisher(sup, core.PublisherConfig{Timeout: s.cfg.DefaultTimeout})
+	s.subs = core.NewSubscriber(sup)
 	var exchanges []core.ExchangeSpec
 	for _, m := range s.routes.Methods {
 		switch m.Pattern {
 		case RPC:
 			s.client.Watch(m.Queue)
-		case Event:
+		case Event, Subscribe:
 			exchanges = append(exchanges, core.ExchangeSpec{Name: m.Exchange, Kind: m.Kind, Durable: true})
 		}
 	}
@@ -166,6 +185,14 @@ func (s *Service) Register(r grpc.ServiceRegistrar) {
 		Metadata:    s.routes.Desc.ParentFile().Path(),
 	}
 	for _, m := range s.routes.Methods {
+		if m.Pattern == Subscribe {
+			desc.Streams = append(desc.Streams, grpc.StreamDesc{
+				StreamName:    string(m.Desc.Name()),
+				Handler:       s.stream(m),
+				ServerStreams: true,
+			})
+			continue
+		}
 		var h func(context.Context, Method, *frame.Frame) (*frame.Frame, error)
 		switch m.Pattern {
 		case RPC:
@@ -281,19 +308,27 @@ func (s *Service) event(ctx context.Context, m Method, in *frame.Frame) (*frame.
 	return &frame.Frame{}, nil
 }
 
-// checkReply refuses a reply that cannot be m's response: another type,
+// checkReply refuses a reply that cannot be m's response (checkMessage),
+// as INTERNAL.
+func checkReply(m Method, d *amqp.Delivery) error {
+	if err := checkMessage(string(m.Desc.Output().FullName()), d); err != nil {
+		return status.Errorf(codes.Internal, "route: the worker's reply: %v", err)
+	}
+	return nil
+}
+
+// checkMessage refuses a message that cannot be a want: another type,
 // another content type, or bytes that are not protobuf's wire format. It
 // does not decode the message.
-func checkReply(m Method, d *amqp.Delivery) error {
-	want := string(m.Desc.Output().FullName())
+func checkMessage(want string, d *amqp.Delivery) error {
 	if d.Type != "" && d.Type != want {
-		return status.Errorf(codes.Internal, "route: the worker replied with a %q, want a %s", truncate(d.Type), want)
+		return fmt.Errorf("a %q, want a %s", truncate(d.Type), want)
 	}
 	if d.ContentType != "" && d.ContentType != wire.ContentTypeProtobuf {
-		return status.Errorf(codes.Internal, "route: the worker replied with content type %q, want %s", truncate(d.ContentType), wire.ContentTypeProtobuf)
+		return fmt.Errorf("content type %q, want %s", truncate(d.ContentType), wire.ContentTypeProtobuf)
 	}
 	if err := wellFormed(d.Body); err != nil {
-		return status.Errorf(codes.Internal, "route: the worker's reply is not a protobuf %s: %v", want, err)
+		return fmt.Errorf("not a protobuf %s: %v", want, err)
 	}
 	return nil
 }

@@ -12,19 +12,22 @@ import (
 
 func TestKeyTemplate(t *testing.T) {
 	t.Parallel()
-	desc := (&inventoryv1.ReportLevelRequest{}).ProtoReflect().Descriptor()
-	req := &inventoryv1.ReportLevelRequest{Level: &inventoryv1.StockLevel{Sku: "tea", Level: inventoryv1.StockLevel_LEVEL_OUT, Stock: 7}}
+	// GetItemResponse has a message field, item, to reach into.
+	desc := (&inventoryv1.GetItemResponse{}).ProtoReflect().Descriptor()
+	req := &inventoryv1.GetItemResponse{Item: &inventoryv1.Item{Sku: "tea", Name: "Green tea", Stock: 7}}
+	levelDesc := (&inventoryv1.StockLevel{}).ProtoReflect().Descriptor()
+	level := &inventoryv1.StockLevel{Sku: "tea", Level: inventoryv1.StockLevel_LEVEL_OUT}
 	for _, tt := range []struct{ src, want, wantErr string }{
-		{"{level.sku}.{level.level}", "tea.LEVEL_OUT", ""},
-		{"stock.{level.stock}", "stock.7", ""},
+		{"{item.sku}.{item.name}", "tea.Green tea", ""},
+		{"stock.{item.stock}", "stock.7", ""},
 		{"", "", ""},
 		{"literal.only", "literal.only", ""},
-		{"{level}", "", "is a message: name one of its fields"},
-		{"{level.sku.x}", "", "is not a message"},
+		{"{item}", "", "is a message: name one of its fields"},
+		{"{item.sku.x}", "", "is not a message"},
 		{"{}", "", "an empty field reference"},
 		{"a}", "", "a } without its {"},
-		{"{level.sku", "", "a { without its }"},
-		{"{level.{sku}}", "", "a { without its }"},
+		{"{item.sku", "", "a { without its }"},
+		{"{item.{sku}}", "", "a { without its }"},
 	} {
 		tmpl, err := parseKeyTemplate(tt.src, desc)
 		if tt.wantErr != "" {
@@ -42,17 +45,22 @@ func TestKeyTemplate(t *testing.T) {
 		}
 	}
 	// An unset message renders its fields' defaults.
-	tmpl, _ := parseKeyTemplate("{level.sku}:{level.level}", desc)
-	if got := tmpl.render((&inventoryv1.ReportLevelRequest{}).ProtoReflect()); got != ":LEVEL_UNSPECIFIED" {
-		t.Errorf("render of an empty request = %q", got)
+	tmpl, _ := parseKeyTemplate("{item.sku}:{item.stock}", desc)
+	if got := tmpl.render((&inventoryv1.GetItemResponse{}).ProtoReflect()); got != ":0" {
+		t.Errorf("render of an empty message = %q", got)
+	}
+	// An enum renders as its value's name.
+	tmpl, _ = parseKeyTemplate("{sku}.{level}", levelDesc)
+	if got := tmpl.render(level.ProtoReflect()); got != "tea.LEVEL_OUT" {
+		t.Errorf("render of an enum = %q, want tea.LEVEL_OUT", got)
 	}
 }
 
 func FuzzKeyTemplate(f *testing.F) {
-	f.Add("{level.sku}.{level.level}", []byte{0x0a, 0x05, 0x0a, 0x03, 't', 'e', 'a'})
+	f.Add("{item.sku}.{item.stock}", []byte{0x0a, 0x05, 0x0a, 0x03, 't', 'e', 'a'})
 	f.Add("a}{b", []byte{})
-	f.Add("{level.stock}", []byte{0x0a, 0x02, 0x18, 0x07})
-	desc := (&inventoryv1.ReportLevelRequest{}).ProtoReflect().Descriptor()
+	f.Add("{item.stock}", []byte{0x0a, 0x02, 0x18, 0x07})
+	desc := (&inventoryv1.GetItemResponse{}).ProtoReflect().Descriptor()
 	f.Fuzz(func(t *testing.T, src string, body []byte) {
 		tmpl, err := parseKeyTemplate(src, desc)
 		if err != nil {

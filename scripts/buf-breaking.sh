@@ -40,5 +40,5 @@ fi
 commit=$(git rev-parse -q --verify "$against^{commit}") ||
 	{ echo "buf breaking: BREAKING_AGAINST=$against is not a commit here"; exit 1; }
 
-echo "buf breaking: proto/ against $(git log -1 --format='%h (%s)' "$commit")"
-exec buf breaking --against ".git#ref=$commit"
+echo "buf breaking: proto/ (warren's API; not the example's) against $(git log -1 --format='%h (%s)' "$commit")"
+exec buf breaking proto --against ".git#ref=$commit,subdir=proto"

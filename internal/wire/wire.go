@@ -31,6 +31,11 @@ const (
 	// well-formed, it is the error, and its code and message match the
 	// two headers above.
 	HeaderErrorStatus = "warren-error-status-bin"
+	// HeaderQueue is the gRPC response header a subscription sends once
+	// its queue is bound and consumed from: its value is the queue's
+	// name. A client that must not miss what is published right after it
+	// subscribed waits for it.
+	HeaderQueue = "warren-queue"
 )
 
 // Content types warren sets.

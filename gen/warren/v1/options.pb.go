@@ -87,6 +87,7 @@ type Route struct {
 	//	*Route_Rpc
 	//	*Route_Task
 	//	*Route_Event
+	//	*Route_Subscribe
 	Pattern isRoute_Pattern `protobuf_oneof:"pattern"`
 	// timeout bounds calls that arrive without a deadline. Unset: the
 	// service's timeout, else the gateway's --default-timeout.
@@ -159,6 +160,15 @@ func (x *Route) GetEvent() *Event {
 	return nil
 }
 
+func (x *Route) GetSubscribe() *Subscribe {
+	if x != nil {
+		if x, ok := x.Pattern.(*Route_Subscribe); ok {
+			return x.Subscribe
+		}
+	}
+	return nil
+}
+
 func (x *Route) GetTimeout() *durationpb.Duration {
 	if x != nil {
 		return x.Timeout
@@ -190,11 +200,20 @@ type Route_Event struct {
 	Event *Event `protobuf:"bytes,3,opt,name=event,proto3,oneof"`
 }
 
+type Route_Subscribe struct {
+	// subscribe: a server-streaming method that streams the messages
+	// routed to an exchange, through a queue of the call's own bound with
+	// binding keys from the request.
+	Subscribe *Subscribe `protobuf:"bytes,4,opt,name=subscribe,proto3,oneof"`
+}
+
 func (*Route_Rpc) isRoute_Pattern() {}
 
 func (*Route_Task) isRoute_Pattern() {}
 
 func (*Route_Event) isRoute_Pattern() {}
+
+func (*Route_Subscribe) isRoute_Pattern() {}
 
 // RPC routes a unary method as request/reply over a queue (the RPC
 // tutorial's pattern, for any message types).
@@ -392,6 +411,78 @@ func (x *Event) GetRoutingKey() string {
 	return ""
 }
 
+// Subscribe routes a server-streaming method as a subscription to an
+// exchange (the publish/subscribe, routing and topics tutorials' receiving
+// side, for any message type). Each message routed to the call's queue is
+// sent as a response, as its body: a protobuf encoding of the response
+// type.
+type Subscribe struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// exchange is the exchange subscribed to; the gateway declares it,
+	// durable, when it connects. Required.
+	Exchange string `protobuf:"bytes,1,opt,name=exchange,proto3" json:"exchange,omitempty"`
+	// kind is the exchange's type: "topic" (the default), "direct" or
+	// "fanout".
+	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	// keys_field names the request's string field, repeated or not, that
+	// holds the binding keys. Empty: "binding_keys". A fanout exchange needs
+	// none.
+	KeysField     string `protobuf:"bytes,3,opt,name=keys_field,json=keysField,proto3" json:"keys_field,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Subscribe) Reset() {
+	*x = Subscribe{}
+	mi := &file_warren_v1_options_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Subscribe) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Subscribe) ProtoMessage() {}
+
+func (x *Subscribe) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_options_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Subscribe.ProtoReflect.Descriptor instead.
+func (*Subscribe) Descriptor() ([]byte, []int) {
+	return file_warren_v1_options_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Subscribe) GetExchange() string {
+	if x != nil {
+		return x.Exchange
+	}
+	return ""
+}
+
+func (x *Subscribe) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Subscribe) GetKeysField() string {
+	if x != nil {
+		return x.KeysField
+	}
+	return ""
+}
+
 // ServiceRoute holds a service's defaults.
 type ServiceRoute struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -405,7 +496,7 @@ type ServiceRoute struct {
 
 func (x *ServiceRoute) Reset() {
 	*x = ServiceRoute{}
-	mi := &file_warren_v1_options_proto_msgTypes[4]
+	mi := &file_warren_v1_options_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -417,7 +508,7 @@ func (x *ServiceRoute) String() string {
 func (*ServiceRoute) ProtoMessage() {}
 
 func (x *ServiceRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_options_proto_msgTypes[4]
+	mi := &file_warren_v1_options_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -430,7 +521,7 @@ func (x *ServiceRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceRoute.ProtoReflect.Descriptor instead.
 func (*ServiceRoute) Descriptor() ([]byte, []int) {
-	return file_warren_v1_options_proto_rawDescGZIP(), []int{4}
+	return file_warren_v1_options_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ServiceRoute) GetQueueType() QueueType {
@@ -488,11 +579,12 @@ var File_warren_v1_options_proto protoreflect.FileDescriptor
 
 const file_warren_v1_options_proto_rawDesc = "" +
 	"\n" +
-	"\x17warren/v1/options.proto\x12\twarren.v1\x1a google/protobuf/descriptor.proto\x1a\x1egoogle/protobuf/duration.proto\"\xbc\x01\n" +
+	"\x17warren/v1/options.proto\x12\twarren.v1\x1a google/protobuf/descriptor.proto\x1a\x1egoogle/protobuf/duration.proto\"\xf2\x01\n" +
 	"\x05Route\x12\"\n" +
 	"\x03rpc\x18\x01 \x01(\v2\x0e.warren.v1.RPCH\x00R\x03rpc\x12%\n" +
 	"\x04task\x18\x02 \x01(\v2\x0f.warren.v1.TaskH\x00R\x04task\x12(\n" +
-	"\x05event\x18\x03 \x01(\v2\x10.warren.v1.EventH\x00R\x05event\x123\n" +
+	"\x05event\x18\x03 \x01(\v2\x10.warren.v1.EventH\x00R\x05event\x124\n" +
+	"\tsubscribe\x18\x04 \x01(\v2\x14.warren.v1.SubscribeH\x00R\tsubscribe\x123\n" +
 	"\atimeout\x18\n" +
 	" \x01(\v2\x19.google.protobuf.DurationR\atimeoutB\t\n" +
 	"\apattern\"P\n" +
@@ -509,7 +601,12 @@ const file_warren_v1_options_proto_rawDesc = "" +
 	"\bexchange\x18\x01 \x01(\tR\bexchange\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1f\n" +
 	"\vrouting_key\x18\x03 \x01(\tR\n" +
-	"routingKey\"x\n" +
+	"routingKey\"Z\n" +
+	"\tSubscribe\x12\x1a\n" +
+	"\bexchange\x18\x01 \x01(\tR\bexchange\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1d\n" +
+	"\n" +
+	"keys_field\x18\x03 \x01(\tR\tkeysField\"x\n" +
 	"\fServiceRoute\x123\n" +
 	"\n" +
 	"queue_type\x18\x01 \x01(\x0e2\x14.warren.v1.QueueTypeR\tqueueType\x123\n" +
@@ -536,36 +633,38 @@ func file_warren_v1_options_proto_rawDescGZIP() []byte {
 }
 
 var file_warren_v1_options_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_warren_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_warren_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_warren_v1_options_proto_goTypes = []any{
 	(QueueType)(0),                      // 0: warren.v1.QueueType
 	(*Route)(nil),                       // 1: warren.v1.Route
 	(*RPC)(nil),                         // 2: warren.v1.RPC
 	(*Task)(nil),                        // 3: warren.v1.Task
 	(*Event)(nil),                       // 4: warren.v1.Event
-	(*ServiceRoute)(nil),                // 5: warren.v1.ServiceRoute
-	(*durationpb.Duration)(nil),         // 6: google.protobuf.Duration
-	(*descriptorpb.MethodOptions)(nil),  // 7: google.protobuf.MethodOptions
-	(*descriptorpb.ServiceOptions)(nil), // 8: google.protobuf.ServiceOptions
+	(*Subscribe)(nil),                   // 5: warren.v1.Subscribe
+	(*ServiceRoute)(nil),                // 6: warren.v1.ServiceRoute
+	(*durationpb.Duration)(nil),         // 7: google.protobuf.Duration
+	(*descriptorpb.MethodOptions)(nil),  // 8: google.protobuf.MethodOptions
+	(*descriptorpb.ServiceOptions)(nil), // 9: google.protobuf.ServiceOptions
 }
 var file_warren_v1_options_proto_depIdxs = []int32{
 	2,  // 0: warren.v1.Route.rpc:type_name -> warren.v1.RPC
 	3,  // 1: warren.v1.Route.task:type_name -> warren.v1.Task
 	4,  // 2: warren.v1.Route.event:type_name -> warren.v1.Event
-	6,  // 3: warren.v1.Route.timeout:type_name -> google.protobuf.Duration
-	0,  // 4: warren.v1.RPC.queue_type:type_name -> warren.v1.QueueType
-	0,  // 5: warren.v1.Task.queue_type:type_name -> warren.v1.QueueType
-	0,  // 6: warren.v1.ServiceRoute.queue_type:type_name -> warren.v1.QueueType
-	6,  // 7: warren.v1.ServiceRoute.timeout:type_name -> google.protobuf.Duration
-	7,  // 8: warren.v1.route:extendee -> google.protobuf.MethodOptions
-	8,  // 9: warren.v1.service:extendee -> google.protobuf.ServiceOptions
-	1,  // 10: warren.v1.route:type_name -> warren.v1.Route
-	5,  // 11: warren.v1.service:type_name -> warren.v1.ServiceRoute
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	10, // [10:12] is the sub-list for extension type_name
-	8,  // [8:10] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	5,  // 3: warren.v1.Route.subscribe:type_name -> warren.v1.Subscribe
+	7,  // 4: warren.v1.Route.timeout:type_name -> google.protobuf.Duration
+	0,  // 5: warren.v1.RPC.queue_type:type_name -> warren.v1.QueueType
+	0,  // 6: warren.v1.Task.queue_type:type_name -> warren.v1.QueueType
+	0,  // 7: warren.v1.ServiceRoute.queue_type:type_name -> warren.v1.QueueType
+	7,  // 8: warren.v1.ServiceRoute.timeout:type_name -> google.protobuf.Duration
+	8,  // 9: warren.v1.route:extendee -> google.protobuf.MethodOptions
+	9,  // 10: warren.v1.service:extendee -> google.protobuf.ServiceOptions
+	1,  // 11: warren.v1.route:type_name -> warren.v1.Route
+	6,  // 12: warren.v1.service:type_name -> warren.v1.ServiceRoute
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	11, // [11:13] is the sub-list for extension type_name
+	9,  // [9:11] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_warren_v1_options_proto_init() }
@@ -577,6 +676,7 @@ func file_warren_v1_options_proto_init() {
 		(*Route_Rpc)(nil),
 		(*Route_Task)(nil),
 		(*Route_Event)(nil),
+		(*Route_Subscribe)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -584,7 +684,7 @@ func file_warren_v1_options_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_warren_v1_options_proto_rawDesc), len(file_warren_v1_options_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 2,
 			NumServices:   0,
 		},

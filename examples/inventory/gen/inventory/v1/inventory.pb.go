@@ -455,29 +455,29 @@ func (x *RestockResponse) GetTaskId() string {
 	return ""
 }
 
-// ReportLevelRequest carries a stock level.
-type ReportLevelRequest struct {
+// WatchLevelsRequest says which levels to watch.
+type WatchLevelsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The level reported.
-	Level         *StockLevel `protobuf:"bytes,1,opt,name=level,proto3" json:"level,omitempty"`
+	// Topic binding keys over "<sku>.<level>".
+	BindingKeys   []string `protobuf:"bytes,1,rep,name=binding_keys,json=bindingKeys,proto3" json:"binding_keys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *ReportLevelRequest) Reset() {
-	*x = ReportLevelRequest{}
+func (x *WatchLevelsRequest) Reset() {
+	*x = WatchLevelsRequest{}
 	mi := &file_inventory_v1_inventory_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *ReportLevelRequest) String() string {
+func (x *WatchLevelsRequest) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*ReportLevelRequest) ProtoMessage() {}
+func (*WatchLevelsRequest) ProtoMessage() {}
 
-func (x *ReportLevelRequest) ProtoReflect() protoreflect.Message {
+func (x *WatchLevelsRequest) ProtoReflect() protoreflect.Message {
 	mi := &file_inventory_v1_inventory_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -489,14 +489,14 @@ func (x *ReportLevelRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use ReportLevelRequest.ProtoReflect.Descriptor instead.
-func (*ReportLevelRequest) Descriptor() ([]byte, []int) {
+// Deprecated: Use WatchLevelsRequest.ProtoReflect.Descriptor instead.
+func (*WatchLevelsRequest) Descriptor() ([]byte, []int) {
 	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{7}
 }
 
-func (x *ReportLevelRequest) GetLevel() *StockLevel {
+func (x *WatchLevelsRequest) GetBindingKeys() []string {
 	if x != nil {
-		return x.Level
+		return x.BindingKeys
 	}
 	return nil
 }
@@ -700,9 +700,9 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\rR\x05count\"*\n" +
 	"\x0fRestockResponse\x12\x17\n" +
-	"\atask_id\x18\x01 \x01(\tR\x06taskId\"D\n" +
-	"\x12ReportLevelRequest\x12.\n" +
-	"\x05level\x18\x01 \x01(\v2\x18.inventory.v1.StockLevelR\x05level\"\x15\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\"7\n" +
+	"\x12WatchLevelsRequest\x12!\n" +
+	"\fbinding_keys\x18\x01 \x03(\tR\vbindingKeys\"\x15\n" +
 	"\x13ReportLevelResponse\"\xb6\x01\n" +
 	"\n" +
 	"StockLevel\x12\x10\n" +
@@ -715,7 +715,7 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\tLEVEL_LOW\x10\x02\x12\r\n" +
 	"\tLEVEL_OUT\x10\x03\"\x0e\n" +
 	"\fAuditRequest\"\x0f\n" +
-	"\rAuditResponse2\xfe\x03\n" +
+	"\rAuditResponse2\xd0\x04\n" +
 	"\x10InventoryService\x12a\n" +
 	"\aReserve\x12\x1c.inventory.v1.ReserveRequest\x1a\x1d.inventory.v1.ReserveResponse\"\x19\xfa\xa9\x19\x15\n" +
 	"\x13\n" +
@@ -723,9 +723,11 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\aGetItem\x12\x1c.inventory.v1.GetItemRequest\x1a\x1d.inventory.v1.GetItemResponse\"\x06\xfa\xa9\x19\x02\n" +
 	"\x00\x12a\n" +
 	"\aRestock\x12\x1c.inventory.v1.RestockRequest\x1a\x1d.inventory.v1.RestockResponse\"\x19\xfa\xa9\x19\x15\x12\x13\n" +
-	"\x11inventory.restock\x12\x87\x01\n" +
-	"\vReportLevel\x12 .inventory.v1.ReportLevelRequest\x1a!.inventory.v1.ReportLevelResponse\"3\xfa\xa9\x19/\x1a-\n" +
-	"\x10inventory.events\x1a\x19{level.sku}.{level.level}\x12@\n" +
+	"\x11inventory.restock\x12s\n" +
+	"\vReportLevel\x12\x18.inventory.v1.StockLevel\x1a!.inventory.v1.ReportLevelResponse\"'\xfa\xa9\x19#\x1a!\n" +
+	"\x10inventory.events\x1a\r{sku}.{level}\x12e\n" +
+	"\vWatchLevels\x12 .inventory.v1.WatchLevelsRequest\x1a\x18.inventory.v1.StockLevel\"\x18\xfa\xa9\x19\x14\"\x12\n" +
+	"\x10inventory.events0\x01\x12@\n" +
 	"\x05Audit\x12\x1a.inventory.v1.AuditRequest\x1a\x1b.inventory.v1.AuditResponse\x1a\b\xfa\xa9\x19\x04\x12\x02\b\x05B\xc0\x01\n" +
 	"\x10com.inventory.v1B\x0eInventoryProtoP\x01ZKgithub.com/warrenrpc/warren/examples/inventory/gen/inventory/v1;inventoryv1\xa2\x02\x03IXX\xaa\x02\fInventory.V1\xca\x02\fInventory\\V1\xe2\x02\x18Inventory\\V1\\GPBMetadata\xea\x02\rInventory::V1b\x06proto3"
 
@@ -752,7 +754,7 @@ var file_inventory_v1_inventory_proto_goTypes = []any{
 	(*Item)(nil),                // 5: inventory.v1.Item
 	(*RestockRequest)(nil),      // 6: inventory.v1.RestockRequest
 	(*RestockResponse)(nil),     // 7: inventory.v1.RestockResponse
-	(*ReportLevelRequest)(nil),  // 8: inventory.v1.ReportLevelRequest
+	(*WatchLevelsRequest)(nil),  // 8: inventory.v1.WatchLevelsRequest
 	(*ReportLevelResponse)(nil), // 9: inventory.v1.ReportLevelResponse
 	(*StockLevel)(nil),          // 10: inventory.v1.StockLevel
 	(*AuditRequest)(nil),        // 11: inventory.v1.AuditRequest
@@ -760,23 +762,24 @@ var file_inventory_v1_inventory_proto_goTypes = []any{
 }
 var file_inventory_v1_inventory_proto_depIdxs = []int32{
 	5,  // 0: inventory.v1.GetItemResponse.item:type_name -> inventory.v1.Item
-	10, // 1: inventory.v1.ReportLevelRequest.level:type_name -> inventory.v1.StockLevel
-	0,  // 2: inventory.v1.StockLevel.level:type_name -> inventory.v1.StockLevel.Level
-	1,  // 3: inventory.v1.InventoryService.Reserve:input_type -> inventory.v1.ReserveRequest
-	3,  // 4: inventory.v1.InventoryService.GetItem:input_type -> inventory.v1.GetItemRequest
-	6,  // 5: inventory.v1.InventoryService.Restock:input_type -> inventory.v1.RestockRequest
-	8,  // 6: inventory.v1.InventoryService.ReportLevel:input_type -> inventory.v1.ReportLevelRequest
+	0,  // 1: inventory.v1.StockLevel.level:type_name -> inventory.v1.StockLevel.Level
+	1,  // 2: inventory.v1.InventoryService.Reserve:input_type -> inventory.v1.ReserveRequest
+	3,  // 3: inventory.v1.InventoryService.GetItem:input_type -> inventory.v1.GetItemRequest
+	6,  // 4: inventory.v1.InventoryService.Restock:input_type -> inventory.v1.RestockRequest
+	10, // 5: inventory.v1.InventoryService.ReportLevel:input_type -> inventory.v1.StockLevel
+	8,  // 6: inventory.v1.InventoryService.WatchLevels:input_type -> inventory.v1.WatchLevelsRequest
 	11, // 7: inventory.v1.InventoryService.Audit:input_type -> inventory.v1.AuditRequest
 	2,  // 8: inventory.v1.InventoryService.Reserve:output_type -> inventory.v1.ReserveResponse
 	4,  // 9: inventory.v1.InventoryService.GetItem:output_type -> inventory.v1.GetItemResponse
 	7,  // 10: inventory.v1.InventoryService.Restock:output_type -> inventory.v1.RestockResponse
 	9,  // 11: inventory.v1.InventoryService.ReportLevel:output_type -> inventory.v1.ReportLevelResponse
-	12, // 12: inventory.v1.InventoryService.Audit:output_type -> inventory.v1.AuditResponse
-	8,  // [8:13] is the sub-list for method output_type
-	3,  // [3:8] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	10, // 12: inventory.v1.InventoryService.WatchLevels:output_type -> inventory.v1.StockLevel
+	12, // 13: inventory.v1.InventoryService.Audit:output_type -> inventory.v1.AuditResponse
+	8,  // [8:14] is the sub-list for method output_type
+	2,  // [2:8] is the sub-list for method input_type
+	2,  // [2:2] is the sub-list for extension type_name
+	2,  // [2:2] is the sub-list for extension extendee
+	0,  // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_inventory_v1_inventory_proto_init() }

@@ -23,6 +23,7 @@ const (
 	InventoryService_GetItem_FullMethodName     = "/inventory.v1.InventoryService/GetItem"
 	InventoryService_Restock_FullMethodName     = "/inventory.v1.InventoryService/Restock"
 	InventoryService_ReportLevel_FullMethodName = "/inventory.v1.InventoryService/ReportLevel"
+	InventoryService_WatchLevels_FullMethodName = "/inventory.v1.InventoryService/WatchLevels"
 	InventoryService_Audit_FullMethodName       = "/inventory.v1.InventoryService/Audit"
 )
 
@@ -47,7 +48,12 @@ type InventoryServiceClient interface {
 	Restock(ctx context.Context, in *RestockRequest, opts ...grpc.CallOption) (*RestockResponse, error)
 	// ReportLevel publishes an item's stock level to the inventory.events
 	// topic exchange, routed by "<sku>.<level>", as in "tea.LEVEL_LOW".
-	ReportLevel(ctx context.Context, in *ReportLevelRequest, opts ...grpc.CallOption) (*ReportLevelResponse, error)
+	ReportLevel(ctx context.Context, in *StockLevel, opts ...grpc.CallOption) (*ReportLevelResponse, error)
+	// WatchLevels streams the stock levels reported from now on whose
+	// routing key matches one of the request's binding keys ("tea.*",
+	// "*.LEVEL_OUT", "#"). The response header warren-queue says the
+	// subscription is bound: levels reported after it arrive.
+	WatchLevels(ctx context.Context, in *WatchLevelsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StockLevel], error)
 	// Audit has no route: the gateway answers it with UNIMPLEMENTED.
 	Audit(ctx context.Context, in *AuditRequest, opts ...grpc.CallOption) (*AuditResponse, error)
 }
@@ -90,7 +96,7 @@ func (c *inventoryServiceClient) Restock(ctx context.Context, in *RestockRequest
 	return out, nil
 }
 
-func (c *inventoryServiceClient) ReportLevel(ctx context.Context, in *ReportLevelRequest, opts ...grpc.CallOption) (*ReportLevelResponse, error) {
+func (c *inventoryServiceClient) ReportLevel(ctx context.Context, in *StockLevel, opts ...grpc.CallOption) (*ReportLevelResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ReportLevelResponse)
 	err := c.cc.Invoke(ctx, InventoryService_ReportLevel_FullMethodName, in, out, cOpts...)
@@ -99,6 +105,25 @@ func (c *inventoryServiceClient) ReportLevel(ctx context.Context, in *ReportLeve
 	}
 	return out, nil
 }
+
+func (c *inventoryServiceClient) WatchLevels(ctx context.Context, in *WatchLevelsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StockLevel], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &InventoryService_ServiceDesc.Streams[0], InventoryService_WatchLevels_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchLevelsRequest, StockLevel]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type InventoryService_WatchLevelsClient = grpc.ServerStreamingClient[StockLevel]
 
 func (c *inventoryServiceClient) Audit(ctx context.Context, in *AuditRequest, opts ...grpc.CallOption) (*AuditResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -131,7 +156,12 @@ type InventoryServiceServer interface {
 	Restock(context.Context, *RestockRequest) (*RestockResponse, error)
 	// ReportLevel publishes an item's stock level to the inventory.events
 	// topic exchange, routed by "<sku>.<level>", as in "tea.LEVEL_LOW".
-	ReportLevel(context.Context, *ReportLevelRequest) (*ReportLevelResponse, error)
+	ReportLevel(context.Context, *StockLevel) (*ReportLevelResponse, error)
+	// WatchLevels streams the stock levels reported from now on whose
+	// routing key matches one of the request's binding keys ("tea.*",
+	// "*.LEVEL_OUT", "#"). The response header warren-queue says the
+	// subscription is bound: levels reported after it arrive.
+	WatchLevels(*WatchLevelsRequest, grpc.ServerStreamingServer[StockLevel]) error
 	// Audit has no route: the gateway answers it with UNIMPLEMENTED.
 	Audit(context.Context, *AuditRequest) (*AuditResponse, error)
 	mustEmbedUnimplementedInventoryServiceServer()
@@ -153,8 +183,11 @@ func (UnimplementedInventoryServiceServer) GetItem(context.Context, *GetItemRequ
 func (UnimplementedInventoryServiceServer) Restock(context.Context, *RestockRequest) (*RestockResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Restock not implemented")
 }
-func (UnimplementedInventoryServiceServer) ReportLevel(context.Context, *ReportLevelRequest) (*ReportLevelResponse, error) {
+func (UnimplementedInventoryServiceServer) ReportLevel(context.Context, *StockLevel) (*ReportLevelResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReportLevel not implemented")
+}
+func (UnimplementedInventoryServiceServer) WatchLevels(*WatchLevelsRequest, grpc.ServerStreamingServer[StockLevel]) error {
+	return status.Error(codes.Unimplemented, "method WatchLevels not implemented")
 }
 func (UnimplementedInventoryServiceServer) Audit(context.Context, *AuditRequest) (*AuditResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Audit not implemented")
@@ -235,7 +268,7 @@ func _InventoryService_Restock_Handler(srv interface{}, ctx context.Context, dec
 }
 
 func _InventoryService_ReportLevel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ReportLevelRequest)
+	in := new(StockLevel)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -247,10 +280,21 @@ func _InventoryService_ReportLevel_Handler(srv interface{}, ctx context.Context,
 		FullMethod: InventoryService_ReportLevel_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(InventoryServiceServer).ReportLevel(ctx, req.(*ReportLevelRequest))
+		return srv.(InventoryServiceServer).ReportLevel(ctx, req.(*StockLevel))
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _InventoryService_WatchLevels_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchLevelsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(InventoryServiceServer).WatchLevels(m, &grpc.GenericServerStream[WatchLevelsRequest, StockLevel]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type InventoryService_WatchLevelsServer = grpc.ServerStreamingServer[StockLevel]
 
 func _InventoryService_Audit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(AuditRequest)
@@ -298,6 +342,12 @@ var InventoryService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _InventoryService_Audit_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchLevels",
+			Handler:       _InventoryService_WatchLevels_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "inventory/v1/inventory.proto",
 }

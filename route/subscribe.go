@@ -1,0 +1,88 @@
+package route
+
+import (
+	"fmt"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/warrenrpc/warren/core"
+	"github.com/warrenrpc/warren/internal/frame"
+	"github.com/warrenrpc/warren/internal/wire"
+)
+
+// stream is the grpc.StreamHandler of a subscribe route.
+func (s *Service) stream(m Method) grpc.StreamHandler {
+	return func(_ any, stream grpc.ServerStream) error {
+		in := new(frame.Frame)
+		if err := stream.RecvMsg(in); err != nil {
+			return err
+		}
+		return s.subscribe(m, in, stream)
+	}
+}
+
+// subscribe binds a queue of the call's own (server-named, exclusive,
+// at most MaxLength messages) to m's exchange with the request's keys,
+// sends the wire.HeaderQueue response header, and streams every message
+// routed to the queue until the client cancels, the queue overflows, the
+// connection is lost or the gateway shuts down. A message that cannot be
+// a response (another type, another content type, or not protobuf's wire
+// format: a foreign publisher's) is skipped and logged; it does not end
+// the stream.
+func (s *Service) subscribe(m Method, in *frame.Frame, stream grpc.ServerStream) error {
+	var keys []string
+	if m.KeysField != nil {
+		req := dynamicpb.NewMessage(m.Desc.Input())
+		if err := proto.Unmarshal(in.Data, req); err != nil {
+			return core.Argumentf("the request is not a %s: %v", m.Desc.Input().FullName(), err)
+		}
+		keys = stringValues(req, m.KeysField)
+	}
+	keys, err := core.BindingKeys(m.Kind, keys, s.cfg.MaxBindingKeys)
+	if err != nil {
+		return err
+	}
+	cfg := core.SubscriptionConfig{MaxLength: s.cfg.MaxLength}
+	for _, k := range keys {
+		cfg.Bindings = append(cfg.Bindings, core.Binding{Exchange: m.Exchange, Key: k})
+	}
+	sub, err := s.subs.Subscribe(stream.Context(), cfg)
+	if err != nil {
+		return fmt.Errorf("subscribe to %q: %w", m.Exchange, err)
+	}
+	if err := stream.SendHeader(metadata.Pairs(wire.HeaderQueue, sub.Queue())); err != nil {
+		sub.Close()
+		return err
+	}
+	out := string(m.Desc.Output().FullName())
+	return sub.Stream(func(d *amqp.Delivery) error {
+		if err := checkMessage(out, d); err != nil {
+			s.cfg.Logger.Warn("route: a message that is not the subscription's response skipped",
+				"method", m.FullMethod(), "exchange", m.Exchange, "routing_key", d.RoutingKey, "err", err)
+			return nil
+		}
+		return stream.SendMsg(&frame.Frame{Data: d.Body})
+	})
+}
+
+// stringValues returns the value of the string field fd of m, or its
+// values if it is repeated.
+func stringValues(m protoreflect.Message, fd protoreflect.FieldDescriptor) []string {
+	if !fd.IsList() {
+		if v := m.Get(fd).String(); v != "" || m.Has(fd) {
+			return []string{v}
+		}
+		return nil
+	}
+	list := m.Get(fd).List()
+	out := make([]string, list.Len())
+	for i := range list.Len() {
+		out[i] = list.Get(i).String()
+	}
+	return out
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/warrenrpc/warren/internal/wire"
 )
@@ -73,6 +76,10 @@ type ClientConfig struct {
 	// Logger receives dropped replies at debug level. Default: the
 	// Supervisor's.
 	Logger *slog.Logger
+	// StreamBuffer is how many replies of one streaming call (CallStream)
+	// wait for their caller; a caller further behind loses its stream to
+	// ErrOverflow. Default: 256.
+	StreamBuffer int
 }
 
 func (c ClientConfig) withDefaults(sup *Supervisor) ClientConfig {
@@ -84,6 +91,9 @@ func (c ClientConfig) withDefaults(sup *Supervisor) ClientConfig {
 	}
 	if c.PresenceInterval <= 0 {
 		c.PresenceInterval = 250 * time.Millisecond
+	}
+	if c.StreamBuffer <= 0 {
+		c.StreamBuffer = 256
 	}
 	if c.Logger == nil {
 		c.Logger = sup.Logger()
@@ -117,11 +127,12 @@ type Client struct {
 	dropped atomic.Uint64 // replies with unknown or duplicate correlation ids
 }
 
-// call is one call waiting for its reply.
+// call is one call waiting for its reply, or replies.
 type call struct {
-	queue string
-	done  chan result // buffered 1: the first completion wins
-	once  atomic.Bool
+	queue  string
+	done   chan result // buffered 1: the first completion wins
+	once   atomic.Bool
+	stream chan amqp.Delivery // a streaming call's replies, in order; nil for Call
 }
 
 type result struct {
@@ -298,13 +309,32 @@ func (c *Client) watchReturns(ch *amqp.Channel, wg *sync.WaitGroup) {
 // correlation ids (the call gave up, or a duplicate) are dropped.
 func (c *Client) receive(deliveries <-chan amqp.Delivery) {
 	for d := range deliveries {
-		v, ok := c.pending.LoadAndDelete(d.CorrelationId)
+		v, ok := c.pending.Load(d.CorrelationId)
 		if !ok {
 			c.dropped.Add(1)
 			c.cfg.Logger.Debug("core: reply for no pending call dropped", "correlation_id", d.CorrelationId)
 			continue
 		}
-		v.(*call).complete(result{delivery: d})
+		cl := v.(*call)
+		if cl.stream == nil {
+			if c.pending.CompareAndDelete(d.CorrelationId, cl) {
+				cl.complete(result{delivery: d})
+			}
+			continue
+		}
+		// A streaming call: hand the reply on without ever blocking the
+		// one consumer every call shares; a caller that reads too slowly
+		// loses its stream, nobody else's.
+		end := wire.StreamEnd(d.Headers)
+		select {
+		case cl.stream <- d:
+		default:
+			end = true
+			cl.complete(result{err: fmt.Errorf("%w: the caller read the worker's replies too slowly", ErrOverflow)})
+		}
+		if end {
+			c.pending.CompareAndDelete(d.CorrelationId, cl)
+		}
 	}
 }
 
@@ -327,25 +357,62 @@ func (c *Client) failAll(err error) {
 // reply comes back as a *ReplyError; the delivery returned is a
 // successful reply.
 func (c *Client) Call(ctx context.Context, queue string, msg amqp.Publishing) (amqp.Delivery, error) {
-	s := c.sess.Load()
-	if s == nil {
-		return amqp.Delivery{}, ErrNotConnected
-	}
-	if s.conn.Blocked() {
-		return amqp.Delivery{}, ErrBlocked
-	}
-	if err := c.present(s, queue); err != nil {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	id, cl, err := c.start(ctx, queue, msg, false)
+	if err != nil {
 		return amqp.Delivery{}, err
 	}
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.cfg.Timeout)
-		defer cancel()
-		deadline, _ = ctx.Deadline()
+	select {
+	case r := <-cl.done:
+		if r.err != nil {
+			return amqp.Delivery{}, r.err
+		}
+		if err := replyError(&r.delivery); err != nil {
+			return amqp.Delivery{}, err
+		}
+		return r.delivery, nil
+	case <-ctx.Done():
+		c.pending.Delete(id)
+		return amqp.Delivery{}, fmt.Errorf("no reply from a worker: %w", ctx.Err())
 	}
+}
+
+// replyError is the *ReplyError an error reply carries, or nil.
+func replyError(d *amqp.Delivery) error {
+	if st, isErr := wire.ReplyStatus(d.Headers); isErr {
+		return &ReplyError{Code: st.Code(), Message: st.Message(), Details: st.Proto().GetDetails()}
+	}
+	return nil
+}
+
+// withTimeout gives ctx the Client's Timeout when it has no deadline.
+func (c *Client) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, c.cfg.Timeout)
+}
+
+// start checks that the call can be made, enters it in the pending table
+// and publishes its request; ctx has a deadline.
+func (c *Client) start(ctx context.Context, queue string, msg amqp.Publishing, stream bool) (string, *call, error) {
+	s := c.sess.Load()
+	if s == nil {
+		return "", nil, ErrNotConnected
+	}
+	if s.conn.Blocked() {
+		return "", nil, ErrBlocked
+	}
+	if err := c.present(s, queue); err != nil {
+		return "", nil, err
+	}
+	deadline, _ := ctx.Deadline()
 	id := c.prefix + strconv.FormatUint(c.seq.Add(1), 36)
 	cl := &call{queue: queue, done: make(chan result, 1)}
+	if stream {
+		cl.stream = make(chan amqp.Delivery, c.cfg.StreamBuffer)
+	}
 	c.pending.Store(id, cl)
 
 	if msg.Headers == nil {
@@ -361,21 +428,88 @@ func (c *Client) Call(ctx context.Context, queue string, msg amqp.Publishing) (a
 	}
 	if err != nil {
 		c.pending.Delete(id)
-		return amqp.Delivery{}, ChannelError("publish request", err)
+		return "", nil, ChannelError("publish request", err)
 	}
+	return id, cl, nil
+}
+
+// CallStream publishes msg to queue as Call does and returns the stream of
+// replies the worker sends for it: any number of replies, each with its
+// place in the stream (wire.HeaderStreamSeq), then one that ends it
+// (wire.HeaderStreamEnd), with the worker's status. The whole stream must
+// end before ctx's deadline (the Client's Timeout when it has none).
+func (c *Client) CallStream(ctx context.Context, queue string, msg amqp.Publishing) (*ReplyStream, error) {
+	ctx, cancel := c.withTimeout(ctx)
+	id, cl, err := c.start(ctx, queue, msg, true)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	return &ReplyStream{c: c, id: id, call: cl, ctx: ctx, cancel: cancel}, nil
+}
+
+// ReplyStream is the replies of one streaming call. Its methods are for
+// one goroutine.
+type ReplyStream struct {
+	c      *Client
+	id     string
+	call   *call
+	ctx    context.Context
+	cancel context.CancelFunc
+	next   int64 // the sequence number the next reply must carry
+	err    error // set once the stream ended
+}
+
+// Recv returns the worker's next reply. After the last it returns io.EOF
+// when the worker ended the stream with success, the worker's error as a
+// *ReplyError when it did not; it fails with the connection's loss, the
+// worker's leaving, ErrOverflow when the caller read too slowly, the
+// deadline, or an INTERNAL status when replies came out of order.
+func (s *ReplyStream) Recv() (amqp.Delivery, error) {
+	if s.err != nil {
+		return amqp.Delivery{}, s.err
+	}
+	d, err := s.recv()
+	if err != nil {
+		s.err = err
+		s.Close()
+	}
+	return d, err
+}
+
+func (s *ReplyStream) recv() (amqp.Delivery, error) {
+	var d amqp.Delivery
 	select {
-	case r := <-cl.done:
-		if r.err != nil {
+	case d = <-s.call.stream:
+	default:
+		// Replies first: an error that came after them must not overtake
+		// them.
+		select {
+		case d = <-s.call.stream:
+		case r := <-s.call.done:
 			return amqp.Delivery{}, r.err
+		case <-s.ctx.Done():
+			return amqp.Delivery{}, fmt.Errorf("the worker did not end its stream: %w", s.ctx.Err())
 		}
-		if st, isErr := wire.ReplyStatus(r.delivery.Headers); isErr {
-			return amqp.Delivery{}, &ReplyError{Code: st.Code(), Message: st.Message(), Details: st.Proto().GetDetails()}
-		}
-		return r.delivery, nil
-	case <-ctx.Done():
-		c.pending.Delete(id)
-		return amqp.Delivery{}, fmt.Errorf("no reply from a worker: %w", ctx.Err())
 	}
+	if wire.StreamEnd(d.Headers) {
+		if err := replyError(&d); err != nil {
+			return amqp.Delivery{}, err
+		}
+		return amqp.Delivery{}, io.EOF
+	}
+	if seq, ok := wire.StreamSeq(d.Headers); !ok || seq != s.next {
+		return amqp.Delivery{}, status.Errorf(codes.Internal, "core: the worker's stream is out of order: reply %d, want %d", seq, s.next)
+	}
+	s.next++
+	return d, nil
+}
+
+// Close gives up the stream: replies that come later are dropped. It is
+// idempotent.
+func (s *ReplyStream) Close() {
+	s.c.pending.Delete(s.id)
+	s.cancel()
 }
 
 // presence knows whether anything consumes a request queue. A poller

@@ -35,6 +35,22 @@ func (f HandlerFunc) ServeAMQP(ctx context.Context, req *amqp.Delivery) (amqp.Pu
 	return f(ctx, req)
 }
 
+// A StreamHandler answers one request with a stream of replies: it calls
+// send for each, in order, and returns the stream's status (nil: OK). ctx
+// is as for a Handler. send fails once the channel is gone; the handler
+// should then return.
+type StreamHandler interface {
+	ServeAMQPStream(ctx context.Context, req *amqp.Delivery, send func(amqp.Publishing) error) error
+}
+
+// StreamHandlerFunc adapts a function to a StreamHandler.
+type StreamHandlerFunc func(ctx context.Context, req *amqp.Delivery, send func(amqp.Publishing) error) error
+
+// ServeAMQPStream calls f(ctx, req, send).
+func (f StreamHandlerFunc) ServeAMQPStream(ctx context.Context, req *amqp.Delivery, send func(amqp.Publishing) error) error {
+	return f(ctx, req, send)
+}
+
 // ServerConfig configures a Server: the queue it consumes and how.
 type ServerConfig = ConsumerConfig
 
@@ -66,17 +82,32 @@ type ServerStats struct {
 // consumes nothing more, even when its connection is lost and comes back.
 type Server struct {
 	*Consumer
-	handler Handler
+	handler Handler       // a unary Server's
+	stream  StreamHandler // a streaming Server's
 	log     *slog.Logger
 	queue   string
 
 	served, rejected, expired, panics atomic.Uint64
 }
 
-// NewServer returns a Server on sup's connection; it adds itself to sup,
-// so it must be built before sup runs.
+// NewServer returns a Server on sup's connection whose Handler answers
+// each request with one reply; it adds itself to sup, so it must be built
+// before sup runs.
 func NewServer(sup *Supervisor, cfg ServerConfig, h Handler) *Server {
-	s := &Server{handler: h, queue: cfg.Queue.Name}
+	return newServer(sup, cfg, &Server{handler: h})
+}
+
+// NewStreamServer returns a Server whose StreamHandler answers each
+// request with a stream of replies (Client.CallStream): each reply it
+// sends is numbered (wire.HeaderStreamSeq), and when it returns a last
+// reply ends the stream (wire.HeaderStreamEnd) with its error, if any,
+// in the error headers.
+func NewStreamServer(sup *Supervisor, cfg ServerConfig, h StreamHandler) *Server {
+	return newServer(sup, cfg, &Server{stream: h})
+}
+
+func newServer(sup *Supervisor, cfg ServerConfig, s *Server) *Server {
+	s.queue = cfg.Queue.Name
 	s.Consumer = NewConsumer(sup, cfg, s.handle)
 	s.log = s.Consumer.cfg.Logger
 	return s
@@ -92,12 +123,11 @@ func (s *Server) Stats() ServerStats {
 
 // handle answers one request and acknowledges it.
 func (s *Server) handle(ctx context.Context, ch *amqp.Channel, d *amqp.Delivery) {
-	log := s.log
 	if d.ReplyTo == "" {
 		// Nobody to answer: drop it (or dead-letter it, if the queue has a
 		// policy for that) instead of letting it cycle.
 		s.rejected.Add(1)
-		log.Warn("core: request without reply_to rejected", "queue", s.queue,
+		s.log.Warn("core: request without reply_to rejected", "queue", s.queue,
 			"correlation_id", d.CorrelationId, "body_bytes", len(d.Body))
 		_ = d.Reject(false)
 		return
@@ -113,37 +143,82 @@ func (s *Server) handle(ctx context.Context, ch *amqp.Channel, d *amqp.Delivery)
 		ctx, cancel = context.WithDeadline(ctx, deadline)
 		defer cancel()
 	}
-	reply, err := s.serve(ctx, d)
+	r := &replier{ch: ch, d: d, ctx: context.WithoutCancel(ctx)}
+	var last amqp.Publishing
+	err := s.serve(d, func() error {
+		if s.stream == nil {
+			reply, err := s.handler.ServeAMQP(ctx, d)
+			last = reply
+			return err
+		}
+		last.Headers = amqp.Table{wire.HeaderStreamEnd: true}
+		return s.stream.ServeAMQPStream(ctx, d, r.send)
+	})
+	if r.err != nil {
+		// A reply of the stream could not be published: the channel is
+		// gone, and the broker requeues the request for another worker.
+		s.log.Warn("core: publish reply", "queue", s.queue, "err", r.err)
+		return
+	}
 	if err != nil {
 		st := status.Convert(Status(err))
-		log.Info("core: request failed", "queue", s.queue, "correlation_id", d.CorrelationId,
+		s.log.Info("core: request failed", "queue", s.queue, "correlation_id", d.CorrelationId,
 			"code", st.Code(), "err", st.Message())
-		reply = amqp.Publishing{
-			ContentType: wire.ContentTypeText,
-			Headers:     wire.StatusHeaders(st),
-			Body:        []byte("error: " + st.Message()),
+		h := wire.StatusHeaders(st)
+		if s.stream != nil {
+			h[wire.HeaderStreamEnd] = true
 		}
+		last = amqp.Publishing{ContentType: wire.ContentTypeText, Headers: h, Body: []byte("error: " + st.Message())}
 	}
-	reply.CorrelationId = d.CorrelationId
-	if err := ch.PublishWithContext(context.WithoutCancel(ctx), "", d.ReplyTo, false, false, reply); err != nil {
-		// The channel is gone; the broker requeues the unacknowledged
-		// request for another worker.
-		log.Warn("core: publish reply", "queue", s.queue, "err", err)
+	if err := r.publish(last); err != nil {
+		s.log.Warn("core: publish reply", "queue", s.queue, "err", err)
 		return
 	}
 	s.served.Add(1)
 	_ = d.Ack(false)
 }
 
-// serve runs the Handler, turning a panic into INTERNAL.
-func (s *Server) serve(ctx context.Context, d *amqp.Delivery) (reply amqp.Publishing, err error) {
+// serve runs a handler, turning a panic into INTERNAL.
+func (s *Server) serve(d *amqp.Delivery, run func() error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			s.panics.Add(1)
 			s.log.Error("core: handler panicked", "queue", s.queue,
 				"correlation_id", d.CorrelationId, "panic", p, "stack", string(debug.Stack()))
-			reply, err = amqp.Publishing{}, status.Error(codes.Internal, "worker: the handler panicked")
+			err = status.Error(codes.Internal, "worker: the handler panicked")
 		}
 	}()
-	return s.handler.ServeAMQP(ctx, d)
+	return run()
+}
+
+// replier publishes the replies to one request.
+type replier struct {
+	ch  *amqp.Channel
+	d   *amqp.Delivery
+	ctx context.Context
+	seq int64
+	err error // the first failed publish of a stream's reply
+}
+
+// publish sends p to the request's reply_to with its correlation id.
+func (r *replier) publish(p amqp.Publishing) error {
+	p.CorrelationId = r.d.CorrelationId
+	return r.ch.PublishWithContext(r.ctx, "", r.d.ReplyTo, false, false, p)
+}
+
+// send publishes one reply of a stream, numbered.
+func (r *replier) send(p amqp.Publishing) error {
+	if r.err != nil {
+		return r.err
+	}
+	if p.Headers == nil {
+		p.Headers = amqp.Table{}
+	}
+	p.Headers[wire.HeaderStreamSeq] = r.seq
+	if err := r.publish(p); err != nil {
+		r.err = ChannelError("publish a reply of the stream", err)
+		return r.err
+	}
+	r.seq++
+	return nil
 }

@@ -3,6 +3,8 @@ package core_test
 import (
 	"context"
 	"errors"
+	"io"
+	"strconv"
 	"testing"
 	"time"
 
@@ -91,4 +93,82 @@ func TestClientNotConnected(t *testing.T) {
 		t.Fatalf("Call before connecting: %v, want ErrNotConnected", err)
 	}
 	warrentest.WantCode(t, core.Status(err), codes.Unavailable)
+}
+
+// TestStreamServerAndCallStream: a StreamHandler's replies reach
+// CallStream in order with its final status; a panic ends the stream as
+// INTERNAL; a caller that reads too slowly loses its stream to
+// ErrOverflow, after the replies that fit.
+func TestStreamServerAndCallStream(t *testing.T) {
+	t.Parallel()
+	queue := brokertest.Name(t, "stream")
+	handler := core.StreamHandlerFunc(func(ctx context.Context, d *amqp.Delivery, send func(amqp.Publishing) error) error {
+		n, _ := strconv.Atoi(string(d.Body))
+		for i := range n {
+			if err := send(amqp.Publishing{Body: []byte(strconv.Itoa(i))}); err != nil {
+				return err
+			}
+		}
+		switch {
+		case n == 2:
+			return status.Error(codes.Aborted, "stopped after two")
+		case n == 3:
+			panic("handler bug")
+		}
+		return nil
+	})
+	ssup := core.NewSupervisor(core.Config{URLs: []string{brokertest.Require(t)}, Name: "warren-test-server-" + t.Name(), Logger: warrentest.QuietLog})
+	core.NewStreamServer(ssup, core.ServerConfig{Queue: core.QueueSpec{Name: queue}, Logger: warrentest.QuietLog}, handler)
+	run(t, ssup)
+	csup := core.NewSupervisor(core.Config{URLs: []string{brokertest.Require(t)}, Name: "warren-test-client-" + t.Name(), Logger: warrentest.QuietLog})
+	client := core.NewClient(csup, core.ClientConfig{StreamBuffer: 4})
+	run(t, csup)
+	warrentest.Eventually(t, 10*time.Second, "a worker on the queue", func() bool { return client.Ready(queue) == nil })
+
+	stream := func(n int, slow bool) ([]string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s, err := client.CallStream(ctx, queue, amqp.Publishing{Body: []byte(strconv.Itoa(n))})
+		if err != nil {
+			return nil, err
+		}
+		defer s.Close()
+		if slow {
+			time.Sleep(500 * time.Millisecond) // every reply is in by now
+		}
+		var got []string
+		for {
+			d, err := s.Recv()
+			if errors.Is(err, io.EOF) {
+				return got, nil
+			}
+			if err != nil {
+				return got, err
+			}
+			got = append(got, string(d.Body))
+		}
+	}
+	for _, tt := range []struct {
+		n        int
+		slow     bool
+		want     int
+		wantCode codes.Code
+	}{
+		{n: 5, want: 5},
+		{n: 0, want: 0},
+		{n: 2, want: 2, wantCode: codes.Aborted},
+		{n: 3, want: 3, wantCode: codes.Internal},
+		{n: 50, slow: true, want: 4, wantCode: codes.ResourceExhausted},
+		{n: 4, want: 4}, // and the stream server keeps serving
+	} {
+		got, err := stream(tt.n, tt.slow)
+		if status.Code(core.Status(err)) != tt.wantCode || len(got) != tt.want {
+			t.Errorf("stream of %d (slow %v): %q, %v; want %d replies and %v", tt.n, tt.slow, got, err, tt.want, tt.wantCode)
+		}
+		for i, b := range got {
+			if b != strconv.Itoa(i) {
+				t.Errorf("stream of %d: reply %d is %q", tt.n, i, b)
+			}
+		}
+	}
 }

@@ -13,6 +13,7 @@ const (
 	reserveQueue   = "inventory.reserve"
 	getItemQueue   = "inventory.v1.InventoryService.GetItem"
 	restockQueue   = "inventory.restock"
+	stocktakeQueue = "inventory.stocktake"
 	eventsExchange = "inventory.events"
 )
 
@@ -28,7 +29,7 @@ func queuePrefix(t testing.TB) string {
 			return
 		}
 		defer conn.Close()
-		for _, q := range []string{reserveQueue, getItemQueue, restockQueue} {
+		for _, q := range []string{reserveQueue, getItemQueue, restockQueue, stocktakeQueue} {
 			if ch, err := conn.Channel(); err == nil {
 				_, _ = ch.QueueDelete(prefix+q, false, false, false)
 				_ = ch.Close()

@@ -97,6 +97,16 @@ func TestPythonWorkerServesInventory(t *testing.T) {
 				_, err = client.Reserve(ctx, &inventoryv1.ReserveRequest{Sku: "tea"})
 				warrentest.WantCode(t, err, codes.InvalidArgument)
 			})
+			t.Run("a stream of replies, ended with its status", func(t *testing.T) {
+				got, err := stocktake(ctx, t, client, "tea")
+				if err != nil || len(got) != 1 || got[0].GetCounted() != 1 || got[0].GetItem().GetSku() != "tea" {
+					t.Errorf("Stocktake(tea) = %v, %v; want tea counted", got, err)
+				}
+				got, err = stocktake(ctx, t, client, "tea", "coffee")
+				if status.Code(err) != codes.NotFound || len(got) != 1 {
+					t.Errorf("Stocktake(tea, coffee) = %v, %v; want tea, then NOT_FOUND", got, err)
+				}
+			})
 			t.Run("on the wire", func(t *testing.T) {
 				pythonOnTheWire(t, prefix+getItemQueue)
 			})

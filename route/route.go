@@ -45,6 +45,10 @@ const (
 	// an exchange, through a queue of its own bound with keys from the
 	// request.
 	Subscribe
+	// Stream: a server-streaming call becomes a request on a queue, as
+	// for RPC; the worker's replies are the responses, until the one that
+	// ends the stream with its status.
+	Stream
 )
 
 func (p Pattern) String() string {
@@ -57,6 +61,8 @@ func (p Pattern) String() string {
 		return "event"
 	case Subscribe:
 		return "subscribe"
+	case Stream:
+		return "stream"
 	}
 	return fmt.Sprintf("Pattern(%d)", int(p))
 }
@@ -136,35 +142,25 @@ func method(md protoreflect.MethodDescriptor, r *warrenv1.Route, defaults *warre
 			return m, fmt.Errorf("an rpc route needs a unary method; this one is %s", streaming(md))
 		}
 		m.Pattern = RPC
-		m.Queue = p.Rpc.GetQueue()
-		if m.Queue == "" {
-			m.Queue = string(md.FullName())
-		}
-		if err := checkQueueName(m.Queue); err != nil {
+		if err := m.setQueue(p.Rpc.GetQueue(), p.Rpc.GetQueueType(), defaults); err != nil {
 			return m, err
 		}
-		qt, err := queueType(p.Rpc.GetQueueType(), defaults.GetQueueType())
-		if err != nil {
+	case *warrenv1.Route_Stream:
+		if md.IsStreamingClient() || !md.IsStreamingServer() {
+			return m, fmt.Errorf("a stream route needs a server-streaming method; this one is %s", streaming(md))
+		}
+		m.Pattern = Stream
+		if err := m.setQueue(p.Stream.GetQueue(), p.Stream.GetQueueType(), defaults); err != nil {
 			return m, err
 		}
-		m.QueueType = qt
 	case *warrenv1.Route_Task:
 		if md.IsStreamingClient() || md.IsStreamingServer() {
 			return m, fmt.Errorf("a task route needs a unary method; this one is %s", streaming(md))
 		}
 		m.Pattern = Task
-		m.Queue = p.Task.GetQueue()
-		if m.Queue == "" {
-			m.Queue = string(md.FullName())
-		}
-		if err := checkQueueName(m.Queue); err != nil {
+		if err := m.setQueue(p.Task.GetQueue(), p.Task.GetQueueType(), defaults); err != nil {
 			return m, err
 		}
-		qt, err := queueType(p.Task.GetQueueType(), defaults.GetQueueType())
-		if err != nil {
-			return m, err
-		}
-		m.QueueType = qt
 		name := p.Task.GetIdField()
 		if name == "" {
 			name = "task_id"
@@ -214,6 +210,23 @@ func method(md protoreflect.MethodDescriptor, r *warrenv1.Route, defaults *warre
 		return m, fmt.Errorf("pattern %T is not served by this warren", p)
 	}
 	return m, nil
+}
+
+// setQueue sets an rpc, stream or task route's queue (by default the
+// method's full name) and its type.
+func (m *Method) setQueue(name string, t warrenv1.QueueType, defaults *warrenv1.ServiceRoute) error {
+	if name == "" {
+		name = string(m.Desc.FullName())
+	}
+	if err := checkQueueName(name); err != nil {
+		return err
+	}
+	qt, err := queueType(t, defaults.GetQueueType())
+	if err != nil {
+		return err
+	}
+	m.Queue, m.QueueType = name, qt
+	return nil
 }
 
 // setExchange sets an event or subscribe route's exchange and kind.

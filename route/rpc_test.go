@@ -149,9 +149,10 @@ func TestRPCRouteForeignWorkerReplies(t *testing.T) {
 		p.CorrelationId = d.CorrelationId
 		warrentest.Reply(t, ch, d, p)
 	})
-	// Reserve's worker is there for health only: the service is SERVING
-	// when every routed method has one.
+	// Reserve's and Stocktake's workers are there for health only: the
+	// service is SERVING when every rpc and stream route has one.
 	warrentest.FakeWorker(t, prefix+reserveQueue, func(*amqp.Channel, amqp.Delivery) {})
+	warrentest.FakeWorker(t, prefix+stocktakeQueue, func(*amqp.Channel, amqp.Delivery) {})
 	waitServing(t, gw, "inventory.v1.InventoryService")
 	for _, tt := range []struct {
 		reply string

@@ -130,7 +130,7 @@ func (s *Service) Attach(sup *core.Supervisor) {
 	var exchanges []core.ExchangeSpec
 	for _, m := range s.routes.Methods {
 		switch m.Pattern {
-		case RPC:
+		case RPC, Stream:
 			s.client.Watch(m.Queue)
 		case Event, Subscribe:
 			exchanges = append(exchanges, core.ExchangeSpec{Name: m.Exchange, Kind: m.Kind, Durable: true})
@@ -167,7 +167,7 @@ func (declarer) Disconnected(error) {}
 func (s *Service) Ready() error {
 	var errs []error
 	for _, m := range s.routes.Methods {
-		if m.Pattern == RPC {
+		if m.Pattern == RPC || m.Pattern == Stream {
 			if err := s.client.Ready(m.Queue); err != nil {
 				errs = append(errs, err)
 			}
@@ -185,7 +185,7 @@ func (s *Service) Register(r grpc.ServiceRegistrar) {
 		Metadata:    s.routes.Desc.ParentFile().Path(),
 	}
 	for _, m := range s.routes.Methods {
-		if m.Pattern == Subscribe {
+		if m.Pattern == Subscribe || m.Pattern == Stream {
 			desc.Streams = append(desc.Streams, grpc.StreamDesc{
 				StreamName:    string(m.Desc.Name()),
 				Handler:       s.stream(m),

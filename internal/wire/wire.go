@@ -36,7 +36,33 @@ const (
 	// name. A client that must not miss what is published right after it
 	// subscribed waits for it.
 	HeaderQueue = "warren-queue"
+	// HeaderStreamSeq numbers the replies of a streaming call, from 0, as
+	// an AMQP long: the caller checks that none is missing or repeated.
+	HeaderStreamSeq = "warren-stream-seq"
+	// HeaderStreamEnd, true, marks the reply that ends a streaming call.
+	// Its body is empty; the error headers, if any, are the stream's
+	// status, and without them the stream succeeded.
+	HeaderStreamEnd = "warren-stream-end"
 )
+
+// StreamSeq reads HeaderStreamSeq: an integer of any AMQP type, or its
+// decimal text.
+func StreamSeq(h amqp.Table) (int64, bool) { return integer(h[HeaderStreamSeq]) }
+
+// StreamEnd reports whether HeaderStreamEnd marks h's reply as the last
+// of its stream: true, or a non-zero integer (some clients have no
+// boolean header type).
+func StreamEnd(h amqp.Table) bool {
+	switch v := h[HeaderStreamEnd].(type) {
+	case bool:
+		return v
+	case nil:
+		return false
+	default:
+		n, ok := integer(v)
+		return ok && n != 0
+	}
+}
 
 // Content types warren sets.
 const (
@@ -67,26 +93,38 @@ func SetDeadline(h amqp.Table, d time.Time) {
 // Deadline reads HeaderDeadline. It reports false when the header is absent
 // or not an integer; foreign publishers may send any type.
 func Deadline(h amqp.Table) (time.Time, bool) {
-	var ms int64
-	switch v := h[HeaderDeadline].(type) {
-	case int64:
-		ms = v
-	case int32:
-		ms = int64(v)
-	case int:
-		ms = int64(v)
-	case uint32:
-		ms = int64(v)
-	case string:
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return time.Time{}, false
-		}
-		ms = n
-	default:
+	ms, ok := integer(h[HeaderDeadline])
+	if !ok {
 		return time.Time{}, false
 	}
 	return time.UnixMilli(ms), true
+}
+
+// integer reads a header that holds an integer: of one of the types
+// amqp091-go decodes integers into, or as decimal text.
+func integer(v any) (int64, bool) {
+	switch v := v.(type) {
+	case int64:
+		return v, true
+	case int32:
+		return int64(v), true
+	case int16:
+		return int64(v), true
+	case int8:
+		return int64(v), true
+	case int:
+		return int64(v), true
+	case uint32:
+		return int64(v), true
+	case uint16:
+		return int64(v), true
+	case uint8:
+		return int64(v), true
+	case string:
+		n, err := strconv.ParseInt(v, 10, 64)
+		return n, err == nil
+	}
+	return 0, false
 }
 
 // ErrorHeaders returns the headers of an error reply.

@@ -30,7 +30,10 @@ SERVICE = "inventory.v1.InventoryService"
 QUEUES = {
     "Reserve": "inventory.reserve",
     "GetItem": "inventory.v1.InventoryService.GetItem",
+    "Stocktake": "inventory.stocktake",
 }
+# The methods whose route is a stream: the handler yields the replies.
+STREAMS = {"Stocktake"}
 PROTOBUF = "application/protobuf"
 
 # The two googleapis messages an error with details needs, for descriptor
@@ -124,6 +127,13 @@ class Store:
         item.CopyFrom(self.find(req.sku))
         return self.m["inventory.v1.GetItemResponse"](item=item)
 
+    def Stocktake(self, req, metadata):
+        skus = list(req.skus) or sorted(self.items)
+        for i, sku in enumerate(skus):
+            item = self.m["inventory.v1.Item"]()
+            item.CopyFrom(self.find(sku))
+            yield self.m["inventory.v1.StocktakeResponse"](item=item, counted=i + 1, total=len(skus))
+
 
 def metadata_of(headers):
     """The caller's gRPC metadata from warren-md-<key> headers: key -> values."""
@@ -158,8 +168,17 @@ def serve(channel, queue, method, store, messages):
                 req = messages[request_type].FromString(body)
             except DecodeError as e:
                 raise RPCError("INVALID_ARGUMENT", f"the request is not a {request_type}: {e}")
-            out = handler(req, metadata_of(headers)).SerializeToString()
-            reply.content_type, reply.type = PROTOBUF, response_type
+            if method.name in STREAMS:
+                # Each reply numbered from 0; then the end, here a success.
+                for seq, resp in enumerate(handler(req, metadata_of(headers))):
+                    ch.basic_publish(exchange="", routing_key=props.reply_to, body=resp.SerializeToString(),
+                                     properties=pika.BasicProperties(
+                                         correlation_id=props.correlation_id, content_type=PROTOBUF,
+                                         type=response_type, headers={"warren-stream-seq": seq}))
+                reply.headers, out = {"warren-stream-end": True}, b""
+            else:
+                out = handler(req, metadata_of(headers)).SerializeToString()
+                reply.content_type, reply.type = PROTOBUF, response_type
         except Exception as e:
             if not isinstance(e, RPCError):
                 traceback.print_exc()
@@ -167,6 +186,8 @@ def serve(channel, queue, method, store, messages):
             print(f" [x] {method.name}: {e.code}: {e.message}", file=sys.stderr, flush=True)
             out = f"error: {e.message}".encode()
             reply.content_type, reply.headers = "text/plain", e.headers(messages)
+            if method.name in STREAMS:
+                reply.headers["warren-stream-end"] = True  # the end, a failure
         ch.basic_publish(exchange="", routing_key=props.reply_to, properties=reply, body=out)
         ch.basic_ack(delivery_tag=deliver.delivery_tag)
 

@@ -5,9 +5,12 @@ package store
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -91,4 +94,33 @@ func (s *Store) Restock(_ context.Context, req *inventoryv1.RestockRequest) (*in
 	}
 	it.Stock += req.GetCount()
 	return &inventoryv1.RestockResponse{}, nil
+}
+
+// Stocktake sends each item asked for, in order, with its stock.
+func (s *Store) Stocktake(req *inventoryv1.StocktakeRequest, stream grpc.ServerStreamingServer[inventoryv1.StocktakeResponse]) error {
+	s.mu.Lock()
+	skus := req.GetSkus()
+	if len(skus) == 0 {
+		skus = slices.Sorted(maps.Keys(s.items))
+	}
+	items := make([]*inventoryv1.Item, 0, len(skus))
+	var missing string
+	for _, sku := range skus {
+		it, ok := s.items[sku]
+		if !ok {
+			missing = sku
+			break
+		}
+		items = append(items, &inventoryv1.Item{Sku: it.GetSku(), Name: it.GetName(), Stock: it.GetStock()})
+	}
+	s.mu.Unlock()
+	for i, it := range items {
+		if err := stream.Send(&inventoryv1.StocktakeResponse{Item: it, Counted: uint32(i + 1), Total: uint32(len(skus))}); err != nil {
+			return err
+		}
+	}
+	if missing != "" {
+		return status.Errorf(codes.NotFound, "no item %q", missing)
+	}
+	return nil
 }

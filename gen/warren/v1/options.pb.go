@@ -88,6 +88,7 @@ type Route struct {
 	//	*Route_Task
 	//	*Route_Event
 	//	*Route_Subscribe
+	//	*Route_Stream
 	Pattern isRoute_Pattern `protobuf_oneof:"pattern"`
 	// timeout bounds calls that arrive without a deadline. Unset: the
 	// service's timeout, else the gateway's --default-timeout.
@@ -169,6 +170,15 @@ func (x *Route) GetSubscribe() *Subscribe {
 	return nil
 }
 
+func (x *Route) GetStream() *Stream {
+	if x != nil {
+		if x, ok := x.Pattern.(*Route_Stream); ok {
+			return x.Stream
+		}
+	}
+	return nil
+}
+
 func (x *Route) GetTimeout() *durationpb.Duration {
 	if x != nil {
 		return x.Timeout
@@ -207,6 +217,13 @@ type Route_Subscribe struct {
 	Subscribe *Subscribe `protobuf:"bytes,4,opt,name=subscribe,proto3,oneof"`
 }
 
+type Route_Stream struct {
+	// stream: a server-streaming method whose request goes to a queue as
+	// an rpc's does; the worker replies with the stream's messages, in
+	// order, then ends the stream with its status.
+	Stream *Stream `protobuf:"bytes,5,opt,name=stream,proto3,oneof"`
+}
+
 func (*Route_Rpc) isRoute_Pattern() {}
 
 func (*Route_Task) isRoute_Pattern() {}
@@ -214,6 +231,8 @@ func (*Route_Task) isRoute_Pattern() {}
 func (*Route_Event) isRoute_Pattern() {}
 
 func (*Route_Subscribe) isRoute_Pattern() {}
+
+func (*Route_Stream) isRoute_Pattern() {}
 
 // RPC routes a unary method as request/reply over a queue (the RPC
 // tutorial's pattern, for any message types).
@@ -483,6 +502,64 @@ func (x *Subscribe) GetKeysField() string {
 	return ""
 }
 
+// Stream routes a server-streaming method as a request whose worker
+// answers with several replies and an end marker carrying the final
+// status (docs/wire-contract.md).
+type Stream struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// queue is the request queue. Empty: the method's full name.
+	Queue string `protobuf:"bytes,1,opt,name=queue,proto3" json:"queue,omitempty"`
+	// queue_type is the type workers declare the queue with when it does
+	// not exist. Unspecified: the service's, else quorum.
+	QueueType     QueueType `protobuf:"varint,2,opt,name=queue_type,json=queueType,proto3,enum=warren.v1.QueueType" json:"queue_type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Stream) Reset() {
+	*x = Stream{}
+	mi := &file_warren_v1_options_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Stream) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Stream) ProtoMessage() {}
+
+func (x *Stream) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_options_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Stream.ProtoReflect.Descriptor instead.
+func (*Stream) Descriptor() ([]byte, []int) {
+	return file_warren_v1_options_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Stream) GetQueue() string {
+	if x != nil {
+		return x.Queue
+	}
+	return ""
+}
+
+func (x *Stream) GetQueueType() QueueType {
+	if x != nil {
+		return x.QueueType
+	}
+	return QueueType_QUEUE_TYPE_UNSPECIFIED
+}
+
 // ServiceRoute holds a service's defaults.
 type ServiceRoute struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -496,7 +573,7 @@ type ServiceRoute struct {
 
 func (x *ServiceRoute) Reset() {
 	*x = ServiceRoute{}
-	mi := &file_warren_v1_options_proto_msgTypes[5]
+	mi := &file_warren_v1_options_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -508,7 +585,7 @@ func (x *ServiceRoute) String() string {
 func (*ServiceRoute) ProtoMessage() {}
 
 func (x *ServiceRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_options_proto_msgTypes[5]
+	mi := &file_warren_v1_options_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -521,7 +598,7 @@ func (x *ServiceRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceRoute.ProtoReflect.Descriptor instead.
 func (*ServiceRoute) Descriptor() ([]byte, []int) {
-	return file_warren_v1_options_proto_rawDescGZIP(), []int{5}
+	return file_warren_v1_options_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ServiceRoute) GetQueueType() QueueType {
@@ -579,12 +656,13 @@ var File_warren_v1_options_proto protoreflect.FileDescriptor
 
 const file_warren_v1_options_proto_rawDesc = "" +
 	"\n" +
-	"\x17warren/v1/options.proto\x12\twarren.v1\x1a google/protobuf/descriptor.proto\x1a\x1egoogle/protobuf/duration.proto\"\xf2\x01\n" +
+	"\x17warren/v1/options.proto\x12\twarren.v1\x1a google/protobuf/descriptor.proto\x1a\x1egoogle/protobuf/duration.proto\"\x9f\x02\n" +
 	"\x05Route\x12\"\n" +
 	"\x03rpc\x18\x01 \x01(\v2\x0e.warren.v1.RPCH\x00R\x03rpc\x12%\n" +
 	"\x04task\x18\x02 \x01(\v2\x0f.warren.v1.TaskH\x00R\x04task\x12(\n" +
 	"\x05event\x18\x03 \x01(\v2\x10.warren.v1.EventH\x00R\x05event\x124\n" +
-	"\tsubscribe\x18\x04 \x01(\v2\x14.warren.v1.SubscribeH\x00R\tsubscribe\x123\n" +
+	"\tsubscribe\x18\x04 \x01(\v2\x14.warren.v1.SubscribeH\x00R\tsubscribe\x12+\n" +
+	"\x06stream\x18\x05 \x01(\v2\x11.warren.v1.StreamH\x00R\x06stream\x123\n" +
 	"\atimeout\x18\n" +
 	" \x01(\v2\x19.google.protobuf.DurationR\atimeoutB\t\n" +
 	"\apattern\"P\n" +
@@ -606,7 +684,11 @@ const file_warren_v1_options_proto_rawDesc = "" +
 	"\bexchange\x18\x01 \x01(\tR\bexchange\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1d\n" +
 	"\n" +
-	"keys_field\x18\x03 \x01(\tR\tkeysField\"x\n" +
+	"keys_field\x18\x03 \x01(\tR\tkeysField\"S\n" +
+	"\x06Stream\x12\x14\n" +
+	"\x05queue\x18\x01 \x01(\tR\x05queue\x123\n" +
+	"\n" +
+	"queue_type\x18\x02 \x01(\x0e2\x14.warren.v1.QueueTypeR\tqueueType\"x\n" +
 	"\fServiceRoute\x123\n" +
 	"\n" +
 	"queue_type\x18\x01 \x01(\x0e2\x14.warren.v1.QueueTypeR\tqueueType\x123\n" +
@@ -633,7 +715,7 @@ func file_warren_v1_options_proto_rawDescGZIP() []byte {
 }
 
 var file_warren_v1_options_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_warren_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_warren_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_warren_v1_options_proto_goTypes = []any{
 	(QueueType)(0),                      // 0: warren.v1.QueueType
 	(*Route)(nil),                       // 1: warren.v1.Route
@@ -641,30 +723,33 @@ var file_warren_v1_options_proto_goTypes = []any{
 	(*Task)(nil),                        // 3: warren.v1.Task
 	(*Event)(nil),                       // 4: warren.v1.Event
 	(*Subscribe)(nil),                   // 5: warren.v1.Subscribe
-	(*ServiceRoute)(nil),                // 6: warren.v1.ServiceRoute
-	(*durationpb.Duration)(nil),         // 7: google.protobuf.Duration
-	(*descriptorpb.MethodOptions)(nil),  // 8: google.protobuf.MethodOptions
-	(*descriptorpb.ServiceOptions)(nil), // 9: google.protobuf.ServiceOptions
+	(*Stream)(nil),                      // 6: warren.v1.Stream
+	(*ServiceRoute)(nil),                // 7: warren.v1.ServiceRoute
+	(*durationpb.Duration)(nil),         // 8: google.protobuf.Duration
+	(*descriptorpb.MethodOptions)(nil),  // 9: google.protobuf.MethodOptions
+	(*descriptorpb.ServiceOptions)(nil), // 10: google.protobuf.ServiceOptions
 }
 var file_warren_v1_options_proto_depIdxs = []int32{
 	2,  // 0: warren.v1.Route.rpc:type_name -> warren.v1.RPC
 	3,  // 1: warren.v1.Route.task:type_name -> warren.v1.Task
 	4,  // 2: warren.v1.Route.event:type_name -> warren.v1.Event
 	5,  // 3: warren.v1.Route.subscribe:type_name -> warren.v1.Subscribe
-	7,  // 4: warren.v1.Route.timeout:type_name -> google.protobuf.Duration
-	0,  // 5: warren.v1.RPC.queue_type:type_name -> warren.v1.QueueType
-	0,  // 6: warren.v1.Task.queue_type:type_name -> warren.v1.QueueType
-	0,  // 7: warren.v1.ServiceRoute.queue_type:type_name -> warren.v1.QueueType
-	7,  // 8: warren.v1.ServiceRoute.timeout:type_name -> google.protobuf.Duration
-	8,  // 9: warren.v1.route:extendee -> google.protobuf.MethodOptions
-	9,  // 10: warren.v1.service:extendee -> google.protobuf.ServiceOptions
-	1,  // 11: warren.v1.route:type_name -> warren.v1.Route
-	6,  // 12: warren.v1.service:type_name -> warren.v1.ServiceRoute
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	11, // [11:13] is the sub-list for extension type_name
-	9,  // [9:11] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	6,  // 4: warren.v1.Route.stream:type_name -> warren.v1.Stream
+	8,  // 5: warren.v1.Route.timeout:type_name -> google.protobuf.Duration
+	0,  // 6: warren.v1.RPC.queue_type:type_name -> warren.v1.QueueType
+	0,  // 7: warren.v1.Task.queue_type:type_name -> warren.v1.QueueType
+	0,  // 8: warren.v1.Stream.queue_type:type_name -> warren.v1.QueueType
+	0,  // 9: warren.v1.ServiceRoute.queue_type:type_name -> warren.v1.QueueType
+	8,  // 10: warren.v1.ServiceRoute.timeout:type_name -> google.protobuf.Duration
+	9,  // 11: warren.v1.route:extendee -> google.protobuf.MethodOptions
+	10, // 12: warren.v1.service:extendee -> google.protobuf.ServiceOptions
+	1,  // 13: warren.v1.route:type_name -> warren.v1.Route
+	7,  // 14: warren.v1.service:type_name -> warren.v1.ServiceRoute
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	13, // [13:15] is the sub-list for extension type_name
+	11, // [11:13] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_warren_v1_options_proto_init() }
@@ -677,6 +762,7 @@ func file_warren_v1_options_proto_init() {
 		(*Route_Task)(nil),
 		(*Route_Event)(nil),
 		(*Route_Subscribe)(nil),
+		(*Route_Stream)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -684,7 +770,7 @@ func file_warren_v1_options_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_warren_v1_options_proto_rawDesc), len(file_warren_v1_options_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 2,
 			NumServices:   0,
 		},

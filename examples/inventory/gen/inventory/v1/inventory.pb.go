@@ -602,6 +602,116 @@ func (x *StockLevel) GetStock() uint32 {
 	return 0
 }
 
+// StocktakeRequest lists the items to count.
+type StocktakeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The items' SKUs, counted in this order. Empty: every item, by SKU.
+	Skus          []string `protobuf:"bytes,1,rep,name=skus,proto3" json:"skus,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StocktakeRequest) Reset() {
+	*x = StocktakeRequest{}
+	mi := &file_inventory_v1_inventory_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StocktakeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StocktakeRequest) ProtoMessage() {}
+
+func (x *StocktakeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_v1_inventory_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StocktakeRequest.ProtoReflect.Descriptor instead.
+func (*StocktakeRequest) Descriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *StocktakeRequest) GetSkus() []string {
+	if x != nil {
+		return x.Skus
+	}
+	return nil
+}
+
+// StocktakeResponse reports one item counted.
+type StocktakeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The item, with its stock.
+	Item *Item `protobuf:"bytes,1,opt,name=item,proto3" json:"item,omitempty"`
+	// Items counted so far, this one included.
+	Counted uint32 `protobuf:"varint,2,opt,name=counted,proto3" json:"counted,omitempty"`
+	// Items to count in all.
+	Total         uint32 `protobuf:"varint,3,opt,name=total,proto3" json:"total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StocktakeResponse) Reset() {
+	*x = StocktakeResponse{}
+	mi := &file_inventory_v1_inventory_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StocktakeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StocktakeResponse) ProtoMessage() {}
+
+func (x *StocktakeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_v1_inventory_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StocktakeResponse.ProtoReflect.Descriptor instead.
+func (*StocktakeResponse) Descriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *StocktakeResponse) GetItem() *Item {
+	if x != nil {
+		return x.Item
+	}
+	return nil
+}
+
+func (x *StocktakeResponse) GetCounted() uint32 {
+	if x != nil {
+		return x.Counted
+	}
+	return 0
+}
+
+func (x *StocktakeResponse) GetTotal() uint32 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
 // AuditRequest asks for an audit of the stock.
 type AuditRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -611,7 +721,7 @@ type AuditRequest struct {
 
 func (x *AuditRequest) Reset() {
 	*x = AuditRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[10]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -623,7 +733,7 @@ func (x *AuditRequest) String() string {
 func (*AuditRequest) ProtoMessage() {}
 
 func (x *AuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[10]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -636,7 +746,7 @@ func (x *AuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditRequest.ProtoReflect.Descriptor instead.
 func (*AuditRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{10}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{12}
 }
 
 // AuditResponse is an audit's result.
@@ -648,7 +758,7 @@ type AuditResponse struct {
 
 func (x *AuditResponse) Reset() {
 	*x = AuditResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[11]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -660,7 +770,7 @@ func (x *AuditResponse) String() string {
 func (*AuditResponse) ProtoMessage() {}
 
 func (x *AuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[11]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -673,7 +783,7 @@ func (x *AuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditResponse.ProtoReflect.Descriptor instead.
 func (*AuditResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{11}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{13}
 }
 
 var File_inventory_v1_inventory_proto protoreflect.FileDescriptor
@@ -713,9 +823,15 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\x11LEVEL_UNSPECIFIED\x10\x00\x12\f\n" +
 	"\bLEVEL_OK\x10\x01\x12\r\n" +
 	"\tLEVEL_LOW\x10\x02\x12\r\n" +
-	"\tLEVEL_OUT\x10\x03\"\x0e\n" +
+	"\tLEVEL_OUT\x10\x03\"&\n" +
+	"\x10StocktakeRequest\x12\x12\n" +
+	"\x04skus\x18\x01 \x03(\tR\x04skus\"k\n" +
+	"\x11StocktakeResponse\x12&\n" +
+	"\x04item\x18\x01 \x01(\v2\x12.inventory.v1.ItemR\x04item\x12\x18\n" +
+	"\acounted\x18\x02 \x01(\rR\acounted\x12\x14\n" +
+	"\x05total\x18\x03 \x01(\rR\x05total\"\x0e\n" +
 	"\fAuditRequest\"\x0f\n" +
-	"\rAuditResponse2\xd0\x04\n" +
+	"\rAuditResponse2\xbd\x05\n" +
 	"\x10InventoryService\x12a\n" +
 	"\aReserve\x12\x1c.inventory.v1.ReserveRequest\x1a\x1d.inventory.v1.ReserveResponse\"\x19\xfa\xa9\x19\x15\n" +
 	"\x13\n" +
@@ -727,7 +843,9 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\vReportLevel\x12\x18.inventory.v1.StockLevel\x1a!.inventory.v1.ReportLevelResponse\"'\xfa\xa9\x19#\x1a!\n" +
 	"\x10inventory.events\x1a\r{sku}.{level}\x12e\n" +
 	"\vWatchLevels\x12 .inventory.v1.WatchLevelsRequest\x1a\x18.inventory.v1.StockLevel\"\x18\xfa\xa9\x19\x14\"\x12\n" +
-	"\x10inventory.events0\x01\x12@\n" +
+	"\x10inventory.events0\x01\x12k\n" +
+	"\tStocktake\x12\x1e.inventory.v1.StocktakeRequest\x1a\x1f.inventory.v1.StocktakeResponse\"\x1b\xfa\xa9\x19\x17*\x15\n" +
+	"\x13inventory.stocktake0\x01\x12@\n" +
 	"\x05Audit\x12\x1a.inventory.v1.AuditRequest\x1a\x1b.inventory.v1.AuditResponse\x1a\b\xfa\xa9\x19\x04\x12\x02\b\x05B\xc0\x01\n" +
 	"\x10com.inventory.v1B\x0eInventoryProtoP\x01ZKgithub.com/warrenrpc/warren/examples/inventory/gen/inventory/v1;inventoryv1\xa2\x02\x03IXX\xaa\x02\fInventory.V1\xca\x02\fInventory\\V1\xe2\x02\x18Inventory\\V1\\GPBMetadata\xea\x02\rInventory::V1b\x06proto3"
 
@@ -744,7 +862,7 @@ func file_inventory_v1_inventory_proto_rawDescGZIP() []byte {
 }
 
 var file_inventory_v1_inventory_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_inventory_v1_inventory_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_inventory_v1_inventory_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_inventory_v1_inventory_proto_goTypes = []any{
 	(StockLevel_Level)(0),       // 0: inventory.v1.StockLevel.Level
 	(*ReserveRequest)(nil),      // 1: inventory.v1.ReserveRequest
@@ -757,29 +875,34 @@ var file_inventory_v1_inventory_proto_goTypes = []any{
 	(*WatchLevelsRequest)(nil),  // 8: inventory.v1.WatchLevelsRequest
 	(*ReportLevelResponse)(nil), // 9: inventory.v1.ReportLevelResponse
 	(*StockLevel)(nil),          // 10: inventory.v1.StockLevel
-	(*AuditRequest)(nil),        // 11: inventory.v1.AuditRequest
-	(*AuditResponse)(nil),       // 12: inventory.v1.AuditResponse
+	(*StocktakeRequest)(nil),    // 11: inventory.v1.StocktakeRequest
+	(*StocktakeResponse)(nil),   // 12: inventory.v1.StocktakeResponse
+	(*AuditRequest)(nil),        // 13: inventory.v1.AuditRequest
+	(*AuditResponse)(nil),       // 14: inventory.v1.AuditResponse
 }
 var file_inventory_v1_inventory_proto_depIdxs = []int32{
 	5,  // 0: inventory.v1.GetItemResponse.item:type_name -> inventory.v1.Item
 	0,  // 1: inventory.v1.StockLevel.level:type_name -> inventory.v1.StockLevel.Level
-	1,  // 2: inventory.v1.InventoryService.Reserve:input_type -> inventory.v1.ReserveRequest
-	3,  // 3: inventory.v1.InventoryService.GetItem:input_type -> inventory.v1.GetItemRequest
-	6,  // 4: inventory.v1.InventoryService.Restock:input_type -> inventory.v1.RestockRequest
-	10, // 5: inventory.v1.InventoryService.ReportLevel:input_type -> inventory.v1.StockLevel
-	8,  // 6: inventory.v1.InventoryService.WatchLevels:input_type -> inventory.v1.WatchLevelsRequest
-	11, // 7: inventory.v1.InventoryService.Audit:input_type -> inventory.v1.AuditRequest
-	2,  // 8: inventory.v1.InventoryService.Reserve:output_type -> inventory.v1.ReserveResponse
-	4,  // 9: inventory.v1.InventoryService.GetItem:output_type -> inventory.v1.GetItemResponse
-	7,  // 10: inventory.v1.InventoryService.Restock:output_type -> inventory.v1.RestockResponse
-	9,  // 11: inventory.v1.InventoryService.ReportLevel:output_type -> inventory.v1.ReportLevelResponse
-	10, // 12: inventory.v1.InventoryService.WatchLevels:output_type -> inventory.v1.StockLevel
-	12, // 13: inventory.v1.InventoryService.Audit:output_type -> inventory.v1.AuditResponse
-	8,  // [8:14] is the sub-list for method output_type
-	2,  // [2:8] is the sub-list for method input_type
-	2,  // [2:2] is the sub-list for extension type_name
-	2,  // [2:2] is the sub-list for extension extendee
-	0,  // [0:2] is the sub-list for field type_name
+	5,  // 2: inventory.v1.StocktakeResponse.item:type_name -> inventory.v1.Item
+	1,  // 3: inventory.v1.InventoryService.Reserve:input_type -> inventory.v1.ReserveRequest
+	3,  // 4: inventory.v1.InventoryService.GetItem:input_type -> inventory.v1.GetItemRequest
+	6,  // 5: inventory.v1.InventoryService.Restock:input_type -> inventory.v1.RestockRequest
+	10, // 6: inventory.v1.InventoryService.ReportLevel:input_type -> inventory.v1.StockLevel
+	8,  // 7: inventory.v1.InventoryService.WatchLevels:input_type -> inventory.v1.WatchLevelsRequest
+	11, // 8: inventory.v1.InventoryService.Stocktake:input_type -> inventory.v1.StocktakeRequest
+	13, // 9: inventory.v1.InventoryService.Audit:input_type -> inventory.v1.AuditRequest
+	2,  // 10: inventory.v1.InventoryService.Reserve:output_type -> inventory.v1.ReserveResponse
+	4,  // 11: inventory.v1.InventoryService.GetItem:output_type -> inventory.v1.GetItemResponse
+	7,  // 12: inventory.v1.InventoryService.Restock:output_type -> inventory.v1.RestockResponse
+	9,  // 13: inventory.v1.InventoryService.ReportLevel:output_type -> inventory.v1.ReportLevelResponse
+	10, // 14: inventory.v1.InventoryService.WatchLevels:output_type -> inventory.v1.StockLevel
+	12, // 15: inventory.v1.InventoryService.Stocktake:output_type -> inventory.v1.StocktakeResponse
+	14, // 16: inventory.v1.InventoryService.Audit:output_type -> inventory.v1.AuditResponse
+	10, // [10:17] is the sub-list for method output_type
+	3,  // [3:10] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_inventory_v1_inventory_proto_init() }
@@ -793,7 +916,7 @@ func file_inventory_v1_inventory_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_inventory_v1_inventory_proto_rawDesc), len(file_inventory_v1_inventory_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,6 +24,7 @@ const (
 	InventoryService_Restock_FullMethodName     = "/inventory.v1.InventoryService/Restock"
 	InventoryService_ReportLevel_FullMethodName = "/inventory.v1.InventoryService/ReportLevel"
 	InventoryService_WatchLevels_FullMethodName = "/inventory.v1.InventoryService/WatchLevels"
+	InventoryService_Stocktake_FullMethodName   = "/inventory.v1.InventoryService/Stocktake"
 	InventoryService_Audit_FullMethodName       = "/inventory.v1.InventoryService/Audit"
 )
 
@@ -54,6 +55,11 @@ type InventoryServiceClient interface {
 	// "*.LEVEL_OUT", "#"). The response header warren-queue says the
 	// subscription is bound: levels reported after it arrive.
 	WatchLevels(ctx context.Context, in *WatchLevelsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StockLevel], error)
+	// Stocktake counts items one by one and reports each as it is counted:
+	// a worker's stream of replies, relayed in order, then ended with the
+	// count's status. An unknown SKU ends it with NOT_FOUND, after the items
+	// counted before it.
+	Stocktake(ctx context.Context, in *StocktakeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StocktakeResponse], error)
 	// Audit has no route: the gateway answers it with UNIMPLEMENTED.
 	Audit(ctx context.Context, in *AuditRequest, opts ...grpc.CallOption) (*AuditResponse, error)
 }
@@ -125,6 +131,25 @@ func (c *inventoryServiceClient) WatchLevels(ctx context.Context, in *WatchLevel
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type InventoryService_WatchLevelsClient = grpc.ServerStreamingClient[StockLevel]
 
+func (c *inventoryServiceClient) Stocktake(ctx context.Context, in *StocktakeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StocktakeResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &InventoryService_ServiceDesc.Streams[1], InventoryService_Stocktake_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[StocktakeRequest, StocktakeResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type InventoryService_StocktakeClient = grpc.ServerStreamingClient[StocktakeResponse]
+
 func (c *inventoryServiceClient) Audit(ctx context.Context, in *AuditRequest, opts ...grpc.CallOption) (*AuditResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(AuditResponse)
@@ -162,6 +187,11 @@ type InventoryServiceServer interface {
 	// "*.LEVEL_OUT", "#"). The response header warren-queue says the
 	// subscription is bound: levels reported after it arrive.
 	WatchLevels(*WatchLevelsRequest, grpc.ServerStreamingServer[StockLevel]) error
+	// Stocktake counts items one by one and reports each as it is counted:
+	// a worker's stream of replies, relayed in order, then ended with the
+	// count's status. An unknown SKU ends it with NOT_FOUND, after the items
+	// counted before it.
+	Stocktake(*StocktakeRequest, grpc.ServerStreamingServer[StocktakeResponse]) error
 	// Audit has no route: the gateway answers it with UNIMPLEMENTED.
 	Audit(context.Context, *AuditRequest) (*AuditResponse, error)
 	mustEmbedUnimplementedInventoryServiceServer()
@@ -188,6 +218,9 @@ func (UnimplementedInventoryServiceServer) ReportLevel(context.Context, *StockLe
 }
 func (UnimplementedInventoryServiceServer) WatchLevels(*WatchLevelsRequest, grpc.ServerStreamingServer[StockLevel]) error {
 	return status.Error(codes.Unimplemented, "method WatchLevels not implemented")
+}
+func (UnimplementedInventoryServiceServer) Stocktake(*StocktakeRequest, grpc.ServerStreamingServer[StocktakeResponse]) error {
+	return status.Error(codes.Unimplemented, "method Stocktake not implemented")
 }
 func (UnimplementedInventoryServiceServer) Audit(context.Context, *AuditRequest) (*AuditResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Audit not implemented")
@@ -296,6 +329,17 @@ func _InventoryService_WatchLevels_Handler(srv interface{}, stream grpc.ServerSt
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type InventoryService_WatchLevelsServer = grpc.ServerStreamingServer[StockLevel]
 
+func _InventoryService_Stocktake_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(StocktakeRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(InventoryServiceServer).Stocktake(m, &grpc.GenericServerStream[StocktakeRequest, StocktakeResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type InventoryService_StocktakeServer = grpc.ServerStreamingServer[StocktakeResponse]
+
 func _InventoryService_Audit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(AuditRequest)
 	if err := dec(in); err != nil {
@@ -346,6 +390,11 @@ var InventoryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "WatchLevels",
 			Handler:       _InventoryService_WatchLevels_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Stocktake",
+			Handler:       _InventoryService_Stocktake_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -1,7 +1,10 @@
 package route
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"google.golang.org/grpc"
@@ -15,14 +18,50 @@ import (
 	"github.com/warrenrpc/warren/internal/wire"
 )
 
-// stream is the grpc.StreamHandler of a subscribe route.
+// stream is the grpc.StreamHandler of a subscribe or stream route.
 func (s *Service) stream(m Method) grpc.StreamHandler {
 	return func(_ any, stream grpc.ServerStream) error {
 		in := new(frame.Frame)
 		if err := stream.RecvMsg(in); err != nil {
 			return err
 		}
+		if m.Pattern == Stream {
+			return s.relay(m, in, stream)
+		}
 		return s.subscribe(m, in, stream)
+	}
+}
+
+// relay sends the request to m's queue and relays the worker's replies,
+// in order, until the one that ends the stream: the call ends with its
+// status. A reply that cannot be the response type ends the call with
+// INTERNAL, as for an RPC: a stream must not silently lose a message.
+func (s *Service) relay(m Method, in *frame.Frame, stream grpc.ServerStream) error {
+	ctx := stream.Context()
+	if _, ok := ctx.Deadline(); !ok && m.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, m.Timeout)
+		defer cancel()
+	}
+	replies, err := s.client.CallStream(ctx, m.Queue, request(ctx, m, in))
+	if err != nil {
+		return err
+	}
+	defer replies.Close()
+	for {
+		d, err := replies.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := checkReply(m, &d); err != nil {
+			return err
+		}
+		if err := stream.SendMsg(&frame.Frame{Data: d.Body}); err != nil {
+			return err
+		}
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/dynamicpb"
 
@@ -216,7 +217,11 @@ func (s *Service) unary(m Method, h func(context.Context, Method, *frame.Frame) 
 			ctx, cancel = context.WithTimeout(ctx, m.Timeout)
 			defer cancel()
 		}
-		return h(ctx, m, req.(*frame.Frame))
+		in := req.(*frame.Frame)
+		if err := m.check(in); err != nil {
+			return nil, err
+		}
+		return h(ctx, m, in)
 	}
 	return func(_ any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
 		in := new(frame.Frame)
@@ -240,6 +245,31 @@ func (s *Service) rpc(ctx context.Context, m Method, in *frame.Frame) (*frame.Fr
 		return nil, err
 	}
 	return &frame.Frame{Data: d.Body}, nil
+}
+
+// check refuses a request the gateway must not pass on, as
+// INVALID_ARGUMENT, before anything is published: bytes that are not
+// protobuf's wire format for every route; for a task or an event, which
+// have no worker's reply to say what was wrong, anything that does not
+// decode as the request type (invalid UTF-8 in a string field, say).
+func (m Method) check(in *frame.Frame) error {
+	if m.Pattern == Task || m.Pattern == Event {
+		_, err := m.decode(in)
+		return err
+	}
+	if err := wellFormed(in.Data); err != nil {
+		return core.Argumentf("the request is not a %s: %v", m.Desc.Input().FullName(), err)
+	}
+	return nil
+}
+
+// decode decodes the request, for the fields a route needs.
+func (m Method) decode(in *frame.Frame) (protoreflect.Message, error) {
+	req := dynamicpb.NewMessage(m.Desc.Input())
+	if err := proto.Unmarshal(in.Data, req); err != nil {
+		return nil, core.Argumentf("the request is not a %s: %v", m.Desc.Input().FullName(), err)
+	}
+	return req, nil
 }
 
 // request is the publishing of a call's request: its bytes as they came,
@@ -290,14 +320,14 @@ func newTaskID() (string, error) {
 func (s *Service) event(ctx context.Context, m Method, in *frame.Frame) (*frame.Frame, error) {
 	key := m.key.src
 	if m.key.fields() {
-		req := dynamicpb.NewMessage(m.Desc.Input())
-		if err := proto.Unmarshal(in.Data, req); err != nil {
-			return nil, core.Argumentf("the request is not a %s: %v", m.Desc.Input().FullName(), err)
+		req, err := m.decode(in)
+		if err != nil {
+			return nil, err
 		}
 		key = m.key.render(req)
 	}
-	if len(key) > 255 {
-		return nil, core.Argumentf("routing key of %d bytes from %q: the broker takes at most 255", len(key), m.key.src)
+	if len(key) > core.MaxKeyLen {
+		return nil, core.Argumentf("routing key of %d bytes from %q: the broker takes at most %d", len(key), m.key.src, core.MaxKeyLen)
 	}
 	msg := &core.Message{Exchange: m.Exchange, RoutingKey: key, Publishing: request(ctx, m, in)}
 	msg.DeliveryMode = amqp.Persistent

@@ -9,9 +9,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/warrenrpc/warren/core"
 	"github.com/warrenrpc/warren/internal/frame"
@@ -23,6 +21,9 @@ func (s *Service) stream(m Method) grpc.StreamHandler {
 	return func(_ any, stream grpc.ServerStream) error {
 		in := new(frame.Frame)
 		if err := stream.RecvMsg(in); err != nil {
+			return err
+		}
+		if err := m.check(in); err != nil {
 			return err
 		}
 		if m.Pattern == Stream {
@@ -76,9 +77,9 @@ func (s *Service) relay(m Method, in *frame.Frame, stream grpc.ServerStream) err
 func (s *Service) subscribe(m Method, in *frame.Frame, stream grpc.ServerStream) error {
 	var keys []string
 	if m.KeysField != nil {
-		req := dynamicpb.NewMessage(m.Desc.Input())
-		if err := proto.Unmarshal(in.Data, req); err != nil {
-			return core.Argumentf("the request is not a %s: %v", m.Desc.Input().FullName(), err)
+		req, err := m.decode(in)
+		if err != nil {
+			return err
 		}
 		keys = stringValues(req, m.KeysField)
 	}

@@ -140,3 +140,39 @@ func FuzzReplyStatus(f *testing.F) {
 		}
 	})
 }
+
+func TestStreamMarkers(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		v     any
+		seq   int64
+		seqOK bool
+		isEnd bool
+	}{
+		{int64(3), 3, true, true}, {int32(0), 0, true, false}, {uint8(1), 1, true, true},
+		{"12", 12, true, true}, {"x", 0, false, false}, {true, 0, false, true}, {false, 0, false, false},
+		{nil, 0, false, false}, {1.5, 0, false, false},
+	} {
+		h := amqp.Table{HeaderStreamSeq: tt.v, HeaderStreamEnd: tt.v}
+		if seq, ok := StreamSeq(h); seq != tt.seq || ok != tt.seqOK {
+			t.Errorf("StreamSeq(%#v) = %d, %v; want %d, %v", tt.v, seq, ok, tt.seq, tt.seqOK)
+		}
+		if got := StreamEnd(h); got != tt.isEnd {
+			t.Errorf("StreamEnd(%#v) = %v, want %v", tt.v, got, tt.isEnd)
+		}
+	}
+}
+
+func FuzzStreamMarkers(f *testing.F) {
+	f.Add(uint8(0), int64(1), "1")
+	f.Add(uint8(7), int64(0), "-9223372036854775808")
+	f.Add(uint8(10), int64(0), "")
+	f.Fuzz(func(t *testing.T, kind uint8, i int64, s string) {
+		v := fuzzHeaderValue(kind, i, s, 0)
+		h := amqp.Table{HeaderStreamSeq: v, HeaderStreamEnd: v}
+		seq, ok := StreamSeq(h)
+		if ok && StreamEnd(h) != (seq != 0) {
+			t.Fatalf("%#v: an integer header is the end when not zero: seq %d, end %v", v, seq, StreamEnd(h))
+		}
+	})
+}

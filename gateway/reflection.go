@@ -16,6 +16,11 @@ import (
 	"google.golang.org/protobuf/types/descriptorpb"
 
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
+
+	// The standard error details (google.rpc.PreconditionFailure, …) are
+	// linked in, so that reflection describes the details a worker sends
+	// and grpcurl shows them decoded.
+	_ "google.golang.org/genproto/googleapis/rpc/errdetails"
 )
 
 // A Resolver finds descriptors by file path and by name; a

@@ -15,8 +15,6 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -53,71 +51,13 @@ func TestPythonWorkerServesInventory(t *testing.T) {
 			prefix := queuePrefix(t)
 			startPythonWorker(t, set, prefix, "--stock", "tea=5:Green tea, 100 g")
 			client := startInventoryFrom(t, set, prefix)
-			ctx := warrentest.Ctx(t)
 
-			t.Run("reply", func(t *testing.T) {
-				got, err := client.GetItem(ctx, &inventoryv1.GetItemRequest{Sku: "tea"})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if want := (&inventoryv1.GetItemResponse{Item: tea(5)}); !proto.Equal(got, want) {
-					t.Errorf("GetItem = %v, want %v", got, want)
-				}
-			})
-			t.Run("metadata reaches the handler", func(t *testing.T) {
-				mdctx := metadata.AppendToOutgoingContext(ctx, "tenant", "acme")
-				got, err := client.Reserve(mdctx, &inventoryv1.ReserveRequest{Sku: "tea", Count: 2, OrderId: "o1"})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got.GetReservationId() != "acme/r1" || got.GetLeft() != 3 {
-					t.Errorf("Reserve = %v, want reservation acme/r1 with 3 left", got)
-				}
-			})
-			t.Run("an error with details travels as the caller's status", func(t *testing.T) {
-				_, err := client.Reserve(ctx, &inventoryv1.ReserveRequest{Sku: "tea", Count: 10})
-				st := status.Convert(err)
-				if st.Code() != codes.FailedPrecondition || st.Message() != "not enough stock" {
-					t.Fatalf("Reserve(10) = %v, want FAILED_PRECONDITION: not enough stock", err)
-				}
-				want := &errdetails.PreconditionFailure{Violations: []*errdetails.PreconditionFailure_Violation{
-					{Type: "STOCK", Subject: "tea", Description: "3 left"},
-				}}
-				if d := st.Details(); len(d) != 1 || !proto.Equal(pf(d[0]), want) {
-					t.Errorf("details %v, want [%v]", d, want)
-				}
-			})
-			t.Run("codes travel", func(t *testing.T) {
-				_, err := client.GetItem(ctx, &inventoryv1.GetItemRequest{Sku: "coffee"})
-				if st := status.Convert(err); st.Code() != codes.NotFound || st.Message() != `no item "coffee"` {
-					t.Errorf("GetItem(coffee) = %v, want NOT_FOUND: no item \"coffee\"", err)
-				}
-				_, err = client.Reserve(ctx, &inventoryv1.ReserveRequest{Sku: "coffee", Count: 1})
-				warrentest.WantCode(t, err, codes.NotFound)
-				_, err = client.Reserve(ctx, &inventoryv1.ReserveRequest{Sku: "tea"})
-				warrentest.WantCode(t, err, codes.InvalidArgument)
-			})
-			t.Run("a stream of replies, ended with its status", func(t *testing.T) {
-				got, err := stocktake(ctx, t, client, "tea")
-				if err != nil || len(got) != 1 || got[0].GetCounted() != 1 || got[0].GetItem().GetSku() != "tea" {
-					t.Errorf("Stocktake(tea) = %v, %v; want tea counted", got, err)
-				}
-				got, err = stocktake(ctx, t, client, "tea", "coffee")
-				if status.Code(err) != codes.NotFound || len(got) != 1 {
-					t.Errorf("Stocktake(tea, coffee) = %v, %v; want tea, then NOT_FOUND", got, err)
-				}
-			})
+			exerciseInventory(t, client)
 			t.Run("on the wire", func(t *testing.T) {
 				pythonOnTheWire(t, prefix+getItemQueue)
 			})
 		})
 	}
-}
-
-// pf is a status detail as a PreconditionFailure, or nil.
-func pf(detail any) *errdetails.PreconditionFailure {
-	v, _ := detail.(*errdetails.PreconditionFailure)
-	return v
 }
 
 // pythonOnTheWire sends the worker requests the gateway would not: one

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
@@ -64,45 +63,7 @@ func TestRPCRouteThroughGatewayAndSDKWorker(t *testing.T) {
 	waitServing(t, gw, "inventory.v1.InventoryService")
 	ctx := warrentest.Ctx(t)
 
-	t.Run("reply", func(t *testing.T) {
-		got, err := client.GetItem(ctx, &inventoryv1.GetItemRequest{Sku: "tea"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := (&inventoryv1.GetItemResponse{Item: tea(5)}); !proto.Equal(got, want) {
-			t.Errorf("GetItem = %v, want %v", got, want)
-		}
-	})
-	t.Run("metadata reaches the handler", func(t *testing.T) {
-		mdctx := metadata.AppendToOutgoingContext(ctx, "tenant", "acme")
-		got, err := client.Reserve(mdctx, &inventoryv1.ReserveRequest{Sku: "tea", Count: 2, OrderId: "o1"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got.GetReservationId() != "acme/r1" || got.GetLeft() != 3 {
-			t.Errorf("Reserve = %v, want reservation acme/r1 with 3 left", got)
-		}
-	})
-	t.Run("an error with details travels as the caller's status", func(t *testing.T) {
-		_, err := client.Reserve(ctx, &inventoryv1.ReserveRequest{Sku: "tea", Count: 10})
-		st := status.Convert(err)
-		if st.Code() != codes.FailedPrecondition || st.Message() != "not enough stock" {
-			t.Fatalf("Reserve(10) = %v, want FAILED_PRECONDITION: not enough stock", err)
-		}
-		var pf *errdetails.PreconditionFailure
-		for _, d := range st.Details() {
-			if v, ok := d.(*errdetails.PreconditionFailure); ok {
-				pf = v
-			}
-		}
-		if pf == nil || len(pf.GetViolations()) != 1 || pf.GetViolations()[0].GetDescription() != "3 left" {
-			t.Errorf("details %v, want a PreconditionFailure saying 3 left", st.Details())
-		}
-	})
-	t.Run("codes travel", func(t *testing.T) {
-		_, err := client.GetItem(ctx, &inventoryv1.GetItemRequest{Sku: "coffee"})
-		warrentest.WantCode(t, err, codes.NotFound)
-	})
+	exerciseInventory(t, client)
 	t.Run("a method without a route is UNIMPLEMENTED", func(t *testing.T) {
 		_, err := client.Audit(ctx, &inventoryv1.AuditRequest{})
 		warrentest.WantCode(t, err, codes.Unimplemented)

@@ -102,5 +102,25 @@ func Services(files *protoregistry.Files) ([]Routes, error) {
 		return true
 	})
 	slices.SortFunc(out, func(a, b Routes) int { return strings.Compare(string(a.Desc.FullName()), string(b.Desc.FullName())) })
+	errs = append(errs, exchangeKinds(out))
 	return out, errors.Join(errs...)
+}
+
+// exchangeKinds refuses two routes that name one exchange with two kinds:
+// the broker would refuse the second declaration.
+func exchangeKinds(all []Routes) error {
+	first := map[string]Method{}
+	for _, r := range all {
+		for _, m := range r.Methods {
+			if m.Exchange == "" {
+				continue
+			}
+			if f, ok := first[m.Exchange]; !ok {
+				first[m.Exchange] = m
+			} else if f.Kind != m.Kind {
+				return fmt.Errorf("route: %s and %s name the exchange %q as %s and as %s", f.Desc.FullName(), m.Desc.FullName(), m.Exchange, f.Kind, m.Kind)
+			}
+		}
+	}
+	return nil
 }

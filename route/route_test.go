@@ -135,11 +135,16 @@ func TestWrongRoutesAreStartupErrorsNamingTheMethod(t *testing.T) {
 		{"event key unclosed", event("x", "", "a.{b"), "Get", `routing_key "a.{b": a { without its }`},
 		{"subscribe on a unary method", subscribe("x", ""), "Get", "a subscribe route needs a server-streaming method; this one is unary"},
 		{"subscribe without a keys field", subscribe("x", "topic"), "ServerWatch", `test.v1.Svc.ServerWatch: a subscribe route's request test.v1.Msg needs a string field "binding_keys"`},
+		{"one exchange of two kinds", nil, "", `name the exchange "x" as `},
 		{"negative timeout", &warrenv1.Route{Pattern: rpc("").Pattern, Timeout: durationpb.New(-time.Second)}, "Get", "test.v1.Svc.Get: timeout -1s: want a positive duration"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			path := warrentest.WriteProto(t, setOf(testFile(nil, map[string]*warrenv1.Route{tt.method: tt.route})))
+			routes := map[string]*warrenv1.Route{tt.method: tt.route}
+			if tt.route == nil {
+				routes = map[string]*warrenv1.Route{"Emit": event("x", "topic", ""), "ServerWatch": subscribe("x", "fanout")}
+			}
+			path := warrentest.WriteProto(t, setOf(testFile(nil, routes)))
 			_, err := route.NewServices(route.Config{}, path)
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("NewServices: %v, want an error containing %q", err, tt.wantErr)

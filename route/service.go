@@ -119,21 +119,35 @@ func (s *Service) Descriptors() gateway.Resolver {
 // Name implements gateway.Service.
 func (s *Service) Name() string { return string(s.routes.Desc.FullName()) }
 
-// Attach implements gateway.Service.
+// Attach implements gateway.Service: the core components the routes need
+// (a Client for rpc and stream routes, a Publisher for task and event
+// routes, a Subscriber for subscribe routes), and the declaration of the
+// exchanges the event and subscribe routes name.
 func (s *Service) Attach(sup *core.Supervisor) {
-	s.client = core.NewClient(sup, core.ClientConfig{
-		ReplyMode:        s.cfg.ReplyMode,
-		Timeout:          s.cfg.DefaultTimeout,
-		PresenceInterval: s.cfg.PresenceInterval,
-	})
-	s.publisher = core.NewPublisher(sup, core.PublisherConfig{Timeout: s.cfg.DefaultTimeout})
-	s.subs = core.NewSubscriber(sup)
 	var exchanges []core.ExchangeSpec
+	declared := map[string]bool{}
 	for _, m := range s.routes.Methods {
 		switch m.Pattern {
 		case RPC, Stream:
+			if s.client == nil {
+				s.client = core.NewClient(sup, core.ClientConfig{
+					ReplyMode:        s.cfg.ReplyMode,
+					Timeout:          s.cfg.DefaultTimeout,
+					PresenceInterval: s.cfg.PresenceInterval,
+				})
+			}
 			s.client.Watch(m.Queue)
-		case Event, Subscribe:
+		case Task, Event:
+			if s.publisher == nil {
+				s.publisher = core.NewPublisher(sup, core.PublisherConfig{Timeout: s.cfg.DefaultTimeout})
+			}
+		case Subscribe:
+			if s.subs == nil {
+				s.subs = core.NewSubscriber(sup)
+			}
+		}
+		if (m.Pattern == Event || m.Pattern == Subscribe) && !declared[m.Exchange] {
+			declared[m.Exchange] = true
 			exchanges = append(exchanges, core.ExchangeSpec{Name: m.Exchange, Kind: m.Kind, Durable: true})
 		}
 	}

@@ -30,7 +30,8 @@ func TestRoutedMethodsBadInput(t *testing.T) {
 		{Name: "method without a route", Method: svc + "Audit", Kind: warrentest.BadUnary, Msgs: [][]byte{nil}, Want: codes.Unimplemented},
 
 		{Name: "rpc: garbage", Method: svc + "GetItem", Kind: warrentest.BadUnary, Msgs: [][]byte{warrentest.BadGarbage}, Want: codes.InvalidArgument, WantMsg: "not a inventory.v1.GetItemRequest"},
-		{Name: "rpc: invalid UTF-8 (the worker decodes)", Method: svc + "GetItem", Kind: warrentest.BadUnary, Msgs: [][]byte{badUTF8}, Want: codes.InvalidArgument, WantMsg: "worker: the request is not a inventory.v1.GetItemRequest"},
+		{Name: "rpc: invalid UTF-8 (the worker decodes)", Method: svc + "Reserve", Kind: warrentest.BadUnary, Msgs: [][]byte{badUTF8}, Want: codes.InvalidArgument, WantMsg: "worker: the request is not a inventory.v1.ReserveRequest"},
+		{Name: "rpc: invalid UTF-8 (the JSON codec decodes)", Method: svc + "GetItem", Kind: warrentest.BadUnary, Msgs: [][]byte{badUTF8}, Want: codes.InvalidArgument, WantMsg: "the request is not a inventory.v1.GetItemRequest"},
 		{Name: "rpc: over 4 MiB", Method: svc + "GetItem", Kind: warrentest.BadUnary, Msgs: [][]byte{huge}, Want: codes.ResourceExhausted},
 
 		{Name: "task: garbage", Method: svc + "Restock", Kind: warrentest.BadUnary, Msgs: [][]byte{warrentest.BadGarbage}, Want: codes.InvalidArgument},

@@ -15,7 +15,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	inventoryv1 "github.com/warrenrpc/warren/examples/inventory/gen/inventory/v1"
@@ -73,7 +73,7 @@ func pythonOnTheWire(t *testing.T, queue string) {
 	if err != nil {
 		t.Fatalf("consume replies: %v", err)
 	}
-	body, _ := proto.Marshal(&inventoryv1.GetItemRequest{Sku: "tea"})
+	body := []byte(`{"sku": "tea"}`) // GetItem's codec is JSON
 	for _, r := range []struct {
 		id, typ  string
 		deadline time.Time
@@ -85,7 +85,7 @@ func pythonOnTheWire(t *testing.T, queue string) {
 		headers := amqp.Table{}
 		wire.SetDeadline(headers, r.deadline)
 		err := ch.PublishWithContext(warrentest.Ctx(t), "", queue, true, false, amqp.Publishing{
-			ContentType: wire.ContentTypeProtobuf, Type: r.typ, CorrelationId: r.id,
+			ContentType: wire.ContentTypeJSON, Type: r.typ, CorrelationId: r.id,
 			ReplyTo: replies.Name, Headers: headers, Body: body,
 		})
 		if err != nil {
@@ -111,12 +111,12 @@ func pythonOnTheWire(t *testing.T, queue string) {
 	}
 	d = next()
 	var got inventoryv1.GetItemResponse
-	if d.CorrelationId != "good" || d.ContentType != wire.ContentTypeProtobuf || d.Type != "inventory.v1.GetItemResponse" {
+	if d.CorrelationId != "good" || d.ContentType != wire.ContentTypeJSON || d.Type != "inventory.v1.GetItemResponse" {
 		t.Errorf("second reply: correlation id %q, content type %q, type %q; want good, %s, inventory.v1.GetItemResponse",
-			d.CorrelationId, d.ContentType, d.Type, wire.ContentTypeProtobuf)
+			d.CorrelationId, d.ContentType, d.Type, wire.ContentTypeJSON)
 	}
-	if err := proto.Unmarshal(d.Body, &got); err != nil || got.GetItem().GetSku() != "tea" {
-		t.Errorf("second reply's body %x: %v, %v; want the tea item", d.Body, &got, err)
+	if err := protojson.Unmarshal(d.Body, &got); err != nil || got.GetItem().GetSku() != "tea" {
+		t.Errorf("second reply's body %q: %v, %v; want the tea item", d.Body, &got, err)
 	}
 }
 

@@ -74,6 +74,7 @@ type Method struct {
 	Queue     string         // RPC: the request queue; Task: the work queue
 	QueueType core.QueueType // the type workers declare Queue with
 	Timeout   time.Duration  // for calls without a deadline; 0: the gateway's default
+	Codec     Codec          // how messages are encoded in AMQP bodies
 
 	// Task: the response's field that carries the task id.
 	IDField protoreflect.FieldDescriptor
@@ -135,6 +136,18 @@ func method(md protoreflect.MethodDescriptor, r *warrenv1.Route, defaults *warre
 			return m, fmt.Errorf("timeout %v: want a positive duration", timeout.AsDuration())
 		}
 		m.Timeout = timeout.AsDuration()
+	}
+	codec := r.GetCodec()
+	if codec == warrenv1.Codec_CODEC_UNSPECIFIED {
+		codec = defaults.GetCodec()
+	}
+	switch codec {
+	case warrenv1.Codec_CODEC_UNSPECIFIED, warrenv1.Codec_CODEC_PROTOBUF:
+		m.Codec = Protobuf
+	case warrenv1.Codec_CODEC_JSON:
+		m.Codec = JSON
+	default:
+		return m, fmt.Errorf("unknown codec %v", codec)
 	}
 	switch p := r.GetPattern().(type) {
 	case *warrenv1.Route_Rpc:

@@ -10,6 +10,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -86,66 +87,111 @@ func TestRPCRouteWithoutWorkerIsUnavailableAtOnce(t *testing.T) {
 	}
 }
 
-// TestRPCRouteForeignWorkerReplies: what a worker in any language sends
-// back, from the wire contract's point of view: the request as it
-// arrives, and replies good and bad.
+// TestRPCRouteForeignWorkerReplies: what a worker in any language gets,
+// and what it may send back, right and wrong, in both codecs: Reserve's
+// messages travel as protobuf, GetItem's as JSON.
 func TestRPCRouteForeignWorkerReplies(t *testing.T) {
 	t.Parallel()
 	prefix := queuePrefix(t)
 	gw, client := startInventory(t, prefix)
-	good, _ := proto.Marshal(&inventoryv1.GetItemResponse{Item: tea(1)})
-	replies := map[string]amqp.Publishing{
-		"good":          {ContentType: wire.ContentTypeProtobuf, Type: "inventory.v1.GetItemResponse", Body: good},
-		"untyped":       {Body: good},
-		"wrong type":    {ContentType: wire.ContentTypeProtobuf, Type: "inventory.v1.Item", Body: good},
-		"wrong content": {ContentType: "application/json", Body: []byte(`{"item":{}}`)},
-		"garbage":       {ContentType: wire.ContentTypeProtobuf, Body: []byte{0xff, 0xff, 0xff}},
-		"error":         {Headers: wire.ErrorHeaders(codes.PermissionDenied, "not yours"), Body: []byte("error")},
+	pb, _ := proto.Marshal(&inventoryv1.ReserveResponse{ReservationId: "r9", Left: 1})
+	js := []byte(`{"item": {"sku": "tea", "name": "Green tea, 100 g", "stock": 1}}`)
+	errorReply := amqp.Publishing{Headers: wire.ErrorHeaders(codes.PermissionDenied, "not yours"), Body: []byte("error")}
+	replies := map[string]map[string]amqp.Publishing{
+		reserveQueue: {
+			"good":          {ContentType: wire.ContentTypeProtobuf, Type: "inventory.v1.ReserveResponse", Body: pb},
+			"untyped":       {Body: pb},
+			"wrong type":    {ContentType: wire.ContentTypeProtobuf, Type: "inventory.v1.Item", Body: pb},
+			"wrong content": {ContentType: wire.ContentTypeJSON, Body: []byte(`{"left":1}`)},
+			"garbage":       {ContentType: wire.ContentTypeProtobuf, Body: []byte{0xff, 0xff, 0xff}},
+			"error":         errorReply,
+		},
+		getItemQueue: {
+			"good":          {ContentType: wire.ContentTypeJSON, Type: "inventory.v1.GetItemResponse", Body: js},
+			"untyped":       {Body: js},
+			"wrong type":    {ContentType: wire.ContentTypeJSON, Type: "inventory.v1.Item", Body: js},
+			"wrong content": {ContentType: wire.ContentTypeProtobuf, Body: pb},
+			"garbage":       {ContentType: wire.ContentTypeJSON, Body: []byte(`{"item": {"stock": "many"}}`)},
+			"error":         errorReply,
+		},
 	}
 	requests := make(chan amqp.Delivery, 16)
-	warrentest.FakeWorker(t, prefix+getItemQueue, func(ch *amqp.Channel, d amqp.Delivery) {
-		requests <- d
-		reply, _ := d.Headers[wire.HeaderMetadataPrefix+"reply"].(string)
-		p := replies[reply]
-		p.CorrelationId = d.CorrelationId
-		warrentest.Reply(t, ch, d, p)
-	})
-	// Reserve's and Stocktake's workers are there for health only: the
-	// service is SERVING when every rpc and stream route has one.
-	warrentest.FakeWorker(t, prefix+reserveQueue, func(*amqp.Channel, amqp.Delivery) {})
+	for _, q := range []string{reserveQueue, getItemQueue} {
+		warrentest.FakeWorker(t, prefix+q, func(ch *amqp.Channel, d amqp.Delivery) {
+			requests <- d
+			reply, _ := d.Headers[wire.HeaderMetadataPrefix+"reply"].(string)
+			p := replies[q][reply]
+			p.CorrelationId = d.CorrelationId
+			warrentest.Reply(t, ch, d, p)
+		})
+	}
+	// Stocktake's worker is there for health only: the service is
+	// SERVING when every rpc and stream route has one.
 	warrentest.FakeWorker(t, prefix+stocktakeQueue, func(*amqp.Channel, amqp.Delivery) {})
 	waitServing(t, gw, "inventory.v1.InventoryService")
-	for _, tt := range []struct {
-		reply string
-		want  codes.Code
+	for _, method := range []struct {
+		queue       string
+		call        func(context.Context) (proto.Message, error)
+		want        proto.Message
+		contentType string
+		request     func([]byte) (proto.Message, error)
 	}{
-		{"good", codes.OK}, {"untyped", codes.OK}, {"wrong type", codes.Internal},
-		{"wrong content", codes.Internal}, {"garbage", codes.Internal}, {"error", codes.PermissionDenied},
-		{"good", codes.OK}, // and the gateway keeps serving
+		{
+			reserveQueue,
+			func(ctx context.Context) (proto.Message, error) {
+				return client.Reserve(ctx, &inventoryv1.ReserveRequest{Sku: "tea", Count: 1})
+			},
+			&inventoryv1.ReserveResponse{ReservationId: "r9", Left: 1},
+			wire.ContentTypeProtobuf,
+			func(b []byte) (proto.Message, error) {
+				var req inventoryv1.ReserveRequest
+				return &req, proto.Unmarshal(b, &req)
+			},
+		},
+		{
+			getItemQueue,
+			func(ctx context.Context) (proto.Message, error) {
+				return client.GetItem(ctx, &inventoryv1.GetItemRequest{Sku: "tea"})
+			},
+			&inventoryv1.GetItemResponse{Item: tea(1)},
+			wire.ContentTypeJSON,
+			func(b []byte) (proto.Message, error) {
+				var req inventoryv1.GetItemRequest
+				return &req, protojson.Unmarshal(b, &req)
+			},
+		},
 	} {
-		t.Run(tt.reply, func(t *testing.T) {
-			ctx := metadata.AppendToOutgoingContext(warrentest.Ctx(t), "reply", tt.reply)
-			got, err := client.GetItem(ctx, &inventoryv1.GetItemRequest{Sku: "tea"})
-			if status.Code(err) != tt.want {
-				t.Fatalf("GetItem with a %s reply = %v, %v; want %v", tt.reply, got, err, tt.want)
-			}
-			if tt.want == codes.OK && !proto.Equal(got.GetItem(), tea(1)) {
-				t.Errorf("GetItem = %v, want %v", got, tea(1))
-			}
-			d := <-requests
-			if d.ContentType != wire.ContentTypeProtobuf || d.Type != "inventory.v1.GetItemRequest" || d.ReplyTo == "" || d.CorrelationId == "" {
-				t.Errorf("request properties: content type %q, type %q, reply_to %q, correlation id %q",
-					d.ContentType, d.Type, d.ReplyTo, d.CorrelationId)
-			}
-			var req inventoryv1.GetItemRequest
-			if err := proto.Unmarshal(d.Body, &req); err != nil || req.GetSku() != "tea" {
-				t.Errorf("request body %x: %v, %v", d.Body, &req, err)
-			}
-			callDeadline, _ := ctx.Deadline()
-			if got, ok := wire.Deadline(d.Headers); !ok || got.Sub(callDeadline).Abs() > time.Second {
-				t.Errorf("deadline header %v, %v; want the call's, %v", got, ok, callDeadline)
-			}
-		})
+		for _, tt := range []struct {
+			reply string
+			want  codes.Code
+		}{
+			{"good", codes.OK}, {"untyped", codes.OK}, {"wrong type", codes.Internal},
+			{"wrong content", codes.Internal}, {"garbage", codes.Internal}, {"error", codes.PermissionDenied},
+			{"good", codes.OK}, // and the gateway keeps serving
+		} {
+			t.Run(method.queue+"/"+tt.reply, func(t *testing.T) {
+				ctx := metadata.AppendToOutgoingContext(warrentest.Ctx(t), "reply", tt.reply)
+				got, err := method.call(ctx)
+				if status.Code(err) != tt.want {
+					t.Fatalf("a %s reply = %v, %v; want %v", tt.reply, got, err, tt.want)
+				}
+				if tt.want == codes.OK && !proto.Equal(got, method.want) {
+					t.Errorf("got %v, want %v", got, method.want)
+				}
+				d := <-requests
+				if d.ContentType != method.contentType || d.Type == "" || d.ReplyTo == "" || d.CorrelationId == "" {
+					t.Errorf("request properties: content type %q (want %s), type %q, reply_to %q, correlation id %q",
+						d.ContentType, method.contentType, d.Type, d.ReplyTo, d.CorrelationId)
+				}
+				if req, err := method.request(d.Body); err != nil {
+					t.Errorf("request body %q: %v, %v", d.Body, req, err)
+				}
+				callDeadline, _ := ctx.Deadline()
+				if got, ok := wire.Deadline(d.Headers); !ok || got.Sub(callDeadline).Abs() > time.Second {
+					t.Errorf("deadline header %v, %v; want the call's, %v", got, ok, callDeadline)
+				}
+			})
+		}
 	}
 }
 

@@ -251,14 +251,19 @@ func (s *Service) unary(m Method, h func(context.Context, Method, *frame.Frame) 
 
 // rpc sends a request to m's queue and returns the worker's reply.
 func (s *Service) rpc(ctx context.Context, m Method, in *frame.Frame) (*frame.Frame, error) {
-	d, err := s.client.Call(ctx, m.Queue, request(ctx, m, in))
+	req, err := request(ctx, m, in)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkReply(m, &d); err != nil {
+	d, err := s.client.Call(ctx, m.Queue, req)
+	if err != nil {
 		return nil, err
 	}
-	return &frame.Frame{Data: d.Body}, nil
+	pb, err := reply(m, &d)
+	if err != nil {
+		return nil, err
+	}
+	return &frame.Frame{Data: pb}, nil
 }
 
 // check refuses a request the gateway must not pass on, as
@@ -288,17 +293,21 @@ func (m Method) decode(in *frame.Frame) (protoreflect.Message, error) {
 
 // request is the publishing of a call's request: its bytes as they came,
 // its type, and the caller's metadata.
-func request(ctx context.Context, m Method, in *frame.Frame) amqp.Publishing {
+func request(ctx context.Context, m Method, in *frame.Frame) (amqp.Publishing, error) {
+	body, err := m.Codec.toBody(m.Desc.Input(), in.Data)
+	if err != nil {
+		return amqp.Publishing{}, core.Argumentf("the request is not a %s: %v", m.Desc.Input().FullName(), err)
+	}
 	headers := amqp.Table{}
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
 		wire.SetMetadata(headers, md)
 	}
 	return amqp.Publishing{
-		ContentType: wire.ContentTypeProtobuf,
+		ContentType: m.Codec.ContentType(),
 		Type:        string(m.Desc.Input().FullName()),
 		Headers:     headers,
-		Body:        in.Data,
-	}
+		Body:        body,
+	}, nil
 }
 
 // task publishes the request persistent to m's work queue and answers,
@@ -308,7 +317,11 @@ func (s *Service) task(ctx context.Context, m Method, in *frame.Frame) (*frame.F
 	if err != nil {
 		return nil, err
 	}
-	msg := &core.Message{RoutingKey: m.Queue, Mandatory: true, Publishing: request(ctx, m, in)}
+	req, err := request(ctx, m, in)
+	if err != nil {
+		return nil, err
+	}
+	msg := &core.Message{RoutingKey: m.Queue, Mandatory: true, Publishing: req}
 	msg.DeliveryMode = amqp.Persistent
 	msg.MessageId = id
 	msg.Timestamp = time.Now()
@@ -343,7 +356,11 @@ func (s *Service) event(ctx context.Context, m Method, in *frame.Frame) (*frame.
 	if len(key) > core.MaxKeyLen {
 		return nil, core.Argumentf("routing key of %d bytes from %q: the broker takes at most %d", len(key), m.key.src, core.MaxKeyLen)
 	}
-	msg := &core.Message{Exchange: m.Exchange, RoutingKey: key, Publishing: request(ctx, m, in)}
+	req, err := request(ctx, m, in)
+	if err != nil {
+		return nil, err
+	}
+	msg := &core.Message{Exchange: m.Exchange, RoutingKey: key, Publishing: req}
 	msg.DeliveryMode = amqp.Persistent
 	msg.Timestamp = time.Now()
 	if err := s.publisher.Publish(ctx, msg); err != nil {
@@ -352,48 +369,29 @@ func (s *Service) event(ctx context.Context, m Method, in *frame.Frame) (*frame.
 	return &frame.Frame{}, nil
 }
 
-// checkReply refuses a reply that cannot be m's response (checkMessage),
-// as INTERNAL.
-func checkReply(m Method, d *amqp.Delivery) error {
-	if err := checkMessage(string(m.Desc.Output().FullName()), d); err != nil {
-		return status.Errorf(codes.Internal, "route: the worker's reply: %v", err)
+// reply returns the protobuf encoding of a worker's reply (one message of
+// a stream), refusing, as INTERNAL, one that cannot be m's response
+// (checkMessage).
+func reply(m Method, d *amqp.Delivery) ([]byte, error) {
+	pb, err := checkMessage(m, m.Desc.Output(), d)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "route: the worker's reply: %v", err)
 	}
-	return nil
+	return pb, nil
 }
 
-// checkMessage refuses a message that cannot be a want: another type,
-// another content type, or bytes that are not protobuf's wire format. It
-// does not decode the message.
-func checkMessage(want string, d *amqp.Delivery) error {
-	if d.Type != "" && d.Type != want {
-		return fmt.Errorf("a %q, want a %s", truncate(d.Type), want)
+// checkMessage returns the protobuf encoding of the message of type want
+// that d carries in m's codec, or why it cannot carry one: another type,
+// another content type, or a body that is not such a message (a protobuf
+// body is checked for protobuf's wire format, not decoded).
+func checkMessage(m Method, want protoreflect.MessageDescriptor, d *amqp.Delivery) ([]byte, error) {
+	if d.Type != "" && d.Type != string(want.FullName()) {
+		return nil, fmt.Errorf("a %q, want a %s", truncate(d.Type), want.FullName())
 	}
-	if d.ContentType != "" && d.ContentType != wire.ContentTypeProtobuf {
-		return fmt.Errorf("content type %q, want %s", truncate(d.ContentType), wire.ContentTypeProtobuf)
+	if ct := m.Codec.ContentType(); d.ContentType != "" && d.ContentType != ct {
+		return nil, fmt.Errorf("content type %q, want %s", truncate(d.ContentType), ct)
 	}
-	if err := wellFormed(d.Body); err != nil {
-		return fmt.Errorf("not a protobuf %s: %v", want, err)
-	}
-	return nil
-}
-
-// wellFormed walks b as protobuf's wire format without decoding it.
-func wellFormed(b []byte) error {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return protowire.ParseError(n)
-		}
-		if num > protowire.MaxValidNumber {
-			return fmt.Errorf("field number %d out of range", num)
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b[n:])
-		if m < 0 {
-			return protowire.ParseError(m)
-		}
-		b = b[n+m:]
-	}
-	return nil
+	return m.Codec.fromBody(want, d.Body)
 }
 
 // truncate keeps what a foreign worker sent short in an error message.

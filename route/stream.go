@@ -44,7 +44,11 @@ func (s *Service) relay(m Method, in *frame.Frame, stream grpc.ServerStream) err
 		ctx, cancel = context.WithTimeout(ctx, m.Timeout)
 		defer cancel()
 	}
-	replies, err := s.client.CallStream(ctx, m.Queue, request(ctx, m, in))
+	req, err := request(ctx, m, in)
+	if err != nil {
+		return err
+	}
+	replies, err := s.client.CallStream(ctx, m.Queue, req)
 	if err != nil {
 		return err
 	}
@@ -57,10 +61,11 @@ func (s *Service) relay(m Method, in *frame.Frame, stream grpc.ServerStream) err
 		if err != nil {
 			return err
 		}
-		if err := checkReply(m, &d); err != nil {
+		pb, err := reply(m, &d)
+		if err != nil {
 			return err
 		}
-		if err := stream.SendMsg(&frame.Frame{Data: d.Body}); err != nil {
+		if err := stream.SendMsg(&frame.Frame{Data: pb}); err != nil {
 			return err
 		}
 	}
@@ -99,14 +104,14 @@ func (s *Service) subscribe(m Method, in *frame.Frame, stream grpc.ServerStream)
 		sub.Close()
 		return err
 	}
-	out := string(m.Desc.Output().FullName())
 	return sub.Stream(func(d *amqp.Delivery) error {
-		if err := checkMessage(out, d); err != nil {
+		pb, err := checkMessage(m, m.Desc.Output(), d)
+		if err != nil {
 			s.cfg.Logger.Warn("route: a message that is not the subscription's response skipped",
 				"method", m.FullMethod(), "exchange", m.Exchange, "routing_key", d.RoutingKey, "err", err)
 			return nil
 		}
-		return stream.SendMsg(&frame.Frame{Data: d.Body})
+		return stream.SendMsg(&frame.Frame{Data: pb})
 	})
 }
 

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -233,11 +234,11 @@ func (s *serverStream) SendMsg(v any) error {
 	if !ok {
 		return status.Errorf(codes.Internal, "worker: the handler sent a %T, not a proto message", v)
 	}
-	body, err := proto.Marshal(msg)
+	p, err := s.m.encode(msg)
 	if err != nil {
-		return status.Errorf(codes.Internal, "worker: encode a reply: %v", err)
+		return err
 	}
-	return s.send(amqp.Publishing{ContentType: wire.ContentTypeProtobuf, Type: string(s.m.route.Desc.Output().FullName()), Body: body})
+	return s.send(p)
 }
 
 // RecvMsg decodes the request, once; a server-streaming call has one.
@@ -263,10 +264,27 @@ func (m method) decode(d *amqp.Delivery, v any) error {
 	if !ok {
 		return status.Errorf(codes.Internal, "worker: %T is not a proto message", v)
 	}
-	if err := proto.Unmarshal(d.Body, msg); err != nil {
+	unmarshal := proto.Unmarshal
+	if m.route.Codec == route.JSON {
+		unmarshal = protojson.Unmarshal
+	}
+	if err := unmarshal(d.Body, msg); err != nil {
 		return status.Errorf(codes.InvalidArgument, "worker: the request is not a %s: %v", m.route.Desc.Input().FullName(), err)
 	}
 	return nil
+}
+
+// encode makes the publishing of a reply, in m's codec.
+func (m method) encode(msg proto.Message) (amqp.Publishing, error) {
+	marshal := proto.Marshal
+	if m.route.Codec == route.JSON {
+		marshal = protojson.Marshal
+	}
+	body, err := marshal(msg)
+	if err != nil {
+		return amqp.Publishing{}, status.Errorf(codes.Internal, "worker: encode a reply: %v", err)
+	}
+	return amqp.Publishing{ContentType: m.route.Codec.ContentType(), Type: string(m.route.Desc.Output().FullName()), Body: body}, nil
 }
 
 // call decodes d as m's request and runs m's generated handler, with the
@@ -296,11 +314,7 @@ func (m method) reply(ctx context.Context, d *amqp.Delivery) (amqp.Publishing, e
 	if err != nil {
 		return amqp.Publishing{}, err
 	}
-	body, err := proto.Marshal(resp)
-	if err != nil {
-		return amqp.Publishing{}, status.Errorf(codes.Internal, "worker: encode the reply: %v", err)
-	}
-	return amqp.Publishing{ContentType: wire.ContentTypeProtobuf, Type: string(m.route.Desc.Output().FullName()), Body: body}, nil
+	return m.encode(resp)
 }
 
 // run handles a task route's task and settles it: acknowledged when the

@@ -72,6 +72,9 @@ const (
 	// messages: the protobuf encoding of the message the AMQP type
 	// property names.
 	ContentTypeProtobuf = "application/protobuf"
+	// ContentTypeJSON is the content type of a routed method's messages
+	// in protobuf's JSON mapping (the route's codec says which).
+	ContentTypeJSON = "application/json"
 )
 
 // Expiration renders a remaining time as an AMQP per-message TTL: whole

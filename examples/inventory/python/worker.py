@@ -21,7 +21,7 @@ import time
 import traceback
 
 import pika
-from google.protobuf import any_pb2, descriptor_pb2, message_factory, text_format
+from google.protobuf import any_pb2, descriptor_pb2, json_format, message_factory, text_format
 from google.protobuf.message import DecodeError
 
 SERVICE = "inventory.v1.InventoryService"
@@ -34,6 +34,9 @@ QUEUES = {
 }
 # The methods whose route is a stream: the handler yields the replies.
 STREAMS = {"Stocktake"}
+# The methods whose route sets codec: CODEC_JSON: their messages travel in
+# protobuf's JSON mapping (the others' as protobuf).
+JSON = {"GetItem"}
 PROTOBUF = "application/protobuf"
 
 # The two googleapis messages an error with details needs, for descriptor
@@ -165,8 +168,11 @@ def serve(channel, queue, method, store, messages):
             if props.type and props.type != request_type:
                 raise RPCError("INVALID_ARGUMENT", f'a request of type "{props.type}", want {request_type}')
             try:
-                req = messages[request_type].FromString(body)
-            except DecodeError as e:
+                if method.name in JSON:
+                    req = json_format.Parse(body, messages[request_type]())
+                else:
+                    req = messages[request_type].FromString(body)
+            except (DecodeError, json_format.ParseError) as e:
                 raise RPCError("INVALID_ARGUMENT", f"the request is not a {request_type}: {e}")
             if method.name in STREAMS:
                 # Each reply numbered from 0; then the end, here a success.
@@ -176,6 +182,9 @@ def serve(channel, queue, method, store, messages):
                                          correlation_id=props.correlation_id, content_type=PROTOBUF,
                                          type=response_type, headers={"warren-stream-seq": seq}))
                 reply.headers, out = {"warren-stream-end": True}, b""
+            elif method.name in JSON:
+                out = json_format.MessageToJson(handler(req, metadata_of(headers))).encode()
+                reply.content_type, reply.type = "application/json", response_type
             else:
                 out = handler(req, metadata_of(headers)).SerializeToString()
                 reply.content_type, reply.type = PROTOBUF, response_type

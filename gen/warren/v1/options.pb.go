@@ -23,6 +23,62 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Codec is the encoding of messages in AMQP bodies.
+type Codec int32
+
+const (
+	// Unspecified: the default of the enclosing scope.
+	Codec_CODEC_UNSPECIFIED Codec = 0
+	// The protobuf encoding, content type application/protobuf: the bytes
+	// the gRPC client sent, passed through.
+	Codec_CODEC_PROTOBUF Codec = 1
+	// Protobuf's JSON mapping, content type application/json: for workers
+	// with a JSON library and no protobuf one. The gateway converts each
+	// message (it reads field names in either case, writes lowerCamelCase).
+	Codec_CODEC_JSON Codec = 2
+)
+
+// Enum value maps for Codec.
+var (
+	Codec_name = map[int32]string{
+		0: "CODEC_UNSPECIFIED",
+		1: "CODEC_PROTOBUF",
+		2: "CODEC_JSON",
+	}
+	Codec_value = map[string]int32{
+		"CODEC_UNSPECIFIED": 0,
+		"CODEC_PROTOBUF":    1,
+		"CODEC_JSON":        2,
+	}
+)
+
+func (x Codec) Enum() *Codec {
+	p := new(Codec)
+	*p = x
+	return p
+}
+
+func (x Codec) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Codec) Descriptor() protoreflect.EnumDescriptor {
+	return file_warren_v1_options_proto_enumTypes[0].Descriptor()
+}
+
+func (Codec) Type() protoreflect.EnumType {
+	return &file_warren_v1_options_proto_enumTypes[0]
+}
+
+func (x Codec) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Codec.Descriptor instead.
+func (Codec) EnumDescriptor() ([]byte, []int) {
+	return file_warren_v1_options_proto_rawDescGZIP(), []int{0}
+}
+
 // QueueType is the type of a queue a worker declares.
 type QueueType int32
 
@@ -60,11 +116,11 @@ func (x QueueType) String() string {
 }
 
 func (QueueType) Descriptor() protoreflect.EnumDescriptor {
-	return file_warren_v1_options_proto_enumTypes[0].Descriptor()
+	return file_warren_v1_options_proto_enumTypes[1].Descriptor()
 }
 
 func (QueueType) Type() protoreflect.EnumType {
-	return &file_warren_v1_options_proto_enumTypes[0]
+	return &file_warren_v1_options_proto_enumTypes[1]
 }
 
 func (x QueueType) Number() protoreflect.EnumNumber {
@@ -73,7 +129,7 @@ func (x QueueType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use QueueType.Descriptor instead.
 func (QueueType) EnumDescriptor() ([]byte, []int) {
-	return file_warren_v1_options_proto_rawDescGZIP(), []int{0}
+	return file_warren_v1_options_proto_rawDescGZIP(), []int{1}
 }
 
 // Route is one method's route: its pattern, and what applies to all
@@ -92,7 +148,10 @@ type Route struct {
 	Pattern isRoute_Pattern `protobuf_oneof:"pattern"`
 	// timeout bounds calls that arrive without a deadline. Unset: the
 	// service's timeout, else the gateway's --default-timeout.
-	Timeout       *durationpb.Duration `protobuf:"bytes,10,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	Timeout *durationpb.Duration `protobuf:"bytes,10,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// codec is how messages are encoded in AMQP bodies. Unspecified: the
+	// service's, else protobuf.
+	Codec         Codec `protobuf:"varint,11,opt,name=codec,proto3,enum=warren.v1.Codec" json:"codec,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -184,6 +243,13 @@ func (x *Route) GetTimeout() *durationpb.Duration {
 		return x.Timeout
 	}
 	return nil
+}
+
+func (x *Route) GetCodec() Codec {
+	if x != nil {
+		return x.Codec
+	}
+	return Codec_CODEC_UNSPECIFIED
 }
 
 type isRoute_Pattern interface {
@@ -566,7 +632,9 @@ type ServiceRoute struct {
 	// queue_type applies to the queues of methods that do not set one.
 	QueueType QueueType `protobuf:"varint,1,opt,name=queue_type,json=queueType,proto3,enum=warren.v1.QueueType" json:"queue_type,omitempty"`
 	// timeout applies to methods that do not set one.
-	Timeout       *durationpb.Duration `protobuf:"bytes,2,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	Timeout *durationpb.Duration `protobuf:"bytes,2,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// codec applies to methods that do not set one.
+	Codec         Codec `protobuf:"varint,3,opt,name=codec,proto3,enum=warren.v1.Codec" json:"codec,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -615,6 +683,13 @@ func (x *ServiceRoute) GetTimeout() *durationpb.Duration {
 	return nil
 }
 
+func (x *ServiceRoute) GetCodec() Codec {
+	if x != nil {
+		return x.Codec
+	}
+	return Codec_CODEC_UNSPECIFIED
+}
+
 var file_warren_v1_options_proto_extTypes = []protoimpl.ExtensionInfo{
 	{
 		ExtendedType:  (*descriptorpb.MethodOptions)(nil),
@@ -656,7 +731,7 @@ var File_warren_v1_options_proto protoreflect.FileDescriptor
 
 const file_warren_v1_options_proto_rawDesc = "" +
 	"\n" +
-	"\x17warren/v1/options.proto\x12\twarren.v1\x1a google/protobuf/descriptor.proto\x1a\x1egoogle/protobuf/duration.proto\"\x9f\x02\n" +
+	"\x17warren/v1/options.proto\x12\twarren.v1\x1a google/protobuf/descriptor.proto\x1a\x1egoogle/protobuf/duration.proto\"\xc7\x02\n" +
 	"\x05Route\x12\"\n" +
 	"\x03rpc\x18\x01 \x01(\v2\x0e.warren.v1.RPCH\x00R\x03rpc\x12%\n" +
 	"\x04task\x18\x02 \x01(\v2\x0f.warren.v1.TaskH\x00R\x04task\x12(\n" +
@@ -664,7 +739,8 @@ const file_warren_v1_options_proto_rawDesc = "" +
 	"\tsubscribe\x18\x04 \x01(\v2\x14.warren.v1.SubscribeH\x00R\tsubscribe\x12+\n" +
 	"\x06stream\x18\x05 \x01(\v2\x11.warren.v1.StreamH\x00R\x06stream\x123\n" +
 	"\atimeout\x18\n" +
-	" \x01(\v2\x19.google.protobuf.DurationR\atimeoutB\t\n" +
+	" \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12&\n" +
+	"\x05codec\x18\v \x01(\x0e2\x10.warren.v1.CodecR\x05codecB\t\n" +
 	"\apattern\"P\n" +
 	"\x03RPC\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\x123\n" +
@@ -688,11 +764,17 @@ const file_warren_v1_options_proto_rawDesc = "" +
 	"\x06Stream\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\x123\n" +
 	"\n" +
-	"queue_type\x18\x02 \x01(\x0e2\x14.warren.v1.QueueTypeR\tqueueType\"x\n" +
+	"queue_type\x18\x02 \x01(\x0e2\x14.warren.v1.QueueTypeR\tqueueType\"\xa0\x01\n" +
 	"\fServiceRoute\x123\n" +
 	"\n" +
 	"queue_type\x18\x01 \x01(\x0e2\x14.warren.v1.QueueTypeR\tqueueType\x123\n" +
-	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\atimeout*V\n" +
+	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12&\n" +
+	"\x05codec\x18\x03 \x01(\x0e2\x10.warren.v1.CodecR\x05codec*B\n" +
+	"\x05Codec\x12\x15\n" +
+	"\x11CODEC_UNSPECIFIED\x10\x00\x12\x12\n" +
+	"\x0eCODEC_PROTOBUF\x10\x01\x12\x0e\n" +
+	"\n" +
+	"CODEC_JSON\x10\x02*V\n" +
 	"\tQueueType\x12\x1a\n" +
 	"\x16QUEUE_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12QUEUE_TYPE_CLASSIC\x10\x01\x12\x15\n" +
@@ -714,42 +796,45 @@ func file_warren_v1_options_proto_rawDescGZIP() []byte {
 	return file_warren_v1_options_proto_rawDescData
 }
 
-var file_warren_v1_options_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_warren_v1_options_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_warren_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_warren_v1_options_proto_goTypes = []any{
-	(QueueType)(0),                      // 0: warren.v1.QueueType
-	(*Route)(nil),                       // 1: warren.v1.Route
-	(*RPC)(nil),                         // 2: warren.v1.RPC
-	(*Task)(nil),                        // 3: warren.v1.Task
-	(*Event)(nil),                       // 4: warren.v1.Event
-	(*Subscribe)(nil),                   // 5: warren.v1.Subscribe
-	(*Stream)(nil),                      // 6: warren.v1.Stream
-	(*ServiceRoute)(nil),                // 7: warren.v1.ServiceRoute
-	(*durationpb.Duration)(nil),         // 8: google.protobuf.Duration
-	(*descriptorpb.MethodOptions)(nil),  // 9: google.protobuf.MethodOptions
-	(*descriptorpb.ServiceOptions)(nil), // 10: google.protobuf.ServiceOptions
+	(Codec)(0),                          // 0: warren.v1.Codec
+	(QueueType)(0),                      // 1: warren.v1.QueueType
+	(*Route)(nil),                       // 2: warren.v1.Route
+	(*RPC)(nil),                         // 3: warren.v1.RPC
+	(*Task)(nil),                        // 4: warren.v1.Task
+	(*Event)(nil),                       // 5: warren.v1.Event
+	(*Subscribe)(nil),                   // 6: warren.v1.Subscribe
+	(*Stream)(nil),                      // 7: warren.v1.Stream
+	(*ServiceRoute)(nil),                // 8: warren.v1.ServiceRoute
+	(*durationpb.Duration)(nil),         // 9: google.protobuf.Duration
+	(*descriptorpb.MethodOptions)(nil),  // 10: google.protobuf.MethodOptions
+	(*descriptorpb.ServiceOptions)(nil), // 11: google.protobuf.ServiceOptions
 }
 var file_warren_v1_options_proto_depIdxs = []int32{
-	2,  // 0: warren.v1.Route.rpc:type_name -> warren.v1.RPC
-	3,  // 1: warren.v1.Route.task:type_name -> warren.v1.Task
-	4,  // 2: warren.v1.Route.event:type_name -> warren.v1.Event
-	5,  // 3: warren.v1.Route.subscribe:type_name -> warren.v1.Subscribe
-	6,  // 4: warren.v1.Route.stream:type_name -> warren.v1.Stream
-	8,  // 5: warren.v1.Route.timeout:type_name -> google.protobuf.Duration
-	0,  // 6: warren.v1.RPC.queue_type:type_name -> warren.v1.QueueType
-	0,  // 7: warren.v1.Task.queue_type:type_name -> warren.v1.QueueType
-	0,  // 8: warren.v1.Stream.queue_type:type_name -> warren.v1.QueueType
-	0,  // 9: warren.v1.ServiceRoute.queue_type:type_name -> warren.v1.QueueType
-	8,  // 10: warren.v1.ServiceRoute.timeout:type_name -> google.protobuf.Duration
-	9,  // 11: warren.v1.route:extendee -> google.protobuf.MethodOptions
-	10, // 12: warren.v1.service:extendee -> google.protobuf.ServiceOptions
-	1,  // 13: warren.v1.route:type_name -> warren.v1.Route
-	7,  // 14: warren.v1.service:type_name -> warren.v1.ServiceRoute
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	13, // [13:15] is the sub-list for extension type_name
-	11, // [11:13] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	3,  // 0: warren.v1.Route.rpc:type_name -> warren.v1.RPC
+	4,  // 1: warren.v1.Route.task:type_name -> warren.v1.Task
+	5,  // 2: warren.v1.Route.event:type_name -> warren.v1.Event
+	6,  // 3: warren.v1.Route.subscribe:type_name -> warren.v1.Subscribe
+	7,  // 4: warren.v1.Route.stream:type_name -> warren.v1.Stream
+	9,  // 5: warren.v1.Route.timeout:type_name -> google.protobuf.Duration
+	0,  // 6: warren.v1.Route.codec:type_name -> warren.v1.Codec
+	1,  // 7: warren.v1.RPC.queue_type:type_name -> warren.v1.QueueType
+	1,  // 8: warren.v1.Task.queue_type:type_name -> warren.v1.QueueType
+	1,  // 9: warren.v1.Stream.queue_type:type_name -> warren.v1.QueueType
+	1,  // 10: warren.v1.ServiceRoute.queue_type:type_name -> warren.v1.QueueType
+	9,  // 11: warren.v1.ServiceRoute.timeout:type_name -> google.protobuf.Duration
+	0,  // 12: warren.v1.ServiceRoute.codec:type_name -> warren.v1.Codec
+	10, // 13: warren.v1.route:extendee -> google.protobuf.MethodOptions
+	11, // 14: warren.v1.service:extendee -> google.protobuf.ServiceOptions
+	2,  // 15: warren.v1.route:type_name -> warren.v1.Route
+	8,  // 16: warren.v1.service:type_name -> warren.v1.ServiceRoute
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	15, // [15:17] is the sub-list for extension type_name
+	13, // [13:15] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_warren_v1_options_proto_init() }
@@ -769,7 +854,7 @@ func file_warren_v1_options_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_warren_v1_options_proto_rawDesc), len(file_warren_v1_options_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   7,
 			NumExtensions: 2,
 			NumServices:   0,

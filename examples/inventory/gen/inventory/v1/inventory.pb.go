@@ -831,12 +831,12 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\acounted\x18\x02 \x01(\rR\acounted\x12\x14\n" +
 	"\x05total\x18\x03 \x01(\rR\x05total\"\x0e\n" +
 	"\fAuditRequest\"\x0f\n" +
-	"\rAuditResponse2\xbd\x05\n" +
+	"\rAuditResponse2\xbf\x05\n" +
 	"\x10InventoryService\x12a\n" +
 	"\aReserve\x12\x1c.inventory.v1.ReserveRequest\x1a\x1d.inventory.v1.ReserveResponse\"\x19\xfa\xa9\x19\x15\n" +
 	"\x13\n" +
-	"\x11inventory.reserve\x12N\n" +
-	"\aGetItem\x12\x1c.inventory.v1.GetItemRequest\x1a\x1d.inventory.v1.GetItemResponse\"\x06\xfa\xa9\x19\x02\n" +
+	"\x11inventory.reserve\x12P\n" +
+	"\aGetItem\x12\x1c.inventory.v1.GetItemRequest\x1a\x1d.inventory.v1.GetItemResponse\"\b\xfa\xa9\x19\x04X\x02\n" +
 	"\x00\x12a\n" +
 	"\aRestock\x12\x1c.inventory.v1.RestockRequest\x1a\x1d.inventory.v1.RestockResponse\"\x19\xfa\xa9\x19\x15\x12\x13\n" +
 	"\x11inventory.restock\x12s\n" +

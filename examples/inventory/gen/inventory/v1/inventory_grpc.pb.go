@@ -41,7 +41,8 @@ type InventoryServiceClient interface {
 	// carrying the units left as a detail, when too few are left.
 	Reserve(ctx context.Context, in *ReserveRequest, opts ...grpc.CallOption) (*ReserveResponse, error)
 	// GetItem returns an item and its stock. Its requests go to the queue
-	// named after the method: inventory.v1.InventoryService.GetItem.
+	// named after the method, inventory.v1.InventoryService.GetItem, in
+	// protobuf's JSON mapping: a worker needs no protobuf library for it.
 	GetItem(ctx context.Context, in *GetItemRequest, opts ...grpc.CallOption) (*GetItemResponse, error)
 	// Restock orders more units of an item: a durable task that a worker
 	// carries out later. The call answers once the broker holds the task,
@@ -173,7 +174,8 @@ type InventoryServiceServer interface {
 	// carrying the units left as a detail, when too few are left.
 	Reserve(context.Context, *ReserveRequest) (*ReserveResponse, error)
 	// GetItem returns an item and its stock. Its requests go to the queue
-	// named after the method: inventory.v1.InventoryService.GetItem.
+	// named after the method, inventory.v1.InventoryService.GetItem, in
+	// protobuf's JSON mapping: a worker needs no protobuf library for it.
 	GetItem(context.Context, *GetItemRequest) (*GetItemResponse, error)
 	// Restock orders more units of an item: a durable task that a worker
 	// carries out later. The call answers once the broker holds the task,

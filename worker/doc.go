@@ -5,8 +5,11 @@
 // finishes what it holds for up to the drain timeout, and hands the rest
 // back to the broker, before the connection closes.
 //
-// The workers themselves live with their services: fibsvc.Worker answers
-// FibonacciService's requests, tasksvc.Worker works TaskService's tasks.
+// The workers of warren's own services live with them: fibsvc.Worker
+// answers FibonacciService's requests, tasksvc.Worker works TaskService's
+// tasks. Server is the worker SDK for a team's own proto services: it
+// serves the implementations registered on it from the queues their
+// routes name.
 //
 // Concurrency contract: Run is called once and blocks until the drain is
 // over; the workers' goroutines belong to their core components, which

@@ -52,12 +52,20 @@ type ServerConfig struct {
 //	group := worker.NewGroup(worker.Config{}, srv)
 //	err := group.Run(ctx)
 //
-// Each routed method becomes a core.Server on its queue, declared with the
-// route's queue type. A handler's context carries the call's deadline and
-// the caller's gRPC metadata (metadata.FromIncomingContext); the error it
-// returns travels back as the caller's status, details included; a panic
-// is INTERNAL and the Server keeps serving. A request is acknowledged
-// after its reply is published. Methods without a route are not served.
+// Each routed method consumes its queue, declared with the route's queue
+// type: an rpc route's handler answers each request (a core.Server); a
+// stream route's server-streaming handler answers with the messages it
+// sends, then the end of the stream with its status
+// (core.NewStreamServer); a task route's handler runs each task, which is
+// acknowledged when the handler returns no error (a core.Consumer). Event
+// and subscribe routes have no worker: their messages go to an exchange.
+//
+// A handler's context carries the call's deadline and the caller's gRPC
+// metadata (metadata.FromIncomingContext); the error it returns travels
+// back as the caller's status, details included; a panic is INTERNAL and
+// the Server keeps serving. A request is acknowledged after its last reply
+// is published. Messages are encoded in the route's codec. Methods without
+// a route are not served.
 type Server struct {
 	cfg ServerConfig
 

@@ -11,6 +11,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/warrenrpc/warren/core"
 	"github.com/warrenrpc/warren/fibsvc"
@@ -89,7 +90,8 @@ func TestFibonacciWorkerAnswersBadRequestsAndKeepsServing(t *testing.T) {
 		{name: "1 MB body", pub: amqp.Publishing{Body: bytes.Repeat([]byte("7"), 1<<20)}, wantReply: true, wantCode: codes.InvalidArgument, wantMsg: "1048576 bytes"},
 		{name: "too large", pub: amqp.Publishing{Body: []byte("100001")}, wantReply: true, wantCode: codes.InvalidArgument, wantMsg: "larger than"},
 		{name: "invalid utf-8", pub: amqp.Publishing{Body: []byte{0xc3, 0x28}}, wantReply: true, wantCode: codes.InvalidArgument, wantMsg: "not a decimal"},
-		{name: "wrong content type", pub: amqp.Publishing{ContentType: "application/json", Body: []byte(`{"n":3}`)}, wantReply: true, wantCode: codes.InvalidArgument, wantMsg: "content type"},
+		{name: "JSON body", pub: amqp.Publishing{ContentType: "application/json", Body: []byte(`{"n":3}`)}, wantReply: true, wantCode: codes.InvalidArgument, wantMsg: "not a decimal number"},
+		{name: "bunny's content type", pub: amqp.Publishing{ContentType: "application/octet-stream", Body: []byte("30")}, wantReply: true},
 		{name: "expired deadline", pub: amqp.Publishing{Body: []byte("30"), Headers: amqp.Table{wire.HeaderDeadline: time.Now().Add(-time.Second).UnixMilli()}}, wantReply: false},
 		{name: "garbage deadline header", pub: amqp.Publishing{Body: []byte("10"), Headers: amqp.Table{wire.HeaderDeadline: "soon"}}, wantReply: true},
 		{name: "no reply_to", pub: amqp.Publishing{Body: []byte("30")}, wantReply: false},
@@ -198,6 +200,44 @@ func TestFibonacciWorkerQuorumQueueType(t *testing.T) {
 	_, err := brokertest.Channel(t).QueueDeclare(queue, false, false, false, false, nil)
 	if err == nil || !strings.Contains(err.Error(), "PRECONDITION_FAILED") {
 		t.Fatalf("classic redeclare of a quorum queue: %v, want PRECONDITION_FAILED", err)
+	}
+}
+
+// TestHandlerAcceptsAnyContentType: the body is the request, whatever
+// the content type says: Ruby's bunny sends application/octet-stream by
+// default, pika and amqplib none.
+func TestHandlerAcceptsAnyContentType(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		contentType string
+		body        string
+		want        string // "" for INVALID_ARGUMENT
+	}{
+		{"", "30", "832040"},
+		{"text/plain", "30", "832040"},
+		{"text/plain; charset=utf-8", "30", "832040"},
+		{"application/octet-stream", "30", "832040"},
+		{"application/octet-stream", "30\n", "832040"},
+		{"application/json", "30", "832040"},
+		{"x-anything/at-all", "10", "55"},
+		{"application/octet-stream", "\x00\x00\x00\x1e", ""},
+		{"application/json", `{"n": 30}`, ""},
+		{"text/plain", "thirty", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.contentType+" "+tt.body, func(t *testing.T) {
+			t.Parallel()
+			p, err := fibsvc.Handler(context.Background(), &amqp.Delivery{ContentType: tt.contentType, Body: []byte(tt.body)})
+			if tt.want == "" {
+				if status.Code(core.Status(err)) != codes.InvalidArgument {
+					t.Fatalf("Handler = %q, %v; want INVALID_ARGUMENT", p.Body, err)
+				}
+				return
+			}
+			if err != nil || string(p.Body) != tt.want {
+				t.Fatalf("Handler = %q, %v; want %s", p.Body, err, tt.want)
+			}
+		})
 	}
 }
 

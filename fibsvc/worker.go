@@ -32,9 +32,11 @@ func Handler(_ context.Context, req *amqp.Delivery) (amqp.Publishing, error) {
 type WorkerConfig struct {
 	// Queue is the RPC queue to consume. Default: "rpc_queue".
 	Queue string
-	// QueueType is the type the worker declares the queue with when it does
-	// not exist yet. Default: classic, as the tutorial declares it. A queue
-	// that exists with other arguments is used as it is.
+	// QueueType is the type the worker declares the queue with: quorum
+	// (durable, as today's official tutorials declare rpc_queue) or
+	// core.QueueClassic (not durable, as the older tutorials, and the
+	// seed's rpc_server.py, declare it). Default (""): quorum. A queue that
+	// exists with other properties is used as it is, with a warning.
 	QueueType core.QueueType
 	// Prefetch is the count of unacknowledged requests the broker may push
 	// to this worker at once. Default: 64.

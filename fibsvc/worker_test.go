@@ -177,10 +177,10 @@ func TestFibonacciWorkersCompete(t *testing.T) {
 func TestFibonacciWorkerUsesExistingQueueWithOtherArguments(t *testing.T) {
 	t.Parallel()
 	queue := brokertest.Name(t, "rpc")
-	// The current official tutorial declares rpc_queue as a durable quorum
-	// queue; warren's classic declaration must not make it fail.
+	// The older tutorials declare rpc_queue as a plain classic queue;
+	// warren's quorum declaration must not make the worker fail.
 	ch := brokertest.Channel(t)
-	if _, err := ch.QueueDeclare(queue, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+	if _, err := ch.QueueDeclare(queue, false, false, false, false, nil); err != nil {
 		t.Fatal(err)
 	}
 	runFib(t, fibsvc.WorkerConfig{Queue: queue})
@@ -189,17 +189,22 @@ func TestFibonacciWorkerUsesExistingQueueWithOtherArguments(t *testing.T) {
 	if d, ok := c.next(10 * time.Second); !ok || string(d.Body) != "832040" {
 		t.Fatalf("reply %q (got one: %v), want 832040", d.Body, ok)
 	}
+	brokertest.WantClassic(t, queue, false)
 }
 
-func TestFibonacciWorkerQuorumQueueType(t *testing.T) {
+func TestFibonacciWorkerQueueTypes(t *testing.T) {
 	t.Parallel()
-	queue := brokertest.Name(t, "rpc")
-	runFib(t, fibsvc.WorkerConfig{Queue: queue, QueueType: core.QueueQuorum})
-	// A classic redeclaration is refused only if the queue really is a
-	// quorum queue.
-	_, err := brokertest.Channel(t).QueueDeclare(queue, false, false, false, false, nil)
-	if err == nil || !strings.Contains(err.Error(), "PRECONDITION_FAILED") {
-		t.Fatalf("classic redeclare of a quorum queue: %v, want PRECONDITION_FAILED", err)
+	for _, typ := range []core.QueueType{"", core.QueueQuorum, core.QueueClassic} {
+		t.Run("type "+string(typ), func(t *testing.T) {
+			t.Parallel()
+			queue := brokertest.Name(t, "rpc")
+			runFib(t, fibsvc.WorkerConfig{Queue: queue, QueueType: typ})
+			if typ == core.QueueClassic {
+				brokertest.WantClassic(t, queue, false) // as the older tutorials
+			} else {
+				brokertest.WantQuorum(t, queue) // as today's tutorials
+			}
+		})
 	}
 }
 

@@ -34,7 +34,12 @@ type env struct {
 
 func start(t testing.TB) *env {
 	t.Helper()
-	gw := warrentest.StartGateway(t, gateway.Config{}, queuesvc.New(queuesvc.Config{Logger: warrentest.QuietLog}))
+	return startWith(t, queuesvc.Config{Logger: warrentest.QuietLog})
+}
+
+func startWith(t testing.TB, cfg queuesvc.Config) *env {
+	t.Helper()
+	gw := warrentest.StartGateway(t, gateway.Config{}, queuesvc.New(cfg))
 	return &env{gw: gw, queues: warrenv1.NewQueueServiceClient(gw.Conn)}
 }
 
@@ -62,11 +67,9 @@ func TestQueueSendReceive(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Send: %v", err)
 	}
-	// Declared as the tutorial declares it: plain, not durable.
+	// Declared as today's tutorial declares it: durable, quorum.
+	brokertest.WantQuorum(t, queue)
 	ch := brokertest.Channel(t)
-	if _, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil); err != nil {
-		t.Fatalf("queue %q not declared: %v", queue, err)
-	}
 	sctx, cancel := context.WithCancel(ctx)
 	stream, err := env.queues.Receive(sctx, &warrenv1.ReceiveRequest{Queue: queue})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warrenrpc/warren/core"
 	"github.com/warrenrpc/warren/internal/brokertest"
 	"github.com/warrenrpc/warren/internal/pytest"
 	"github.com/warrenrpc/warren/internal/warrentest"
@@ -29,7 +30,8 @@ func TestTaskInteropPikaNewTask(t *testing.T) {
 	pytest.Require(t)
 	n := newNames(t)
 	var l taskLog
-	startWorker(t, n, "warren", &l, tasksvc.WorkerConfig{Unit: 10 * time.Millisecond})
+	// The seed's new_task.py declares a durable classic queue.
+	startWorker(t, n, "warren", &l, tasksvc.WorkerConfig{Unit: 10 * time.Millisecond, QueueType: core.QueueClassic})
 	for _, msg := range []string{"Primer mensaje.", "Segundo mensaje.."} {
 		out, err := pythonCmd(t, "new_task.py", n.queue, msg).CombinedOutput()
 		if err != nil {

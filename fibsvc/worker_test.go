@@ -16,7 +16,6 @@ import (
 	"github.com/warrenrpc/warren/core"
 	"github.com/warrenrpc/warren/fibsvc"
 	"github.com/warrenrpc/warren/internal/brokertest"
-	"github.com/warrenrpc/warren/internal/pytest"
 	"github.com/warrenrpc/warren/internal/warrentest"
 	"github.com/warrenrpc/warren/internal/wire"
 	"github.com/warrenrpc/warren/worker"
@@ -336,24 +335,5 @@ func TestFibonacciWorkerShutdownHoldsAcrossReconnect(t *testing.T) {
 	}
 	if q.Consumers != 0 || q.Messages != 1 {
 		t.Errorf("queue has %d consumers and %d messages, want 0 and the 1 request", q.Consumers, q.Messages)
-	}
-}
-
-// TestInteropPikaClientCallsWarrenWorker runs the tutorial's rpc_client.py
-// (pika) against warren's worker.
-func TestInteropPikaClientCallsWarrenWorker(t *testing.T) {
-	t.Parallel()
-	queue := brokertest.Name(t, "rpc")
-	runFib(t, fibsvc.WorkerConfig{Queue: queue})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := pytest.Command(ctx, t, "testdata/rpc_client.py", brokertest.URL(), queue, "4", "30", "1000").CombinedOutput()
-	if err != nil {
-		t.Fatalf("rpc_client.py: %v\n%s", err, out)
-	}
-	for _, want := range []string{" [.] Got 3\n", " [.] Got 832040\n", " [.] Got 43466557686937456435688527675040625802564660517371780402481729089536555417949051890403879840079255169295922593080322634775209689623239873322471161642996440906533187938298969649928516003704476137795166849228875\n"} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("rpc_client.py output lacks %q:\n%s", want, out)
-		}
 	}
 }

@@ -35,6 +35,7 @@ run: ## Run the gateway and its workers in one process against the local broker;
 test: ## Set up a broker if needed, check generated code and lint, run every test with -race
 	scripts/ensure-broker.sh
 	scripts/ensure-pika.sh
+	scripts/ensure-amqplib.sh
 	$(MAKE) --no-print-directory checkgenerate lint
 	CI=$${CI:-} go test -race -count=1 -timeout 20m ./...
 

@@ -8,47 +8,87 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-// QueueType selects the kind of queue warren declares.
+// QueueType selects the kind of queue warren declares for a named queue
+// (the RPC queue, the work queue, the hello queue). The empty QueueType
+// means DefaultQueueType.
 type QueueType string
 
-// Queue types. Classic is what the tutorials declare; quorum is for clusters.
+// Queue types.
 const (
+	// QueueQuorum is a durable, replicated quorum queue
+	// (x-queue-type: quorum), as today's official RabbitMQ tutorials
+	// declare hello, task_queue and rpc_queue. It is the default.
+	QueueQuorum QueueType = "quorum"
+	// QueueClassic is a classic queue declared with no x-queue-type
+	// argument, durable or not as the QueueSpec says: exactly what the
+	// older tutorials (the seed's scripts) declare.
 	QueueClassic QueueType = "classic"
-	QueueQuorum  QueueType = "quorum"
 )
 
-// ParseQueueType reads a --queue-type flag value; "" means classic.
+// DefaultQueueType is the type of a named queue whose QueueType is empty:
+// what today's official tutorials declare, so that they and warren share
+// the queue in either start order.
+const DefaultQueueType = QueueQuorum
+
+// ParseQueueType reads a --queue-type flag value: "quorum", "classic", or
+// "" for DefaultQueueType.
 func ParseQueueType(s string) (QueueType, error) {
 	switch QueueType(s) {
-	case "", QueueClassic:
-		return QueueClassic, nil
-	case QueueQuorum:
-		return QueueQuorum, nil
+	case "":
+		return DefaultQueueType, nil
+	case QueueClassic, QueueQuorum:
+		return QueueType(s), nil
 	}
-	return "", fmt.Errorf("core: unknown queue type %q (want classic or quorum)", s)
+	return "", fmt.Errorf("core: unknown queue type %q (want quorum or classic)", s)
 }
 
 // QueueSpec describes a queue the way warren declares it.
 type QueueSpec struct {
-	Name       string
+	// Name is the queue's name; "" asks the broker to name it (a
+	// server-named queue, as the tutorials' reply and subscription queues
+	// are).
+	Name string
+	// Durable is the durable flag of a classic queue; a quorum queue is
+	// always durable.
 	Durable    bool
 	AutoDelete bool
 	Exclusive  bool
-	// Type "" or QueueClassic declares a classic queue with no x-queue-type
-	// argument, exactly as the tutorials do; QueueQuorum adds
-	// x-queue-type=quorum and makes the queue durable.
+	// Type is the queue's type. Default (""): DefaultQueueType, quorum,
+	// for a named queue that is neither exclusive nor auto-delete; classic
+	// for a server-named, exclusive or auto-delete queue, which a quorum
+	// queue cannot be. QueueQuorum adds x-queue-type=quorum and makes the
+	// queue durable; QueueClassic declares the queue as the older
+	// tutorials do, with no x-queue-type argument.
 	Type QueueType
 	// Args are further x-arguments.
 	Args amqp.Table
 }
 
+// ErrQuorumQueueSpec reports a QueueSpec that asks for a quorum queue that
+// is server-named, exclusive or auto-delete, which the broker refuses.
+var ErrQuorumQueueSpec = errors.New("core: a quorum queue cannot be server-named, exclusive or auto-delete")
+
+// DeclaredType returns the type spec declares: its Type, or what the empty
+// Type means for it.
+func (s QueueSpec) DeclaredType() QueueType {
+	switch {
+	case s.Type != "":
+		return s.Type
+	case s.Name == "" || s.Exclusive || s.AutoDelete:
+		return QueueClassic
+	}
+	return DefaultQueueType
+}
+
 // DeclareQueue declares spec on a channel of its own, which it closes.
 //
 // A queue that already exists with other properties (the broker answers 406
-// PRECONDITION_FAILED, as it does when the current official tutorial
-// declared rpc_queue as a durable quorum queue) is used as it is: DeclareQueue
-// logs a warning and returns the existing queue. That keeps warren working
-// beside tutorial scripts of any vintage.
+// PRECONDITION_FAILED, as it does when an older tutorial script declared
+// rpc_queue as a plain classic queue and warren asks for a quorum one) is
+// used as it is: DeclareQueue logs a warning and returns the existing
+// queue. That keeps warren working beside tutorial scripts of any vintage,
+// whichever started first; the scripts themselves are not so lenient, so
+// the type warren declares should be theirs (see QueueSpec.Type).
 func DeclareQueue(conn *amqp.Connection, spec QueueSpec, log *slog.Logger) (amqp.Queue, error) {
 	if log == nil {
 		log = slog.Default()
@@ -58,9 +98,16 @@ func DeclareQueue(conn *amqp.Connection, spec QueueSpec, log *slog.Logger) (amqp
 		args[k] = v
 	}
 	durable := spec.Durable
-	if spec.Type == QueueQuorum {
+	switch typ := spec.DeclaredType(); typ {
+	case QueueQuorum:
+		if spec.Name == "" || spec.Exclusive || spec.AutoDelete {
+			return amqp.Queue{}, fmt.Errorf("declare queue %q: %w", spec.Name, ErrQuorumQueueSpec)
+		}
 		args["x-queue-type"] = string(QueueQuorum)
 		durable = true
+	case QueueClassic:
+	default:
+		return amqp.Queue{}, fmt.Errorf("declare queue %q: core: unknown queue type %q", spec.Name, typ)
 	}
 	if len(args) == 0 {
 		args = nil

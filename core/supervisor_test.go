@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
 	"go.uber.org/goleak"
 
 	"github.com/warrenrpc/warren/internal/brokertest"
@@ -175,44 +174,5 @@ func TestSupervisorStopsWhileTheBrokerIsDown(t *testing.T) {
 	}
 	if s.Connected() {
 		t.Error("Connected() = true with no broker")
-	}
-}
-
-func TestDeclareQueueUsesAnExistingQueueWithOtherProperties(t *testing.T) {
-	t.Parallel()
-	conn := brokertest.Dial(t)
-	name := brokertest.Name(t, "declare")
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ch.QueueDeclare(name, true, false, false, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.PublishWithContext(context.Background(), "", name, false, false, amqp.Publishing{Body: []byte("x")}); err != nil {
-		t.Fatal(err)
-	}
-	q, err := DeclareQueue(conn, QueueSpec{Name: name}, quietLog) // non-durable: 406 from the broker
-	if err != nil {
-		t.Fatalf("DeclareQueue: %v", err)
-	}
-	if q.Name != name {
-		t.Errorf("queue %q, want %q", q.Name, name)
-	}
-	// The connection survived the channel-level 406.
-	if conn.IsClosed() {
-		t.Error("connection closed by the 406")
-	}
-}
-
-func TestParseQueueType(t *testing.T) {
-	t.Parallel()
-	for in, want := range map[string]QueueType{"": QueueClassic, "classic": QueueClassic, "quorum": QueueQuorum} {
-		if got, err := ParseQueueType(in); err != nil || got != want {
-			t.Errorf("ParseQueueType(%q) = %q, %v; want %q", in, got, err, want)
-		}
-	}
-	if _, err := ParseQueueType("stream"); err == nil {
-		t.Error("ParseQueueType(stream) succeeded, want an error")
 	}
 }

@@ -11,11 +11,11 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/warrenrpc/warren/core"
 	"github.com/warrenrpc/warren/fibsvc"
 	"github.com/warrenrpc/warren/internal/brokertest"
-	"github.com/warrenrpc/warren/internal/pytest"
 	"github.com/warrenrpc/warren/internal/warrentest"
 	"github.com/warrenrpc/warren/internal/wire"
 	"github.com/warrenrpc/warren/worker"
@@ -89,7 +89,8 @@ func TestFibonacciWorkerAnswersBadRequestsAndKeepsServing(t *testing.T) {
 		{name: "1 MB body", pub: amqp.Publishing{Body: bytes.Repeat([]byte("7"), 1<<20)}, wantReply: true, wantCode: codes.InvalidArgument, wantMsg: "1048576 bytes"},
 		{name: "too large", pub: amqp.Publishing{Body: []byte("100001")}, wantReply: true, wantCode: codes.InvalidArgument, wantMsg: "larger than"},
 		{name: "invalid utf-8", pub: amqp.Publishing{Body: []byte{0xc3, 0x28}}, wantReply: true, wantCode: codes.InvalidArgument, wantMsg: "not a decimal"},
-		{name: "wrong content type", pub: amqp.Publishing{ContentType: "application/json", Body: []byte(`{"n":3}`)}, wantReply: true, wantCode: codes.InvalidArgument, wantMsg: "content type"},
+		{name: "JSON body", pub: amqp.Publishing{ContentType: "application/json", Body: []byte(`{"n":3}`)}, wantReply: true, wantCode: codes.InvalidArgument, wantMsg: "not a decimal number"},
+		{name: "bunny's content type", pub: amqp.Publishing{ContentType: "application/octet-stream", Body: []byte("30")}, wantReply: true},
 		{name: "expired deadline", pub: amqp.Publishing{Body: []byte("30"), Headers: amqp.Table{wire.HeaderDeadline: time.Now().Add(-time.Second).UnixMilli()}}, wantReply: false},
 		{name: "garbage deadline header", pub: amqp.Publishing{Body: []byte("10"), Headers: amqp.Table{wire.HeaderDeadline: "soon"}}, wantReply: true},
 		{name: "no reply_to", pub: amqp.Publishing{Body: []byte("30")}, wantReply: false},
@@ -175,10 +176,10 @@ func TestFibonacciWorkersCompete(t *testing.T) {
 func TestFibonacciWorkerUsesExistingQueueWithOtherArguments(t *testing.T) {
 	t.Parallel()
 	queue := brokertest.Name(t, "rpc")
-	// The current official tutorial declares rpc_queue as a durable quorum
-	// queue; warren's classic declaration must not make it fail.
+	// The older tutorials declare rpc_queue as a plain classic queue;
+	// warren's quorum declaration must not make the worker fail.
 	ch := brokertest.Channel(t)
-	if _, err := ch.QueueDeclare(queue, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+	if _, err := ch.QueueDeclare(queue, false, false, false, false, nil); err != nil {
 		t.Fatal(err)
 	}
 	runFib(t, fibsvc.WorkerConfig{Queue: queue})
@@ -187,17 +188,60 @@ func TestFibonacciWorkerUsesExistingQueueWithOtherArguments(t *testing.T) {
 	if d, ok := c.next(10 * time.Second); !ok || string(d.Body) != "832040" {
 		t.Fatalf("reply %q (got one: %v), want 832040", d.Body, ok)
 	}
+	brokertest.WantClassic(t, queue, false)
 }
 
-func TestFibonacciWorkerQuorumQueueType(t *testing.T) {
+func TestFibonacciWorkerQueueTypes(t *testing.T) {
 	t.Parallel()
-	queue := brokertest.Name(t, "rpc")
-	runFib(t, fibsvc.WorkerConfig{Queue: queue, QueueType: core.QueueQuorum})
-	// A classic redeclaration is refused only if the queue really is a
-	// quorum queue.
-	_, err := brokertest.Channel(t).QueueDeclare(queue, false, false, false, false, nil)
-	if err == nil || !strings.Contains(err.Error(), "PRECONDITION_FAILED") {
-		t.Fatalf("classic redeclare of a quorum queue: %v, want PRECONDITION_FAILED", err)
+	for _, typ := range []core.QueueType{"", core.QueueQuorum, core.QueueClassic} {
+		t.Run("type "+string(typ), func(t *testing.T) {
+			t.Parallel()
+			queue := brokertest.Name(t, "rpc")
+			runFib(t, fibsvc.WorkerConfig{Queue: queue, QueueType: typ})
+			if typ == core.QueueClassic {
+				brokertest.WantClassic(t, queue, false) // as the older tutorials
+			} else {
+				brokertest.WantQuorum(t, queue) // as today's tutorials
+			}
+		})
+	}
+}
+
+// TestHandlerAcceptsAnyContentType: the body is the request, whatever
+// the content type says: Ruby's bunny sends application/octet-stream by
+// default, pika and amqplib none.
+func TestHandlerAcceptsAnyContentType(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		contentType string
+		body        string
+		want        string // "" for INVALID_ARGUMENT
+	}{
+		{"", "30", "832040"},
+		{"text/plain", "30", "832040"},
+		{"text/plain; charset=utf-8", "30", "832040"},
+		{"application/octet-stream", "30", "832040"},
+		{"application/octet-stream", "30\n", "832040"},
+		{"application/json", "30", "832040"},
+		{"x-anything/at-all", "10", "55"},
+		{"application/octet-stream", "\x00\x00\x00\x1e", ""},
+		{"application/json", `{"n": 30}`, ""},
+		{"text/plain", "thirty", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.contentType+" "+tt.body, func(t *testing.T) {
+			t.Parallel()
+			p, err := fibsvc.Handler(context.Background(), &amqp.Delivery{ContentType: tt.contentType, Body: []byte(tt.body)})
+			if tt.want == "" {
+				if status.Code(core.Status(err)) != codes.InvalidArgument {
+					t.Fatalf("Handler = %q, %v; want INVALID_ARGUMENT", p.Body, err)
+				}
+				return
+			}
+			if err != nil || string(p.Body) != tt.want {
+				t.Fatalf("Handler = %q, %v; want %s", p.Body, err, tt.want)
+			}
+		})
 	}
 }
 
@@ -291,24 +335,5 @@ func TestFibonacciWorkerShutdownHoldsAcrossReconnect(t *testing.T) {
 	}
 	if q.Consumers != 0 || q.Messages != 1 {
 		t.Errorf("queue has %d consumers and %d messages, want 0 and the 1 request", q.Consumers, q.Messages)
-	}
-}
-
-// TestInteropPikaClientCallsWarrenWorker runs the tutorial's rpc_client.py
-// (pika) against warren's worker.
-func TestInteropPikaClientCallsWarrenWorker(t *testing.T) {
-	t.Parallel()
-	queue := brokertest.Name(t, "rpc")
-	runFib(t, fibsvc.WorkerConfig{Queue: queue})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := pytest.Command(ctx, t, "testdata/rpc_client.py", brokertest.URL(), queue, "4", "30", "1000").CombinedOutput()
-	if err != nil {
-		t.Fatalf("rpc_client.py: %v\n%s", err, out)
-	}
-	for _, want := range []string{" [.] Got 3\n", " [.] Got 832040\n", " [.] Got 43466557686937456435688527675040625802564660517371780402481729089536555417949051890403879840079255169295922593080322634775209689623239873322471161642996440906533187938298969649928516003704476137795166849228875\n"} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("rpc_client.py output lacks %q:\n%s", want, out)
-		}
 	}
 }

@@ -14,8 +14,8 @@ import (
 
 // TestBadInputQueueService: malformed requests at QueueService, as raw
 // bytes (see warrentest.RunBadCases); a good call is served after each.
-// The 255-byte queue name extends the test's own name, so the test's
-// cleanup deletes it.
+// The 255-byte queue name extends the test's own name with a ".", so the
+// test's cleanup deletes it.
 func TestBadInputQueueService(t *testing.T) {
 	t.Parallel()
 	gw := start(t).gw
@@ -28,8 +28,8 @@ func TestBadInputQueueService(t *testing.T) {
 	// other tests share: every case names a queue of its own.
 	cases := []warrentest.BadCase{
 		{Name: "send empty body", Method: send, Msgs: [][]byte{warrentest.BadString(1, queue)}, Want: codes.OK},
-		{Name: "send queue name of 255 bytes", Method: send, Msgs: [][]byte{warrentest.BadString(1, queue+strings.Repeat("q", 255-len(queue)))}, Want: codes.OK},
-		{Name: "send queue name over 255 bytes", Method: send, Msgs: [][]byte{warrentest.BadString(1, queue+strings.Repeat("q", 256-len(queue)))}, Want: codes.InvalidArgument},
+		{Name: "send queue name of 255 bytes", Method: send, Msgs: [][]byte{warrentest.BadString(1, queue+"."+strings.Repeat("q", 254-len(queue)))}, Want: codes.OK},
+		{Name: "send queue name over 255 bytes", Method: send, Msgs: [][]byte{warrentest.BadString(1, queue+"."+strings.Repeat("q", 255-len(queue)))}, Want: codes.InvalidArgument},
 		{Name: "send reserved queue name", Method: send, Msgs: [][]byte{warrentest.BadString(1, "amq.warren-test")}, Want: codes.PermissionDenied},
 		{Name: "send queue name invalid UTF-8", Method: send, Msgs: [][]byte{warrentest.BadString(1, warrentest.BadInvalidUTF8)}, Want: codes.Internal, WantMsg: "invalid UTF-8"},
 		{Name: "send body invalid UTF-8", Method: send, Msgs: [][]byte{warrentest.BadJoin(warrentest.BadString(1, queue), warrentest.BadString(2, warrentest.BadInvalidUTF8))}, Want: codes.Internal, WantMsg: "invalid UTF-8"},

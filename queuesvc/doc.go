@@ -3,10 +3,12 @@
 // after the broker's confirm; Receive consumes the queue as a stream.
 //
 // Queues are declared as the tutorial's send.py and receive.py declare
-// them (plain: not durable, not exclusive, no auto-delete), by the call
-// that names them, and stay on the broker: they are the caller's, not the
-// gateway's. A queue that exists with other properties (today's official
-// tutorials declare a durable quorum queue) is used as it is.
+// them, by the call that names them, and stay on the broker: they are the
+// caller's, not the gateway's. By default that is a durable quorum queue,
+// as today's official tutorials declare; Config.QueueType
+// core.QueueClassic declares a plain classic one (not durable, not
+// exclusive, no auto-delete), as the older tutorials did. A queue that
+// exists with other properties is used as it is.
 //
 // Concurrency: the Service's methods are safe for concurrent use once a
 // gateway attached it. Each Receive stream owns one channel (a

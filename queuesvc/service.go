@@ -35,6 +35,12 @@ type Config struct {
 	// DefaultTimeout bounds the wait for the broker's confirm of a Send
 	// that has no gRPC deadline. Default: 10s.
 	DefaultTimeout time.Duration
+	// QueueType is the type Send and Receive declare a queue with: quorum
+	// (durable, as today's official tutorial declares its hello queue) or
+	// core.QueueClassic (not durable, as the older tutorial and the seed's
+	// send.py and receive.py declare it). Default (""): quorum. A queue
+	// that exists with other properties is used as it is, with a warning.
+	QueueType core.QueueType
 	// Logger receives warnings. Default: slog.Default().
 	Logger *slog.Logger
 }
@@ -68,7 +74,7 @@ func (s *Service) Name() string { return warrenv1.QueueService_ServiceDesc.Servi
 func (s *Service) Attach(sup *core.Supervisor) {
 	s.pub = core.NewPublisher(sup, core.PublisherConfig{Channels: 2, Timeout: s.cfg.DefaultTimeout})
 	s.subs = core.NewSubscriber(sup)
-	s.decl = &declarer{log: s.cfg.Logger}
+	s.decl = &declarer{log: s.cfg.Logger, typ: s.cfg.QueueType}
 	sup.Add(s.decl)
 }
 
@@ -86,10 +92,14 @@ func queueName(q string) (string, error) {
 	return q, nil
 }
 
-// spec is how the tutorial declares a queue: plain (not durable, not
-// exclusive, no auto-delete). The queue is the caller's: Send and Receive
-// declare it, as send.py and receive.py do, and it stays.
-func spec(queue string) core.QueueSpec { return core.QueueSpec{Name: queue} }
+// spec is how the tutorial declares a queue: a durable quorum queue, as
+// today's, or with typ core.QueueClassic a plain one (not durable, not
+// exclusive, no auto-delete), as the older one. The queue is the
+// caller's: Send and Receive declare it, as send.py and receive.py do,
+// and it stays.
+func spec(queue string, typ core.QueueType) core.QueueSpec {
+	return core.QueueSpec{Name: queue, Type: typ}
+}
 
 // Send implements warren.v1.QueueService: it declares the queue as the
 // tutorial does (once per connection), publishes the body as mandatory and
@@ -129,7 +139,7 @@ func (s *Service) Receive(req *warrenv1.ReceiveRequest, stream grpc.ServerStream
 	if err != nil {
 		return err
 	}
-	sub, err := s.subs.Subscribe(stream.Context(), core.SubscriptionConfig{Queue: spec(queue), Prefetch: s.cfg.Prefetch})
+	sub, err := s.subs.Subscribe(stream.Context(), core.SubscriptionConfig{Queue: spec(queue, s.cfg.QueueType), Prefetch: s.cfg.Prefetch})
 	if err != nil {
 		return err
 	}
@@ -151,6 +161,7 @@ func (s *Service) Receive(req *warrenv1.ReceiveRequest, stream grpc.ServerStream
 // declarer declares each queue Send names once per connection.
 type declarer struct {
 	log *slog.Logger
+	typ core.QueueType
 
 	mu       sync.Mutex
 	conn     *core.Conn
@@ -180,7 +191,7 @@ func (d *declarer) declare(queue string) error {
 	if done {
 		return nil
 	}
-	if _, err := core.DeclareQueue(conn.Connection, spec(queue), d.log); err != nil {
+	if _, err := core.DeclareQueue(conn.Connection, spec(queue, d.typ), d.log); err != nil {
 		return err
 	}
 	d.mu.Lock()

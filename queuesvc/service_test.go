@@ -1,12 +1,8 @@
 package queuesvc_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,7 +15,6 @@ import (
 	"github.com/warrenrpc/warren/gateway"
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
 	"github.com/warrenrpc/warren/internal/brokertest"
-	"github.com/warrenrpc/warren/internal/pytest"
 	"github.com/warrenrpc/warren/internal/warrentest"
 	"github.com/warrenrpc/warren/queuesvc"
 )
@@ -34,7 +29,12 @@ type env struct {
 
 func start(t testing.TB) *env {
 	t.Helper()
-	gw := warrentest.StartGateway(t, gateway.Config{}, queuesvc.New(queuesvc.Config{Logger: warrentest.QuietLog}))
+	return startWith(t, queuesvc.Config{Logger: warrentest.QuietLog})
+}
+
+func startWith(t testing.TB, cfg queuesvc.Config) *env {
+	t.Helper()
+	gw := warrentest.StartGateway(t, gateway.Config{}, queuesvc.New(cfg))
 	return &env{gw: gw, queues: warrenv1.NewQueueServiceClient(gw.Conn)}
 }
 
@@ -62,11 +62,9 @@ func TestQueueSendReceive(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Send: %v", err)
 	}
-	// Declared as the tutorial declares it: plain, not durable.
+	// Declared as today's tutorial declares it: durable, quorum.
+	brokertest.WantQuorum(t, queue)
 	ch := brokertest.Channel(t)
-	if _, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil); err != nil {
-		t.Fatalf("queue %q not declared: %v", queue, err)
-	}
 	sctx, cancel := context.WithCancel(ctx)
 	stream, err := env.queues.Receive(sctx, &warrenv1.ReceiveRequest{Queue: queue})
 	if err != nil {
@@ -177,60 +175,6 @@ func TestQueueShutdown(t *testing.T) {
 	env.gw.Stop()
 	_, err = stream.Recv()
 	warrentest.WantCode(t, err, codes.Unavailable)
-}
-
-// TestQueueInteropPika: the tutorial's send.py → warren receive, and
-// warren send → the tutorial's receive.py.
-func TestQueueInteropPika(t *testing.T) {
-	t.Parallel()
-	pytest.Require(t)
-	env := start(t)
-	ctx := testCtx(t)
-	pyEnv := append(os.Environ(), "AMQP_URL="+brokertest.URL())
-
-	t.Run("send.py to Receive", func(t *testing.T) {
-		queue := brokertest.Name(t, "hola")
-		cmd := exec.Command(pytest.Python, "testdata/send.py", queue)
-		cmd.Env = pyEnv
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("send.py: %v\n%s", err, out)
-		}
-		stream, err := env.queues.Receive(ctx, &warrenv1.ReceiveRequest{Queue: queue})
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := stream.Recv()
-		if err != nil {
-			t.Fatalf("Recv: %v", err)
-		}
-		if m.GetBody() != "¡Hola Mundo!" {
-			t.Errorf("got %q, want %q", m.GetBody(), "¡Hola Mundo!")
-		}
-	})
-	t.Run("Send to receive.py", func(t *testing.T) {
-		queue := brokertest.Name(t, "hola")
-		cmd := exec.Command(pytest.Python, "testdata/receive.py", queue)
-		cmd.Env = pyEnv
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-		sc := bufio.NewScanner(out)
-		if !sc.Scan() || !strings.Contains(sc.Text(), "Waiting for messages") {
-			t.Fatalf("receive.py printed %q, want the waiting banner", sc.Text())
-		}
-		if _, err := env.queues.Send(ctx, &warrenv1.SendRequest{Queue: queue, Body: "¡Hola desde warren!"}); err != nil {
-			t.Fatalf("Send: %v", err)
-		}
-		if !sc.Scan() || sc.Text() != " [x] Received ¡Hola desde warren!" {
-			t.Errorf("receive.py printed %q, want %q", sc.Text(), " [x] Received ¡Hola desde warren!")
-		}
-	})
 }
 
 func TestQueueReservedNameIsPermissionDenied(t *testing.T) {

@@ -12,9 +12,11 @@
 //
 // The gateway declares the events exchange (topic, durable; default
 // "warren.task.events") and nothing else. The work queue (default
-// "task_queue", durable) and its dead-letter queue (the work queue's name
-// + ".dead") belong to the workers, which declare them, and the events
-// exchange, on every connection. A submission while no worker ever
+// "task_queue") and its dead-letter queue (the work queue's name +
+// ".dead") belong to the workers, which declare them, and the events
+// exchange, on every connection: durable quorum queues by default, as
+// today's official tutorials declare task_queue, or durable classic ones
+// (WorkerConfig.QueueType), as the older tutorials did. A submission while no worker ever
 // declared the work queue is returned by the broker and fails with
 // UNAVAILABLE at once: the gateway never creates a queue nobody consumes.
 //

@@ -45,11 +45,12 @@ func startGateway(t testing.TB, cfg tasksvc.Config) (warrenv1.TaskServiceClient,
 	return warrenv1.NewTaskServiceClient(gw.Conn), gw
 }
 
-// declareQueue declares the work queue as a worker would, for tests that
-// run no worker (the gateway does not declare it).
+// declareQueue declares the work queue as a worker would by default (a
+// durable quorum queue), for tests that run no worker (the gateway does
+// not declare it).
 func declareQueue(t testing.TB, name string) {
 	t.Helper()
-	if _, err := brokertest.Channel(t).QueueDeclare(name, true, false, false, false, nil); err != nil {
+	if _, err := brokertest.Channel(t).QueueDeclare(name, true, false, false, false, brokertest.QuorumArgs); err != nil {
 		t.Fatalf("declare queue %q: %v", name, err)
 	}
 }

@@ -136,16 +136,16 @@ func TestSubmitConcurrent(t *testing.T) {
 	}
 }
 
-// TestSubmitToQuorumQueue: the current official tutorial declares
-// task_queue as a quorum queue; submissions go there just the same.
-func TestSubmitToQuorumQueue(t *testing.T) {
+// TestSubmitToClassicQueue: the older tutorials declare task_queue as a
+// durable classic queue; submissions go there just the same.
+func TestSubmitToClassicQueue(t *testing.T) {
 	t.Parallel()
 	n := newNames(t)
-	if _, err := brokertest.Channel(t).QueueDeclare(n.queue, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
-		t.Fatalf("declare quorum queue: %v", err)
+	if _, err := brokertest.Channel(t).QueueDeclare(n.queue, true, false, false, false, nil); err != nil {
+		t.Fatalf("declare classic queue: %v", err)
 	}
 	client, _ := startGateway(t, n.config())
-	if _, err := client.SubmitTask(testCtx(t), &warrenv1.SubmitTaskRequest{Body: "into a quorum queue"}); err != nil {
+	if _, err := client.SubmitTask(testCtx(t), &warrenv1.SubmitTaskRequest{Body: "into a classic queue"}); err != nil {
 		t.Fatalf("SubmitTask: %v", err)
 	}
 	if got, _ := queueDepth(t, brokertest.Channel(t), n.queue); got != 1 {

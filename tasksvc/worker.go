@@ -56,13 +56,19 @@ type WorkerConfig struct {
 	// Queue is the work queue, declared durable on every connection.
 	// Default: "task_queue".
 	Queue string
-	// QueueType is the type the work queue is declared with when it does
-	// not exist yet; an existing queue is used as it is. Default:
-	// core.QueueClassic (durable, as the tutorial declares it).
+	// QueueType is the type the work queue and DeadLetterQueue are
+	// declared with: quorum (as today's official tutorials declare
+	// task_queue) or core.QueueClassic (a durable classic queue, as the
+	// older tutorials, and the seed's new_task.py and worker.py, declare
+	// it). Both are durable. Default (""): quorum. A queue that exists with
+	// other properties is used as it is, with a warning. On a quorum queue
+	// the broker's x-delivery-count adds to a task's attempt number (see
+	// Worker).
 	QueueType core.QueueType
-	// DeadLetterQueue receives, as a durable classic queue, the tasks that
-	// failed MaxAttempts times, with headers warren-attempt, warren-error
-	// and warren-worker. Default: Queue + ".dead" ("task_queue.dead").
+	// DeadLetterQueue receives, as a durable queue of QueueType, the tasks
+	// that failed MaxAttempts times, with headers warren-attempt,
+	// warren-error and warren-worker. Default: Queue + ".dead"
+	// ("task_queue.dead").
 	DeadLetterQueue string
 	// EventsExchange is the topic exchange of lifecycle events, declared
 	// durable on every connection. Default: "warren.task.events".
@@ -93,9 +99,6 @@ type WorkerConfig struct {
 func (c WorkerConfig) withDefaults() WorkerConfig {
 	if c.Queue == "" {
 		c.Queue = DefaultQueue
-	}
-	if c.QueueType == "" {
-		c.QueueType = core.QueueClassic
 	}
 	if c.DeadLetterQueue == "" {
 		c.DeadLetterQueue = c.Queue + DeadLetterSuffix
@@ -137,8 +140,9 @@ func (c WorkerConfig) withDefaults() WorkerConfig {
 // After MaxAttempts failures it publishes the task, confirmed, to
 // DeadLetterQueue and then acknowledges it. A crash between the confirm
 // and the ack leaves both copies: a task may run again, it is never lost.
-// On a quorum queue the broker's x-delivery-count (which counts deliveries
-// to workers that died) adds to the attempt number.
+// On a quorum queue the broker's x-delivery-count (which counts the
+// deliveries that went back unacknowledged: to workers that died, and
+// tasks a draining worker handed back) adds to the attempt number.
 //
 // Its publishings (retries, dead letters, events) go through a
 // core.Publisher of one channel; its consumer is its own. One goroutine
@@ -199,6 +203,12 @@ func (w *Worker) Attach(sup *core.Supervisor) {
 	sup.Add(consumer{w})
 }
 
+// queueSpec is how the worker declares its queues: durable, of
+// QueueType.
+func (w *Worker) queueSpec(name string) core.QueueSpec {
+	return core.QueueSpec{Name: name, Durable: true, Type: w.cfg.QueueType}
+}
+
 // consumer is the Worker's core.Component.
 type consumer struct{ w *Worker }
 
@@ -212,10 +222,10 @@ func (c consumer) Connected(ctx context.Context, conn *core.Conn) error {
 	if stopped {
 		return nil // a reconnect after Shutdown: stay connected, consume nothing
 	}
-	if _, err := core.DeclareQueue(conn.Connection, core.QueueSpec{Name: w.cfg.Queue, Durable: true, Type: w.cfg.QueueType}, w.log); err != nil {
+	if _, err := core.DeclareQueue(conn.Connection, w.queueSpec(w.cfg.Queue), w.log); err != nil {
 		return err
 	}
-	if _, err := core.DeclareQueue(conn.Connection, core.QueueSpec{Name: w.cfg.DeadLetterQueue, Durable: true}, w.log); err != nil {
+	if _, err := core.DeclareQueue(conn.Connection, w.queueSpec(w.cfg.DeadLetterQueue), w.log); err != nil {
 		return err
 	}
 	if err := declareEventsExchange(conn.Connection, w.cfg.EventsExchange, w.log); err != nil {
@@ -387,7 +397,7 @@ func (w *Worker) work(ctx context.Context, sess *workerSession, d *amqp.Delivery
 		if errors.Is(perr, core.ErrNoQueue) {
 			// Someone deleted it; the broker returned the task. Declare
 			// it again and retry once.
-			if _, derr := core.DeclareQueue(sess.conn.Connection, core.QueueSpec{Name: w.cfg.DeadLetterQueue, Durable: true}, log); derr != nil {
+			if _, derr := core.DeclareQueue(sess.conn.Connection, w.queueSpec(w.cfg.DeadLetterQueue), log); derr != nil {
 				perr = derr
 			} else {
 				perr = w.publish(ctx, w.cfg.DeadLetterQueue, msg)

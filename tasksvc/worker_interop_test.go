@@ -1,111 +1,100 @@
 package tasksvc_test
 
 import (
-	"bufio"
-	"os"
-	"os/exec"
-	"strings"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/warrenrpc/warren/internal/brokertest"
-	"github.com/warrenrpc/warren/internal/pytest"
+	"github.com/warrenrpc/warren/internal/interop"
 	"github.com/warrenrpc/warren/internal/warrentest"
 	"github.com/warrenrpc/warren/tasksvc"
+	"github.com/warrenrpc/warren/worker"
 )
 
-// pythonCmd runs a testdata script under the interpreter with pika.
-func pythonCmd(t testing.TB, script string, args ...string) *exec.Cmd {
-	t.Helper()
-	cmd := exec.Command(pytest.Python, append([]string{"testdata/" + script}, args...)...)
-	cmd.Env = append(os.Environ(), "AMQP_URL="+brokertest.Require(t), "PYTHONUNBUFFERED=1")
-	return cmd
-}
+// TestInteropTutorialWorkQueues: the Work Queues tutorial's new_task and
+// worker, in every language, beside warren's worker and SubmitTask, on a
+// work queue each side declares as its own config says (today's
+// tutorials and warren's default: a durable quorum queue; the older
+// tutorials and core.QueueClassic: a durable classic one), whichever
+// declares it first. Both directions run in both orders: new_task's
+// tasks done by warren's worker, and SubmitTask's by the tutorial's
+// worker (prefetch 1, ack after the work). Warren must declare the queue
+// as the tutorial does (it warns when it finds other properties), and
+// the tutorial program must not die of a 406.
+func TestInteropTutorialWorkQueues(t *testing.T) {
+	interop.Matrix(t, func(t *testing.T, c interop.Case) {
+		n := newNames(t)
+		var warns interop.Warnings
+		var l taskLog
+		client, _ := startGateway(t, n.config())
+		ctx := testCtx(t)
 
-// TestTaskInteropPikaNewTask: the tutorial's new_task.py publishes, warren's
-// worker does the work.
-func TestTaskInteropPikaNewTask(t *testing.T) {
-	t.Parallel()
-	pytest.Require(t)
-	n := newNames(t)
-	var l taskLog
-	startWorker(t, n, "warren", &l, tasksvc.WorkerConfig{Unit: 10 * time.Millisecond})
-	for _, msg := range []string{"Primer mensaje.", "Segundo mensaje.."} {
-		out, err := pythonCmd(t, "new_task.py", n.queue, msg).CombinedOutput()
-		if err != nil {
-			t.Fatalf("new_task.py: %v\n%s", err, out)
+		// startWarrenWorker runs warren's worker and waits until the
+		// queue has consumers in all.
+		startWarrenWorker := func(consumers int) *warrentest.Workers {
+			t.Helper()
+			w := tasksvc.NewWorker(tasksvc.WorkerConfig{
+				Queue: n.queue, EventsExchange: n.events, WorkerID: "warren",
+				QueueType: c.WarrenType(), Handler: l.handler("warren", 10*time.Millisecond), Logger: warns.Logger(),
+			})
+			ws := warrentest.StartWorkers(t, worker.Config{}, w)
+			brokertest.WaitConsumers(t, n.queue, consumers)
+			return ws
 		}
-		if got, want := strings.TrimSpace(string(out)), " [x] Sent "+msg; got != strings.TrimSpace(want) {
-			t.Errorf("new_task.py printed %q, want %q", got, want)
-		}
-	}
-	warrentest.Eventually(t, 10*time.Second, "both tasks done by warren's worker", func() bool { return l.doneCount() == 2 })
-	_, done := l.snapshot()
-	if done[0].body != "Primer mensaje." || done[1].body != "Segundo mensaje.." {
-		t.Errorf("got %+v, want the two messages in order", done)
-	}
-}
-
-// TestTaskInteropPikaWorker: warren's SubmitTask publishes, the tutorial's
-// worker.py (prefetch 1, ack after the work) does the work.
-func TestTaskInteropPikaWorker(t *testing.T) {
-	t.Parallel()
-	pytest.Require(t)
-	n := newNames(t)
-	client, _ := startGateway(t, n.config())
-	cmd := pythonCmd(t, "worker.py", n.queue)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start worker.py: %v", err)
-	}
-	lines := make(chan string, 64)
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		defer close(lines)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		<-readDone
-	})
-	next := func() string {
-		t.Helper()
-		select {
-		case line, ok := <-lines:
-			if !ok {
-				t.Fatal("worker.py exited")
+		newTaskToWarren := func() {
+			t.Helper()
+			msgs := []string{"Primer mensaje.", "Segundo mensaje.."}
+			for _, msg := range msgs {
+				interop.Run(t, c.Command(t, "new_task", n.queue, msg))
 			}
-			return line
-		case <-time.After(15 * time.Second):
-			t.Fatal("worker.py printed nothing for 15s")
+			// Only new_task's tasks count: a tutorial worker killed between
+			// its " [x] Done" and its ack hands its task to warren's.
+			var bodies []string
+			warrentest.Eventually(t, 10*time.Second, "both tasks done by warren's worker", func() bool {
+				_, done := l.snapshot()
+				bodies = bodies[:0]
+				for _, r := range done {
+					if slices.Contains(msgs, r.body) {
+						bodies = append(bodies, r.body)
+					}
+				}
+				return len(bodies) == len(msgs)
+			})
+			if !slices.Equal(bodies, msgs) {
+				t.Errorf("warren's worker did %q, want %q in order", bodies, msgs)
+			}
 		}
-		return ""
-	}
-	if got := next(); !strings.Contains(got, "Waiting for messages") {
-		t.Fatalf("worker.py printed %q, want the waiting banner", got)
-	}
-	ctx := testCtx(t)
-	ids := []string{submit(t, ctx, client, "Hola"), submit(t, ctx, client, "Hola.")}
-	for i, body := range []string{"Hola", "Hola."} {
-		want := " [x] Received " + body + " id=" + ids[i]
-		if got := next(); got != want {
-			t.Errorf("worker.py printed %q, want %q", got, want)
+		startTutorialWorker := func(consumers int) *interop.Proc {
+			t.Helper()
+			p := interop.Start(t, c.Command(t, "worker", n.queue))
+			p.Expect(t, "Waiting for messages")
+			brokertest.WaitConsumers(t, n.queue, consumers)
+			return p
 		}
-		if got := next(); got != " [x] Done" {
-			t.Errorf("worker.py printed %q, want %q", got, " [x] Done")
+		submitToTutorial := func(w *interop.Proc) {
+			t.Helper()
+			id := submit(t, ctx, client, "Hola.")
+			w.Expect(t, " [x] Received Hola. id="+id)
+			w.Expect(t, " [x] Done")
 		}
-	}
-	ch := brokertest.Channel(t)
-	if ready, consumers := queueDepth(t, ch, n.queue); ready != 0 || consumers != 1 {
-		t.Errorf("got ready=%d consumers=%d, want 0 and 1 (worker.py)", ready, consumers)
-	}
+
+		if c.WarrenFirst {
+			ws := startWarrenWorker(1)
+			newTaskToWarren()
+			w := startTutorialWorker(2)
+			ws.Stop() // the tutorial's worker alone consumes
+			brokertest.WaitConsumers(t, n.queue, 1)
+			submitToTutorial(w)
+		} else {
+			w := startTutorialWorker(1)
+			submitToTutorial(w)
+			startWarrenWorker(2)
+			w.Stop() // warren's worker alone consumes
+			brokertest.WaitConsumers(t, n.queue, 1)
+			newTaskToWarren()
+		}
+		warns.WantNone(t)
+		c.WantQueue(t, n.queue, true)
+	})
 }

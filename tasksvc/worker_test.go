@@ -538,3 +538,26 @@ func TestTaskQuorumDeliveryCount(t *testing.T) {
 		t.Errorf("got %d runs and attempt %v, want 1 run as attempt 3 (2 unacknowledged deliveries before it)", len(started), d.Headers[tasksvc.HeaderAttempt])
 	}
 }
+
+// TestTaskWorkerQueueTypes: the worker declares the work queue and its
+// dead-letter queue durable, as quorum queues by default (today's
+// tutorials) and as classic ones with core.QueueClassic (the older
+// tutorials).
+func TestTaskWorkerQueueTypes(t *testing.T) {
+	t.Parallel()
+	for _, typ := range []core.QueueType{"", core.QueueQuorum, core.QueueClassic} {
+		t.Run("type "+string(typ), func(t *testing.T) {
+			t.Parallel()
+			n := newNames(t)
+			var l taskLog
+			startWorker(t, n, "A", &l, tasksvc.WorkerConfig{QueueType: typ})
+			for _, q := range []string{n.queue, n.dead()} {
+				if typ == core.QueueClassic {
+					brokertest.WantClassic(t, q, true)
+				} else {
+					brokertest.WantQuorum(t, q)
+				}
+			}
+		})
+	}
+}

@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """The RabbitMQ tutorial's rpc_server.py (pika), with the queue name from argv.
 
-Usage: rpc_server.py QUEUE
-Prints "ready" once it consumes, then " [.] fib(n)" for each request.
+Usage: rpc_server.py [QUEUE]
+Prints " [x] Awaiting RPC requests" once it consumes, then " [.] fib(n)" for
+each request. QUEUE_TYPE=quorum (the default) declares the queue as today's
+tutorial does, a durable quorum queue; QUEUE_TYPE=classic as the older
+tutorial (the seed's) did, a plain classic queue.
 """
 import os
 import sys
@@ -15,7 +18,10 @@ queue = sys.argv[1] if len(sys.argv) > 1 else 'rpc_queue'
 
 connection = pika.BlockingConnection(pika.URLParameters(URL))
 channel = connection.channel()
-channel.queue_declare(queue=queue)
+if os.environ.get('QUEUE_TYPE', 'quorum') == 'classic':
+    channel.queue_declare(queue=queue)
+else:
+    channel.queue_declare(queue=queue, durable=True, arguments={'x-queue-type': 'quorum'})
 
 
 def fib(n):
@@ -38,5 +44,5 @@ def on_request(ch, method, props, body):
 
 channel.basic_qos(prefetch_count=1)
 channel.basic_consume(queue=queue, on_message_callback=on_request)
-print("ready", flush=True)
+print(" [x] Awaiting RPC requests", flush=True)
 channel.start_consuming()

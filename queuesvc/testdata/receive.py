@@ -1,6 +1,8 @@
 #!/usr/bin/env python
 # receive.py from the Hello World tutorial (pika), with the queue name as
-# the first argument: python receive.py [QUEUE]
+# the first argument: python receive.py [QUEUE]. QUEUE_TYPE=quorum (the
+# default) declares the queue as today's tutorial does, a durable quorum
+# queue; QUEUE_TYPE=classic as the older tutorial (the seed's) did.
 import os
 import sys
 
@@ -12,7 +14,10 @@ url = os.environ.get('AMQP_URL', 'amqp://guest:guest@localhost:5672/%2F')
 connection = pika.BlockingConnection(pika.URLParameters(url))
 channel = connection.channel()
 
-channel.queue_declare(queue=queue)
+if os.environ.get('QUEUE_TYPE', 'quorum') == 'classic':
+    channel.queue_declare(queue=queue)
+else:
+    channel.queue_declare(queue=queue, durable=True, arguments={'x-queue-type': 'quorum'})
 
 
 def callback(ch, method, properties, body):

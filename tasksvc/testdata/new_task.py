@@ -1,6 +1,10 @@
 #!/usr/bin/env python
 # new_task.py from the Work Queues tutorial (pika), with the queue name as
-# the first argument: python new_task.py QUEUE [MESSAGE...]
+# the first argument: python new_task.py QUEUE [MESSAGE...]. QUEUE_TYPE=quorum
+# (the default) declares the queue as today's tutorial does, a durable
+# quorum queue; QUEUE_TYPE=classic as the older tutorial (the seed's) did,
+# a durable classic queue. Debian's pika 1.2 has no pika.DeliveryMode:
+# delivery_mode=2 is its Persistent.
 import os
 import sys
 
@@ -12,7 +16,10 @@ url = os.environ.get('AMQP_URL', 'amqp://guest:guest@localhost:5672/%2F')
 connection = pika.BlockingConnection(pika.URLParameters(url))
 channel = connection.channel()
 
-channel.queue_declare(queue=queue, durable=True)
+if os.environ.get('QUEUE_TYPE', 'quorum') == 'classic':
+    channel.queue_declare(queue=queue, durable=True)
+else:
+    channel.queue_declare(queue=queue, durable=True, arguments={'x-queue-type': 'quorum'})
 
 message = ' '.join(sys.argv[2:]) or "Hello World!"
 channel.basic_publish(
@@ -20,7 +27,7 @@ channel.basic_publish(
     routing_key=queue,
     body=message,
     properties=pika.BasicProperties(
-        delivery_mode=pika.spec.PERSISTENT_DELIVERY_MODE
+        delivery_mode=2,
     ))
 print(f" [x] Sent {message}", flush=True)
 connection.close()

@@ -1,7 +1,10 @@
 #!/usr/bin/env python
 # worker.py from the Work Queues tutorial (pika), with the queue name as the
 # first argument: python worker.py QUEUE. One second of work per dot;
-# prefetch 1; ack after the work.
+# prefetch 1; ack after the work; it also prints the message id.
+# QUEUE_TYPE=quorum (the default) declares the queue as today's tutorial
+# does, a durable quorum queue; QUEUE_TYPE=classic as the older tutorial
+# (the seed's) did, a durable classic queue.
 import os
 import sys
 import time
@@ -14,7 +17,10 @@ url = os.environ.get('AMQP_URL', 'amqp://guest:guest@localhost:5672/%2F')
 connection = pika.BlockingConnection(pika.URLParameters(url))
 channel = connection.channel()
 
-channel.queue_declare(queue=queue, durable=True)
+if os.environ.get('QUEUE_TYPE', 'quorum') == 'classic':
+    channel.queue_declare(queue=queue, durable=True)
+else:
+    channel.queue_declare(queue=queue, durable=True, arguments={'x-queue-type': 'quorum'})
 print(' [*] Waiting for messages. To exit press CTRL+C', flush=True)
 
 

@@ -22,7 +22,7 @@ func TestBenchmarksPrintEveryFigure(t *testing.T) {
 		CompareCoalescing:    true,
 		CompareStreamWorkers: true,
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
 	if err := Fibonacci(ctx, &out, o); err != nil {
@@ -30,6 +30,9 @@ func TestBenchmarksPrintEveryFigure(t *testing.T) {
 	}
 	if err := Tasks(ctx, &out, o); err != nil {
 		t.Fatalf("Tasks: %v\n%s", err, &out)
+	}
+	if err := QueueTypes(ctx, &out, o); err != nil {
+		t.Fatalf("QueueTypes: %v\n%s", err, &out)
 	}
 	for _, want := range []string{
 		"\nGOMAXPROCS=1\n",
@@ -42,6 +45,10 @@ func TestBenchmarksPrintEveryFigure(t *testing.T) {
 		"core.Client alone (no gRPC), queue: p50 - raw p50 at c=1 =",
 		"the gRPC hop in front of it: p50 gateway-queue - (p50 core.Client + p50 echo) at c=1 =",
 		"SubmitTask = ",
+		"classic: gateway-rpc / raw-rpc, c=64 calls/s", "quorum: gateway-rpc / raw-rpc, c=64 calls/s",
+		"classic: SubmitTask / raw-confirmed, c=64 calls/s", "quorum: SubmitTask / raw-confirmed, c=64 calls/s",
+		"quorum / classic: gateway-rpc, c=64 calls/s", "quorum / classic: gateway-rpc, c=1 p50",
+		"quorum / classic: SubmitTask, c=64 calls/s",
 	} {
 		if strings.Count(out.String(), want) == 0 {
 			t.Errorf("output lacks %q", want)

@@ -186,10 +186,11 @@ func (c *coreClient) call(ctx context.Context) error {
 	return err
 }
 
-// startWorker runs warren's Fibonacci worker on queue.
+// startWorker runs warren's Fibonacci worker on queue, a classic queue
+// (queuetypes.go measures both types).
 func startWorker(url, queue string) (stop func(), err error) {
 	g := worker.NewGroup(worker.Config{AMQP: core.Config{URLs: []string{url}, Name: "warren-bench-worker"}, Logger: quiet},
-		fibsvc.NewWorker(fibsvc.WorkerConfig{Queue: queue}))
+		fibsvc.NewWorker(fibsvc.WorkerConfig{Queue: queue, QueueType: core.QueueClassic}))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = g.Run(ctx); close(done) }()

@@ -86,3 +86,33 @@ func TestGatewayRefusesABadDescriptorSet(t *testing.T) {
 		})
 	}
 }
+
+// TestGatewayQueueTypeReachesTheHelloQueue: --queue-type is the type of
+// the hello queue the gateway declares on Send, as it is of the workers'
+// queues: quorum by default, classic (not durable, as the seed's
+// send.py declares it) when asked.
+func TestGatewayQueueTypeReachesTheHelloQueue(t *testing.T) {
+	t.Parallel()
+	url := brokertest.Require(t)
+	for _, tt := range []struct {
+		name string
+		flag []string
+		want func(t testing.TB, queue string)
+	}{
+		{"default", nil, brokertest.WantQuorum},
+		{"classic", []string{"--queue-type", "classic"}, func(t testing.TB, q string) { brokertest.WantClassic(t, q, false) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := freeAddr(t)
+			ents := newEntities(t)
+			args := append([]string{"gateway", "--listen", addr, "--amqp-url", url, "--log-level", "error"}, ents.flags()...)
+			runInBackground(t, append(args, tt.flag...)...)
+			queue := brokertest.Name(t, "hello")
+			waitFor(t, "send through the gateway", func() bool {
+				_, err := call("send", "--addr", addr, "--queue", queue, "hi")
+				return err == nil
+			})
+			tt.want(t, queue)
+		})
+	}
+}

@@ -34,6 +34,7 @@ type gatewayFlags struct {
 	mgmtURL        string
 	descriptorSets []string
 	routePrefix    string
+	queueType      string
 }
 
 func (f *gatewayFlags) register(cmd *cobra.Command) {
@@ -49,16 +50,20 @@ func (f *gatewayFlags) register(cmd *cobra.Command) {
 	enumFlag(cmd, &f.replyMode, "reply-mode", "queue", "how replies come back: queue (a gateway-owned reply queue) or direct (amq.rabbitmq.reply-to)", "queue", "direct")
 	fs.DurationVar(&f.timeout, "default-timeout", 10*time.Second, "deadline of calls that have none, including their waits for the broker")
 	fs.DurationVar(&f.drain, "drain-timeout", 10*time.Second, "how long shutdown waits for in-flight calls")
+	queueTypeFlag(cmd, &f.queueType)
 	fs.StringSliceVar(&f.descriptorSets, "descriptor-set", nil, "a FileDescriptorSet (buf build -o FILE) whose services with warren routes the gateway serves too; repeat it or separate files with commas")
 	fs.StringVar(&f.routePrefix, "route-prefix", "", "put before the names of the queues and exchanges of the routes in --descriptor-set (their workers must use the same prefix)")
 }
 
-// gateway builds the gateway and its services from the flags. None of the
-// gateway-side service configs has a queue type today.
+// gateway builds the gateway and its services from the flags.
 func (f *gatewayFlags) gateway(af *amqpFlags, log *slog.Logger) (*gateway.Server, error) {
 	mode, err := core.ParseReplyMode(f.replyMode)
 	if err != nil {
 		return nil, err
+	}
+	qt, err := core.ParseQueueType(f.queueType)
+	if err != nil {
+		return nil, &usageError{err}
 	}
 	services := []gateway.Service{
 		fibsvc.New(fibsvc.Config{Queue: f.rpcQueue, ReplyMode: mode, DefaultTimeout: f.timeout}),
@@ -66,7 +71,7 @@ func (f *gatewayFlags) gateway(af *amqpFlags, log *slog.Logger) (*gateway.Server
 			Queue: f.taskQueue, EventsExchange: f.eventsExchange,
 			ManagementURL: f.mgmtURL, DefaultTimeout: f.timeout,
 		}),
-		queuesvc.New(queuesvc.Config{DefaultTimeout: f.timeout, Logger: log}),
+		queuesvc.New(queuesvc.Config{DefaultTimeout: f.timeout, QueueType: qt, Logger: log}),
 		logsvc.New(logsvc.Config{
 			FanoutExchange: f.logExchanges[0],
 			DirectExchange: f.logExchanges[1],
@@ -113,8 +118,9 @@ func (f *workerFlags) register(cmd *cobra.Command, withQueues bool) {
 		fs.StringVar(&f.taskQueue, "task-queue", tasksvc.DefaultQueue, "queue the tasks worker consumes")
 		fs.StringVar(&f.eventsExchange, "events-exchange", tasksvc.DefaultEventsExchange, "topic exchange the tasks worker publishes lifecycle events to")
 	}
-	enumFlag(cmd, &f.queueType, "queue-type", string(core.QueueQuorum),
-		"type of the queues the workers declare when missing: quorum (durable, as the official tutorials declare them today) or classic", string(core.QueueQuorum), string(core.QueueClassic))
+	if cmd.Flags().Lookup("queue-type") == nil { // dev: the gateway's
+		queueTypeFlag(cmd, &f.queueType)
+	}
 	fs.IntVar(&f.prefetch, "prefetch", 64, "Fibonacci requests a worker may hold unacknowledged")
 	fs.BoolVar(&f.fib, "fib", true, "run the Fibonacci worker")
 	fs.BoolVar(&f.tasks, "tasks", true, "run the tasks worker")
@@ -124,9 +130,18 @@ func (f *workerFlags) register(cmd *cobra.Command, withQueues bool) {
 	fs.DurationVar(&f.drain, "worker-drain-timeout", 30*time.Second, "how long a stopping worker may finish its current work before requeueing it")
 }
 
-// workers builds the worker group the flags ask for, on the entities named.
-func (f *workerFlags) workers(af *amqpFlags, rpcQueue, taskQueue, eventsExchange string, log *slog.Logger) (*worker.Group, error) {
-	qt, err := core.ParseQueueType(f.queueType)
+// queueTypeFlag adds --queue-type, the type of the queues warren declares
+// when they are missing.
+func queueTypeFlag(cmd *cobra.Command, p *string) {
+	enumFlag(cmd, p, "queue-type", string(core.QueueQuorum),
+		"type of the queues warren declares when missing (rpc_queue, task_queue, the hello queue): quorum (durable, as the official tutorials declare them today) or classic (as the older tutorials did)",
+		string(core.QueueQuorum), string(core.QueueClassic))
+}
+
+// workers builds the worker group the flags ask for, on the entities named,
+// declaring queues of type queueType.
+func (f *workerFlags) workers(af *amqpFlags, rpcQueue, taskQueue, eventsExchange, queueType string, log *slog.Logger) (*worker.Group, error) {
+	qt, err := core.ParseQueueType(queueType)
 	if err != nil {
 		return nil, &usageError{err}
 	}
@@ -187,7 +202,7 @@ func newWorkerCmd() *cobra.Command {
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := af.logger(cmd.ErrOrStderr())
-			g, err := wf.workers(&af, wf.rpcQueue, wf.taskQueue, wf.eventsExchange, log)
+			g, err := wf.workers(&af, wf.rpcQueue, wf.taskQueue, wf.eventsExchange, wf.queueType, log)
 			if err != nil {
 				return err
 			}
@@ -218,7 +233,7 @@ func newDevCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			g, err := wf.workers(&af, gf.rpcQueue, gf.taskQueue, gf.eventsExchange, log)
+			g, err := wf.workers(&af, gf.rpcQueue, gf.taskQueue, gf.eventsExchange, gf.queueType, log)
 			if err != nil {
 				return err
 			}

@@ -130,6 +130,7 @@ func (s *Service) Attach(sup *core.Supervisor) {
 	s.subs = core.NewSubscriber(sup)
 	var exchanges []core.ExchangeSpec
 	for _, m := range s.routes.Methods {
+		sup.Known(m.Queue, m.Exchange) // labels of the metrics
 		switch m.Pattern {
 		case RPC, Stream:
 			s.client.Watch(m.Queue)

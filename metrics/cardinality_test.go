@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -45,7 +46,7 @@ func randomHex(n int) string {
 // must fail with UNIMPLEMENTED.
 func invokeRandom(t *testing.T, conn *grpc.ClientConn) {
 	t.Helper()
-	ctx := ctxFor(t)
+	ctx := ctxFor(t, 2*time.Minute)
 	var wg sync.WaitGroup
 	for w := range 8 {
 		wg.Go(func() {
@@ -89,7 +90,7 @@ func TestSeriesStayBoundedUnderRandomNames(t *testing.T) {
 	if _, err := brokertest.Channel(t).QueueDeclare(n.tasks, true, false, false, false, nil); err != nil {
 		t.Fatal(err)
 	}
-	ctx := ctxFor(t)
+	ctx := ctxFor(t, 2*time.Minute)
 	fib := warrenv1.NewFibonacciServiceClient(g.Conn)
 	tasks := warrenv1.NewTaskServiceClient(g.Conn)
 	queues := warrenv1.NewQueueServiceClient(g.Conn)

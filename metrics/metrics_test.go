@@ -54,8 +54,10 @@ func start(t testing.TB, n names) (*prometheus.Registry, *warrentest.Gateway) {
 	return reg, g
 }
 
-func ctxFor(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+// ctxFor is a context for the test's calls, cancelled when it ends, with
+// a deadline of d.
+func ctxFor(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -68,7 +70,7 @@ func TestMetricsOfCallsThroughTheGateway(t *testing.T) {
 	t.Parallel()
 	n := newNames(t)
 	reg, g := start(t, n)
-	ctx := ctxFor(t)
+	ctx := ctxFor(t, 30*time.Second)
 	fib := warrenv1.NewFibonacciServiceClient(g.Conn)
 
 	fibCalls := func(code codes.Code) float64 {

@@ -125,6 +125,7 @@ type Client struct {
 	watched sync.Map // request queue name → *presence
 
 	dropped atomic.Uint64 // replies with unknown or duplicate correlation ids
+	mt      *meter
 }
 
 // call is one call waiting for its reply, or replies.
@@ -133,6 +134,8 @@ type call struct {
 	done   chan result // buffered 1: the first completion wins
 	once   atomic.Bool
 	stream chan amqp.Delivery // a streaming call's replies, in order; nil for Call
+	label  string             // queue's, for the metrics
+	sent   time.Time          // when the request was published, for the metrics
 }
 
 type result struct {
@@ -163,6 +166,7 @@ func NewClient(sup *Supervisor, cfg ClientConfig) *Client {
 	c := &Client{
 		cfg:    cfg.withDefaults(sup),
 		prefix: hex.EncodeToString(b[:]) + ".",
+		mt:     sup.mt,
 	}
 	sup.Add(c)
 	return c
@@ -171,7 +175,10 @@ func NewClient(sup *Supervisor, cfg ClientConfig) *Client {
 // Watch makes the Client follow queue's consumers from the start of every
 // connection, so Ready knows before the first call. Calls watch their
 // queue by themselves.
-func (c *Client) Watch(queue string) { c.presence(queue) }
+func (c *Client) Watch(queue string) {
+	c.mt.know(queue)
+	c.presence(queue)
+}
 
 // presence returns queue's presence record, creating it.
 func (c *Client) presence(queue string) *presence {
@@ -300,6 +307,7 @@ func (c *Client) watchReturns(ch *amqp.Channel, wg *sync.WaitGroup) {
 	returns := ch.NotifyReturn(make(chan amqp.Return, 16))
 	wg.Go(func() {
 		for r := range returns {
+			c.mt.returned(r.Exchange, r.RoutingKey)
 			c.fail(r.CorrelationId, &ReturnError{Exchange: r.Exchange, RoutingKey: r.RoutingKey, Code: r.ReplyCode, Text: r.ReplyText})
 		}
 	})
@@ -312,12 +320,14 @@ func (c *Client) receive(deliveries <-chan amqp.Delivery) {
 		v, ok := c.pending.Load(d.CorrelationId)
 		if !ok {
 			c.dropped.Add(1)
+			c.mt.ReplyDropped()
 			c.cfg.Logger.Debug("core: reply for no pending call dropped", "correlation_id", d.CorrelationId)
 			continue
 		}
 		cl := v.(*call)
 		if cl.stream == nil {
 			if c.pending.CompareAndDelete(d.CorrelationId, cl) {
+				c.mt.replied(cl.label, cl.sent)
 				cl.complete(result{delivery: d})
 			}
 			continue
@@ -333,7 +343,9 @@ func (c *Client) receive(deliveries <-chan amqp.Delivery) {
 			cl.complete(result{err: fmt.Errorf("%w: the caller read the worker's replies too slowly", ErrOverflow)})
 		}
 		if end {
-			c.pending.CompareAndDelete(d.CorrelationId, cl)
+			if c.pending.CompareAndDelete(d.CorrelationId, cl) && wire.StreamEnd(d.Headers) {
+				c.mt.replied(cl.label, cl.sent)
+			}
 		}
 	}
 }
@@ -363,6 +375,7 @@ func (c *Client) Call(ctx context.Context, queue string, msg amqp.Publishing) (a
 	if err != nil {
 		return amqp.Delivery{}, err
 	}
+	defer c.mt.CallPending(cl.label, -1)
 	select {
 	case r := <-cl.done:
 		if r.err != nil {
@@ -410,6 +423,9 @@ func (c *Client) start(ctx context.Context, queue string, msg amqp.Publishing, s
 	deadline, _ := ctx.Deadline()
 	id := c.prefix + strconv.FormatUint(c.seq.Add(1), 36)
 	cl := &call{queue: queue, done: make(chan result, 1)}
+	if c.mt.on {
+		cl.label, cl.sent = c.mt.name(queue), time.Now()
+	}
 	if stream {
 		cl.stream = make(chan amqp.Delivery, c.cfg.StreamBuffer)
 	}
@@ -429,6 +445,10 @@ func (c *Client) start(ctx context.Context, queue string, msg amqp.Publishing, s
 	if err != nil {
 		c.pending.Delete(id)
 		return "", nil, ChannelError("publish request", err)
+	}
+	if c.mt.on {
+		c.mt.Published("", cl.label)
+		c.mt.CallPending(cl.label, 1)
 	}
 	return id, cl, nil
 }
@@ -458,6 +478,7 @@ type ReplyStream struct {
 	cancel context.CancelFunc
 	next   int64 // the sequence number the next reply must carry
 	err    error // set once the stream ended
+	closed atomic.Bool
 }
 
 // Recv returns the worker's next reply. After the last it returns io.EOF
@@ -510,6 +531,9 @@ func (s *ReplyStream) recv() (amqp.Delivery, error) {
 func (s *ReplyStream) Close() {
 	s.c.pending.Delete(s.id)
 	s.cancel()
+	if !s.closed.Swap(true) {
+		s.c.mt.CallPending(s.call.label, -1)
+	}
 }
 
 // presence knows whether anything consumes a request queue. A poller

@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -68,6 +69,8 @@ type Consumer struct {
 	cfg    ConsumerConfig
 	handle DeliveryFunc
 	tag    string
+	mt     *meter
+	label  string // the queue's, for the metrics
 
 	mu      sync.Mutex
 	ch      *amqp.Channel // the current channel, nil while disconnected
@@ -87,7 +90,10 @@ func NewConsumer(sup *Supervisor, cfg ConsumerConfig, handle DeliveryFunc) *Cons
 		cfg:    cfg,
 		handle: handle,
 		tag:    fmt.Sprintf("%s-%s-%d-%s", cfg.Name, host, os.Getpid(), hex.EncodeToString(b[:])),
+		mt:     sup.mt,
 	}
+	sup.Known(cfg.Queue.Name)
+	c.label = c.mt.name(cfg.Queue.Name)
 	sup.Add(c)
 	return c
 }
@@ -129,11 +135,31 @@ func (c *Consumer) Connected(ctx context.Context, conn *Conn) error {
 	for range c.cfg.Concurrency {
 		c.wg.Go(func() {
 			for d := range deliveries {
-				c.handle(hctx, ch, &d)
+				c.deliver(hctx, ch, &d)
 			}
 		})
 	}
 	return nil
+}
+
+// deliver hands d to the DeliveryFunc, and tells the metrics about it:
+// a redelivery, the handling in flight, how it ended and how long it took,
+// and a rejection without requeue.
+func (c *Consumer) deliver(ctx context.Context, ch *amqp.Channel, d *amqp.Delivery) {
+	if !c.mt.on {
+		c.handle(ctx, ch, d)
+		return
+	}
+	if d.Redelivered {
+		c.mt.Redelivered(c.label)
+	}
+	rec := &delivery{Acknowledger: d.Acknowledger, mt: c.mt, queue: c.label}
+	d.Acknowledger = rec
+	c.mt.InFlight(c.label, 1)
+	start := time.Now()
+	c.handle(context.WithValue(ctx, deliveryKey{}, rec), ch, d)
+	c.mt.Handled(c.label, rec.result(), time.Since(start))
+	c.mt.InFlight(c.label, -1)
 }
 
 // Disconnected waits for the handler goroutines, which end because the

@@ -17,6 +17,10 @@
 //     declares), each question bounded by the caller's deadline.
 //   - Status maps every error of the core, and of the handlers built on
 //     it, to a gRPC status, in one place.
+//   - Metrics (Config.Metrics) hears what every component does, each
+//     event from the one place it happens, with queue and exchange labels
+//     bounded by the names the Supervisor knows (Known); package metrics
+//     implements it on Prometheus.
 //
 // Components are built on a Supervisor before it runs (NewPublisher,
 // NewSubscriber, NewClient, NewServer, NewInspector add themselves to it

@@ -57,6 +57,7 @@ func (c PublisherConfig) withDefaults() PublisherConfig {
 type Publisher struct {
 	cfg  PublisherConfig
 	sess atomic.Pointer[pubSession]
+	mt   *meter
 }
 
 type pubSession struct {
@@ -68,7 +69,7 @@ type pubSession struct {
 // NewPublisher returns a Publisher on sup's connection; it adds itself to
 // sup, so it must be built before sup runs.
 func NewPublisher(sup *Supervisor, cfg PublisherConfig) *Publisher {
-	p := &Publisher{cfg: cfg.withDefaults()}
+	p := &Publisher{cfg: cfg.withDefaults(), mt: sup.mt}
 	sup.Add(p)
 	return p
 }
@@ -80,7 +81,7 @@ func (p *Publisher) Connected(_ context.Context, conn *Conn) error {
 		if err := ch.Confirm(false); err != nil {
 			return ChannelError("enter confirm mode", err)
 		}
-		b := newReturnBook(ch)
+		b := newReturnBook(ch, p.mt)
 		s.returns.Store(ch, b)
 		wg.Go(func() {
 			defer s.returns.Delete(ch) // the channel closed; a new one replaces it
@@ -155,7 +156,11 @@ func (p *Publisher) PublishDeferred(ctx context.Context, m *Message) (*Confirmat
 		// do not wait for a confirm that cannot come.
 		return nil, fmt.Errorf("channel closed while publishing: %w", ErrConnectionLost)
 	}
-	c := &Confirmation{dc: dc, ch: ch, conn: s.conn, timeout: p.cfg.Timeout, book: book}
+	c := &Confirmation{dc: dc, ch: ch, conn: s.conn, timeout: p.cfg.Timeout, book: book, mt: p.mt, sent: p.mt.now()}
+	if p.mt.on {
+		c.dest[0], c.dest[1] = p.mt.dest(m.Exchange, m.RoutingKey)
+		p.mt.Published(c.dest[0], c.dest[1])
+	}
 	if m.Mandatory {
 		c.key = returnKey(m.Exchange, m.RoutingKey, m.MessageId, m.CorrelationId)
 	}
@@ -170,6 +175,9 @@ type Confirmation struct {
 	timeout time.Duration
 	book    *returnBook
 	key     string // mandatory publishings only
+	mt      *meter
+	sent    time.Time
+	dest    [2]string // exchange and queue labels
 }
 
 // Wait waits for the confirm until ctx ends, or for the Publisher's
@@ -182,6 +190,7 @@ func (c *Confirmation) Wait(ctx context.Context) error {
 		defer cancel()
 	}
 	ack, err := c.dc.WaitContext(ctx)
+	c.mt.confirmed(c.dest, c.sent, ack, err, c.ch)
 	switch {
 	case err != nil:
 		return fmt.Errorf("core: no publisher confirm: %w", err)
@@ -238,6 +247,8 @@ type returnBook struct {
 	closes chan *amqp.Error // buffered 1; written once, by amqp091-go
 	once   sync.Once
 	reason *amqp.Error
+
+	mt *meter
 }
 
 type returnQuery struct {
@@ -245,8 +256,9 @@ type returnQuery struct {
 	reply chan *amqp.Return // buffered 1
 }
 
-func newReturnBook(ch *amqp.Channel) *returnBook {
+func newReturnBook(ch *amqp.Channel, mt *meter) *returnBook {
 	return &returnBook{
+		mt:      mt,
 		returns: ch.NotifyReturn(make(chan amqp.Return, 64)),
 		queries: make(chan returnQuery),
 		done:    make(chan struct{}),
@@ -271,6 +283,7 @@ func (b *returnBook) run() {
 	defer close(b.done)
 	book := map[string][]amqp.Return{}
 	record := func(r amqp.Return) {
+		b.mt.returned(r.Exchange, r.RoutingKey)
 		if len(book) >= maxUnclaimedReturns {
 			clear(book)
 		}

@@ -127,6 +127,7 @@ func (s *Server) handle(ctx context.Context, ch *amqp.Channel, d *amqp.Delivery)
 		// Nobody to answer: drop it (or dead-letter it, if the queue has a
 		// policy for that) instead of letting it cycle.
 		s.rejected.Add(1)
+		setCode(ctx, codes.InvalidArgument)
 		s.log.Warn("core: request without reply_to rejected", "queue", s.queue,
 			"correlation_id", d.CorrelationId, "body_bytes", len(d.Body))
 		_ = d.Reject(false)
@@ -136,6 +137,8 @@ func (s *Server) handle(ctx context.Context, ch *amqp.Channel, d *amqp.Delivery)
 		if time.Now().After(deadline) {
 			// The caller gave up; the work would be wasted.
 			s.expired.Add(1)
+			s.mt.Expired(s.label)
+			setCode(ctx, codes.DeadlineExceeded)
 			_ = d.Ack(false)
 			return
 		}
@@ -154,6 +157,7 @@ func (s *Server) handle(ctx context.Context, ch *amqp.Channel, d *amqp.Delivery)
 		last.Headers = amqp.Table{wire.HeaderStreamEnd: true}
 		return s.stream.ServeAMQPStream(ctx, d, r.send)
 	})
+	SetOutcome(ctx, err)
 	if r.err != nil {
 		// A reply of the stream could not be published: the channel is
 		// gone, and the broker requeues the request for another worker.

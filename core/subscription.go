@@ -72,6 +72,7 @@ func (c SubscriptionConfig) withDefaults() SubscriptionConfig {
 // the subscriptions' AMQP work (not for their clients).
 type Subscriber struct {
 	sess atomic.Pointer[subSession]
+	mt   *meter
 }
 
 type subSession struct {
@@ -84,7 +85,7 @@ type subSession struct {
 // NewSubscriber returns a Subscriber on sup's connection; it adds itself
 // to sup, so it must be built before sup runs.
 func NewSubscriber(sup *Supervisor) *Subscriber {
-	s := &Subscriber{}
+	s := &Subscriber{mt: sup.mt}
 	sup.Add(s)
 	return s
 }
@@ -129,6 +130,9 @@ type Subscription struct {
 	buf         chan *amqp.Delivery // closed by the pump when it ends
 	done        chan struct{}       // closed when the pump cleaned up
 	outstanding atomic.Int64        // deliveries buffered or sent, not acknowledged
+
+	mt     *meter
+	labels [2]string // exchange and queue, for the metrics
 }
 
 // Subscribe declares and binds the queue cfg describes and starts
@@ -157,6 +161,11 @@ func (s *Subscriber) Subscribe(ctx context.Context, cfg SubscriptionConfig) (*Su
 	if err != nil {
 		sess.work.Done()
 		return nil, err
+	}
+	sub.mt = s.mt
+	if s.mt.on {
+		sub.labels = sub.metricLabels()
+		s.mt.SubscriptionOpened(sub.labels[0], sub.labels[1])
 	}
 	go func() {
 		defer sess.work.Done()
@@ -229,6 +238,19 @@ func subscribe(ctx context.Context, conn *Conn, cfg SubscriptionConfig) (sub *Su
 	}, deliveries, nil
 }
 
+// metricLabels are the subscription's exchange (its first binding's) and
+// queue (a named one; a server-named queue is none).
+func (s *Subscription) metricLabels() [2]string {
+	var l [2]string
+	if len(s.cfg.Bindings) > 0 {
+		l[0] = s.mt.name(s.cfg.Bindings[0].Exchange)
+	}
+	if !s.owned {
+		l[1] = s.mt.name(s.queue)
+	}
+	return l
+}
+
 // Queue is the name of the queue the subscription consumes.
 func (s *Subscription) Queue() string { return s.queue }
 
@@ -290,7 +312,9 @@ func (s *Subscription) Stream(send func(*amqp.Delivery) error) error {
 // deletes the queue it declared, closes the channel and closes buf.
 func (s *Subscription) pump(deliveries <-chan amqp.Delivery) {
 	closed := s.ch.NotifyClose(make(chan *amqp.Error, 1))
+	reason := CloseEnded
 	defer close(s.done)
+	defer func() { s.mt.SubscriptionClosed(s.labels[0], s.labels[1], reason) }()
 	defer close(s.buf)
 	defer func() {
 		if s.owned {
@@ -308,6 +332,7 @@ func (s *Subscription) pump(deliveries <-chan amqp.Delivery) {
 			return
 		case d, ok := <-deliveries:
 			if !ok {
+				reason = CloseLost
 				s.cancel(s.lost(closed))
 				return
 			}
@@ -329,6 +354,7 @@ func (s *Subscription) pump(deliveries <-chan amqp.Delivery) {
 				continue
 			}
 			if s.overflowing() {
+				reason = CloseOverflow
 				s.cancel(ErrOverflow)
 				return
 			}

@@ -45,6 +45,9 @@ type Config struct {
 	DisableWriteCoalescing bool
 	// Logger receives connection events. Default: slog.Default().
 	Logger *slog.Logger
+	// Metrics receives the events of the Supervisor and of every
+	// component built on it. Default: nil, which counts nothing.
+	Metrics Metrics
 }
 
 func (c Config) withDefaults() Config {
@@ -114,13 +117,26 @@ type Supervisor struct {
 	running    atomic.Bool
 	up         atomic.Bool
 	conn       atomic.Pointer[Conn] // the current connection, nil between them
+	mt         *meter
+	ups        int // connections set up so far; Run's goroutine only
 }
 
 // NewSupervisor returns a Supervisor that will hand its connections to
 // components, in order (and report their loss in reverse order).
 func NewSupervisor(cfg Config, components ...Component) *Supervisor {
-	return &Supervisor{cfg: cfg.withDefaults(), components: components}
+	cfg = cfg.withDefaults()
+	return &Supervisor{cfg: cfg, components: components, mt: newMeter(cfg.Metrics)}
 }
+
+// Known records names of the queues and exchanges the components on s
+// were configured with: the Metrics label a queue or an exchange with its
+// name only when it is known, and as Other when not, so that names from
+// requests never become label values. The core records a Consumer's queue
+// and a Client's watched queues itself; a service records the other names
+// of its configuration it publishes to or subscribes to, when it is
+// attached. Every name recorded may be a label value for the life of the
+// process: never pass one that came with a request.
+func (s *Supervisor) Known(names ...string) { s.mt.know(names...) }
 
 // Add appends h to the Components. It must be called before Run: the
 // components of the core (Publisher, Client, Server) add themselves when
@@ -172,6 +188,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			log.Warn("amqp connection lost", "url", redact(url), "err", lost.err)
 		} else {
 			log.Warn("amqp connect failed", "url", redact(url), "err", err, "attempt", failures+1)
+			s.mt.ConnectFailed(s.cfg.Name)
 		}
 		wait := backoff(s.cfg.MinBackoff, s.cfg.MaxBackoff, failures)
 		failures++
@@ -227,6 +244,8 @@ func (s *Supervisor) session(ctx context.Context, url string) error {
 	}
 	s.up.Store(true)
 	s.cfg.Logger.Info("amqp connected", "url", redact(url), "name", s.cfg.Name)
+	s.mt.ConnectionUp(s.cfg.Name, s.ups > 0)
+	s.ups++
 
 	var cause error
 	for cause == nil {
@@ -239,6 +258,7 @@ func (s *Supervisor) session(ctx context.Context, url string) error {
 				continue
 			}
 			conn.blocked.Store(b.Active)
+			s.mt.Blocked(s.cfg.Name, b.Active)
 			if b.Active {
 				s.cfg.Logger.Warn("amqp connection blocked by the broker", "reason", b.Reason)
 			} else {
@@ -258,6 +278,7 @@ func (s *Supervisor) session(ctx context.Context, url string) error {
 		}
 	}
 	s.up.Store(false)
+	s.mt.ConnectionDown(s.cfg.Name)
 	s.close(conn)
 	s.disconnect(ready, cause)
 	if cause == ErrClosed {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/warrenrpc/warren/core"
+	"github.com/warrenrpc/warren/metrics"
 )
 
 // DefaultStreamWorkers is Config.StreamWorkers's default.
@@ -33,6 +34,12 @@ type Config struct {
 	HealthInterval time.Duration
 	// Logger receives the gateway's events. Default: slog.Default().
 	Logger *slog.Logger
+	// Metrics, when set, counts the gateway's gRPC calls (its
+	// interceptors, installed by New, outside the error boundary, so they
+	// see the status the caller gets) and, unless AMQP.Metrics is set,
+	// everything the core does for the services. Default: nil, no
+	// metrics.
+	Metrics *metrics.Metrics
 }
 
 func (c Config) withDefaults() Config {
@@ -53,6 +60,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.AMQP.Logger == nil {
 		c.AMQP.Logger = c.Logger
+	}
+	if c.AMQP.Metrics == nil && c.Metrics != nil {
+		c.AMQP.Metrics = c.Metrics
 	}
 	return c
 }

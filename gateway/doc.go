@@ -20,6 +20,10 @@
 // context errors to CANCELLED / DEADLINE_EXCEEDED, a missing broker, queue
 // or worker to UNAVAILABLE, a worker's error reply to its own code.
 //
+// Metrics (Config.Metrics, package metrics) are installed once, in New: the
+// gRPC server metrics as the outermost interceptors, and the core's for
+// every service on the gateway's Supervisor.
+//
 // Concurrency contract: a Server is safe for concurrent use by any number of
 // gRPC calls; the request/reply hot path takes no lock of its own beyond the
 // pending-call table's. Serve runs once; it owns the broker connection's

@@ -66,12 +66,18 @@ func New(cfg Config, services []Service, opts ...grpc.ServerOption) *Server {
 		sup:      core.NewSupervisor(cfg.AMQP),
 		services: services,
 	}
+	unary := []grpc.UnaryServerInterceptor{unaryBoundary}
+	stream := []grpc.StreamServerInterceptor{s.streams.intercept}
+	if cfg.Metrics != nil {
+		unary = append([]grpc.UnaryServerInterceptor{cfg.Metrics.UnaryServerInterceptor()}, unary...)
+		stream = append([]grpc.StreamServerInterceptor{cfg.Metrics.StreamServerInterceptor()}, stream...)
+	}
 	base := []grpc.ServerOption{
 		// Routed services (package route) pass messages through as
 		// bytes; every other message is proto as usual.
 		grpc.ForceServerCodecV2(frame.Codec{}),
-		grpc.ChainUnaryInterceptor(unaryBoundary),
-		grpc.ChainStreamInterceptor(s.streams.intercept),
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
 	}
 	if cfg.StreamWorkers > 0 {
 		base = append(base, grpc.NumStreamWorkers(uint32(cfg.StreamWorkers)))
@@ -83,6 +89,9 @@ func New(cfg Config, services []Service, opts ...grpc.ServerOption) *Server {
 	}
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	registerReflection(s.grpc, cfg.Logger, services)
+	if cfg.Metrics != nil {
+		cfg.Metrics.InitializeServer(s.grpc)
+	}
 	s.sup.Add(healthComponent{s})
 	s.updateHealth()
 	return s

@@ -41,6 +41,9 @@ func (s *Service) Attach(sup *core.Supervisor) {
 	if log == nil {
 		log = sup.Logger()
 	}
+	for _, ex := range s.cfg.exchanges() {
+		sup.Known(ex.name) // labels of the metrics
+	}
 	s.ex = &exchanges{list: s.cfg.exchanges(), inspect: core.NewInspector(sup, core.InspectorConfig{Timeout: s.cfg.DefaultTimeout}), log: log}
 	sup.Add(s.ex)
 	s.pub = core.NewPublisher(sup, core.PublisherConfig{Channels: 1, Timeout: s.cfg.DefaultTimeout})

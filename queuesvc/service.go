@@ -72,6 +72,7 @@ func (s *Service) Name() string { return warrenv1.QueueService_ServiceDesc.Servi
 
 // Attach implements gateway.Service.
 func (s *Service) Attach(sup *core.Supervisor) {
+	sup.Known(DefaultQueue) // labels of the metrics; a queue a request names is _OTHER
 	s.pub = core.NewPublisher(sup, core.PublisherConfig{Channels: 2, Timeout: s.cfg.DefaultTimeout})
 	s.subs = core.NewSubscriber(sup)
 	s.decl = &declarer{log: s.cfg.Logger, typ: s.cfg.QueueType}

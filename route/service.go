@@ -127,6 +127,7 @@ func (s *Service) Attach(sup *core.Supervisor) {
 	var exchanges []core.ExchangeSpec
 	declared := map[string]bool{}
 	for _, m := range s.routes.Methods {
+		sup.Known(m.Queue, m.Exchange) // labels of the metrics
 		switch m.Pattern {
 		case RPC, Stream:
 			if s.client == nil {

@@ -136,6 +136,7 @@ func (s *Service) Attach(sup *core.Supervisor) {
 	if s.log == nil {
 		s.log = sup.Logger()
 	}
+	sup.Known(s.cfg.Queue, s.cfg.EventsExchange) // labels of the metrics
 	s.inspect = core.NewInspector(sup, core.InspectorConfig{Timeout: s.cfg.DefaultTimeout})
 	s.topo = newTopology(s.cfg.EventsExchange, s.inspect, s.log)
 	sup.Add(s.topo) // before the publishers: the exchange exists before anything publishes to it

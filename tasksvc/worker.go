@@ -197,6 +197,7 @@ func (w *Worker) Attach(sup *core.Supervisor) {
 	if w.log == nil {
 		w.log = sup.Logger()
 	}
+	sup.Known(w.cfg.Queue, w.cfg.DeadLetterQueue, w.cfg.EventsExchange) // labels of the metrics
 	// One channel: the worker publishes from one goroutine, and its events
 	// keep their order on the wire.
 	w.pub = core.NewPublisher(sup, core.PublisherConfig{Channels: 1, Timeout: w.cfg.Timeout})

@@ -25,7 +25,8 @@ type Worker interface {
 // Config configures a Group. The zero value works on the local broker.
 type Config struct {
 	// AMQP configures the workers' broker connection. Default: the local
-	// broker, connection name "warren-worker".
+	// broker, connection name "warren-worker". Its Metrics (package
+	// metrics) count every worker's deliveries.
 	AMQP core.Config
 	// DrainTimeout bounds how long a stopping group lets its workers
 	// finish what they hold. Default: 30s.

@@ -338,6 +338,7 @@ func (m method) run(ctx context.Context, d *amqp.Delivery, log *slog.Logger) {
 		}()
 		return m.call(ctx, d)
 	}()
+	core.SetOutcome(ctx, err) // the code the metrics count the task under
 	if err == nil {
 		_ = d.Ack(false)
 		return

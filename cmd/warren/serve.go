@@ -15,6 +15,7 @@ import (
 	"github.com/warrenrpc/warren/fibsvc"
 	"github.com/warrenrpc/warren/gateway"
 	"github.com/warrenrpc/warren/logsvc"
+	"github.com/warrenrpc/warren/metrics"
 	"github.com/warrenrpc/warren/queuesvc"
 	"github.com/warrenrpc/warren/route"
 	"github.com/warrenrpc/warren/tasksvc"
@@ -55,8 +56,9 @@ func (f *gatewayFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&f.routePrefix, "route-prefix", "", "put before the names of the queues and exchanges of the routes in --descriptor-set (their workers must use the same prefix)")
 }
 
-// gateway builds the gateway and its services from the flags.
-func (f *gatewayFlags) gateway(af *amqpFlags, log *slog.Logger) (*gateway.Server, error) {
+// gateway builds the gateway and its services from the flags, counting
+// into m when it is not nil.
+func (f *gatewayFlags) gateway(af *amqpFlags, m *metrics.Metrics, log *slog.Logger) (*gateway.Server, error) {
 	mode, err := core.ParseReplyMode(f.replyMode)
 	if err != nil {
 		return nil, err
@@ -92,6 +94,7 @@ func (f *gatewayFlags) gateway(af *amqpFlags, log *slog.Logger) (*gateway.Server
 		AMQP:         af.config("warren-gateway", log),
 		DrainTimeout: f.drain,
 		Logger:       log,
+		Metrics:      m,
 	}, services), nil
 }
 
@@ -138,9 +141,10 @@ func queueTypeFlag(cmd *cobra.Command, p *string) {
 		string(core.QueueQuorum), string(core.QueueClassic))
 }
 
-// workers builds the worker group the flags ask for, on the entities named,
-// declaring queues of type queueType.
-func (f *workerFlags) workers(af *amqpFlags, rpcQueue, taskQueue, eventsExchange, queueType string, log *slog.Logger) (*worker.Group, error) {
+// workers builds the worker group the flags ask for, on the entities
+// named, declaring queues of type queueType, counting into m when it is
+// not nil.
+func (f *workerFlags) workers(af *amqpFlags, rpcQueue, taskQueue, eventsExchange, queueType string, m *metrics.Metrics, log *slog.Logger) (*worker.Group, error) {
 	qt, err := core.ParseQueueType(queueType)
 	if err != nil {
 		return nil, &usageError{err}
@@ -158,27 +162,41 @@ func (f *workerFlags) workers(af *amqpFlags, rpcQueue, taskQueue, eventsExchange
 	if len(ws) == 0 {
 		return nil, usagef("no worker to run: --fib and --tasks are both false")
 	}
-	return worker.NewGroup(worker.Config{AMQP: af.config("warren-worker", log), DrainTimeout: f.drain, Logger: log}, ws...), nil
+	amqpCfg := af.config("warren-worker", log)
+	if m != nil {
+		amqpCfg.Metrics = m
+	}
+	return worker.NewGroup(worker.Config{AMQP: amqpCfg, DrainTimeout: f.drain, Logger: log}, ws...), nil
 }
 
 func newGatewayCmd() *cobra.Command {
 	var af amqpFlags
 	var gf gatewayFlags
+	var mf metricsFlags
 	cmd := &cobra.Command{
 		Use:   "gateway",
 		Short: "Run the gRPC gateway",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := af.logger(cmd.ErrOrStderr())
-			srv, err := gf.gateway(&af, log)
+			ctx, cancel := context.WithCancel(cmd.Context())
+			m, waitMetrics, err := mf.serve(ctx, log)
+			if err != nil {
+				cancel()
+				return err
+			}
+			defer waitMetrics()
+			defer cancel()
+			srv, err := gf.gateway(&af, m, log)
 			if err != nil {
 				return err
 			}
-			return serveGateway(cmd.Context(), gf.listen, srv, log)
+			return serveGateway(ctx, gf.listen, srv, log)
 		},
 	}
 	af.register(cmd)
 	gf.register(cmd)
+	mf.register(cmd)
 	return cmd
 }
 
@@ -196,24 +214,34 @@ func serveGateway(ctx context.Context, addr string, srv *gateway.Server, log *sl
 func newWorkerCmd() *cobra.Command {
 	var af amqpFlags
 	var wf workerFlags
+	var mf metricsFlags
 	cmd := &cobra.Command{
 		Use:   "worker",
 		Short: "Run the workers (rpc_server.py and worker.py)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := af.logger(cmd.ErrOrStderr())
-			g, err := wf.workers(&af, wf.rpcQueue, wf.taskQueue, wf.eventsExchange, wf.queueType, log)
+			ctx, cancel := context.WithCancel(cmd.Context())
+			m, waitMetrics, err := mf.serve(ctx, log)
+			if err != nil {
+				cancel()
+				return err
+			}
+			defer waitMetrics()
+			defer cancel()
+			g, err := wf.workers(&af, wf.rpcQueue, wf.taskQueue, wf.eventsExchange, wf.queueType, m, log)
 			if err != nil {
 				return err
 			}
 			log.Info("worker started", "fib", wf.fib, "rpc_queue", wf.rpcQueue, "tasks", wf.tasks, "task_queue", wf.taskQueue)
-			err = g.Run(cmd.Context())
+			err = g.Run(ctx)
 			log.Info("worker stopped")
 			return err
 		},
 	}
 	af.register(cmd)
 	wf.register(cmd, true)
+	mf.register(cmd)
 	return cmd
 }
 
@@ -221,6 +249,7 @@ func newDevCmd() *cobra.Command {
 	var af amqpFlags
 	var gf gatewayFlags
 	var wf workerFlags
+	var mf metricsFlags
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the gateway and every worker in one process (what make run starts)",
@@ -229,11 +258,21 @@ func newDevCmd() *cobra.Command {
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := af.logger(cmd.ErrOrStderr())
-			srv, err := gf.gateway(&af, log)
+			ctx, cancel := context.WithCancel(cmd.Context())
+			m, waitMetrics, err := mf.serve(ctx, log)
+			if err != nil {
+				cancel()
+				return err
+			}
+			// The metrics server stops last: it answers scrapes while
+			// the gateway and the workers drain.
+			defer waitMetrics()
+			defer cancel()
+			srv, err := gf.gateway(&af, m, log)
 			if err != nil {
 				return err
 			}
-			g, err := wf.workers(&af, gf.rpcQueue, gf.taskQueue, gf.eventsExchange, gf.queueType, log)
+			g, err := wf.workers(&af, gf.rpcQueue, gf.taskQueue, gf.eventsExchange, gf.queueType, m, log)
 			if err != nil {
 				return err
 			}
@@ -243,7 +282,7 @@ func newDevCmd() *cobra.Command {
 			wctx, stopWorkers := context.WithCancel(context.Background())
 			var wg sync.WaitGroup
 			wg.Go(func() { _ = g.Run(wctx) })
-			err = serveGateway(cmd.Context(), gf.listen, srv, log)
+			err = serveGateway(ctx, gf.listen, srv, log)
 			stopWorkers()
 			wg.Wait()
 			if errors.Is(err, context.Canceled) {
@@ -255,5 +294,6 @@ func newDevCmd() *cobra.Command {
 	af.register(cmd)
 	gf.register(cmd)
 	wf.register(cmd, false)
+	mf.register(cmd)
 	return cmd
 }

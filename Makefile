@@ -39,16 +39,20 @@ test: ## Set up a broker if needed, check generated code and lint, run every tes
 	$(MAKE) --no-print-directory checkgenerate lint
 	CI=$${CI:-} go test -race -count=1 -timeout 20m ./...
 
+# What make generate writes, and checkgenerate checks.
+GENERATED := gen examples/inventory/gen cmd/warrenbench/bench/gen
+
 .PHONY: generate
-generate: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc ## Regenerate gen/ from proto/, and the example's
-	rm -rf gen examples/inventory/gen
+generate: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc ## Regenerate gen/ from proto/, and the example's and the bench's
+	rm -rf $(GENERATED)
 	buf generate
 	buf generate --template examples/inventory/buf.gen.yaml
+	buf generate --template cmd/warrenbench/bench/buf.gen.yaml
 
 .PHONY: checkgenerate
 checkgenerate: generate ## Fail if gen/ differs from what proto/ generates
-	@if [ -n "$$(git status --porcelain -- gen examples/inventory/gen)" ]; then \
-		echo "generated code is out of date: run make generate and commit"; git status --porcelain -- gen examples/inventory/gen; exit 1; fi
+	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \
+		echo "generated code is out of date: run make generate and commit"; git status --porcelain -- $(GENERATED); exit 1; fi
 
 .PHONY: lint
 lint: $(BIN)/buf $(BIN)/staticcheck ## buf lint and breaking (against main), gofmt, go vet, staticcheck, no binary or >1 MiB file tracked

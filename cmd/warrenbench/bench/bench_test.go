@@ -43,6 +43,8 @@ func TestBenchmarksPrintEveryFigure(t *testing.T) {
 		"write coalescing: gateway-queue =",
 		"stream workers: gateway-queue =",
 		"core.Client alone (no gRPC), queue: p50 - raw p50 at c=1 =",
+		"queue c=1, called in turn: p50 gateway - (p50 raw + p50 echo) =",
+		"direct c=1, called in turn: p50 gateway - (p50 raw + p50 echo) =",
 		"the gRPC hop in front of it: p50 gateway-queue - (p50 core.Client + p50 echo) at c=1 =",
 		"SubmitTask = ",
 		"classic: gateway-rpc / raw-rpc, c=64 calls/s", "quorum: gateway-rpc / raw-rpc, c=64 calls/s",
@@ -54,8 +56,8 @@ func TestBenchmarksPrintEveryFigure(t *testing.T) {
 			t.Errorf("output lacks %q", want)
 		}
 	}
-	if n := strings.Count(out.String(), "the target of 50µs"); n != 4 {
-		t.Errorf("got %d c=1 verdicts, want 4 (2 reply modes x 2 GOMAXPROCS settings)", n)
+	if n := strings.Count(out.String(), "the target of 50µs"); n != 8 {
+		t.Errorf("got %d c=1 verdicts, want 8 (apart and in turn x 2 reply modes x 2 GOMAXPROCS settings)", n)
 	}
 	if t.Failed() {
 		t.Logf("output:\n%s", &out)

@@ -149,8 +149,19 @@ func Fibonacci(ctx context.Context, w io.Writer, o Options) error {
 		subjects = append(subjects, fibSubject{ab.name, g.call})
 	}
 
-	// results[procs][subject][concurrency] holds one Result per round.
+	// results[procs][subject][concurrency] holds one Result per round;
+	// inTurn[procs][mode] the lone call's excess in each round, measured
+	// with the gateway, raw and echo called in turn by one caller.
 	results := map[int]map[string]map[int][]Result{}
+	inTurn := map[int]map[core.ReplyMode][]float64{}
+	callOf := func(name string) callFunc {
+		for _, s := range subjects {
+			if s.name == name {
+				return s.call
+			}
+		}
+		return nil
+	}
 	fmt.Fprintf(w, "FibonacciService benchmark: n=%d, %v per measurement, %d rounds, medians\n", benchN, o.Duration, o.Rounds)
 	for round := range o.Rounds {
 		for _, procs := range o.Procs {
@@ -172,11 +183,29 @@ func Fibonacci(ctx context.Context, w io.Writer, o Options) error {
 						round+1, runtime.GOMAXPROCS(0), s.name, c, r.Rate, r.P50.Round(time.Microsecond))
 				}
 			}
+			if inTurn[procs] == nil {
+				inTurn[procs] = map[core.ReplyMode][]float64{}
+			}
+			for _, m := range modes {
+				rs := loadInTurn(ctx, o.Duration, gws[m].call, callOf("raw-"+m.String()), callOf("echo"))
+				if err := resultsErr(rs); err != nil {
+					return fmt.Errorf("%s gateway, raw and echo in turn: %w", m, err)
+				}
+				extra := rs[0].P50 - rs[1].P50 - rs[2].P50
+				inTurn[procs][m] = append(inTurn[procs][m], float64(extra))
+				fmt.Fprintf(w, "  round %d  P=%d  in turn, %s c=1: p50 gateway %v, raw %v, echo %v: excess %v\n", round+1, runtime.GOMAXPROCS(0), m,
+					rs[0].P50.Round(time.Microsecond), rs[1].P50.Round(time.Microsecond), rs[2].P50.Round(time.Microsecond), extra.Round(time.Microsecond))
+			}
 		}
 	}
 	for _, procs := range o.Procs {
 		fmt.Fprintf(w, "\n%s\n", procsName(procs))
 		report(w, o, subjects, results[procs])
+		for _, m := range modes {
+			extra := time.Duration(medianOf(inTurn[procs][m]))
+			fmt.Fprintf(w, "  %s c=1, called in turn: p50 gateway - (p50 raw + p50 echo) = %v (%s the target of 50µs)\n",
+				m, extra.Round(time.Microsecond), targetVerdict(extra <= 50*time.Microsecond))
+		}
 	}
 
 	if o.Profile != "" && slices.Contains(o.Concurrencies, 64) {

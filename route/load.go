@@ -124,3 +124,27 @@ func exchangeKinds(all []Routes) error {
 	}
 	return nil
 }
+
+// FileSet is the FileDescriptorSet of files and everything they import,
+// each file after its imports, as `buf build -o` writes one: for a program
+// that serves compiled-in services through route, or writes their set.
+func FileSet(files ...protoreflect.FileDescriptor) *descriptorpb.FileDescriptorSet {
+	var set descriptorpb.FileDescriptorSet
+	seen := map[string]bool{}
+	var add func(fd protoreflect.FileDescriptor)
+	add = func(fd protoreflect.FileDescriptor) {
+		if seen[fd.Path()] {
+			return
+		}
+		seen[fd.Path()] = true
+		imports := fd.Imports()
+		for i := range imports.Len() {
+			add(imports.Get(i).FileDescriptor)
+		}
+		set.File = append(set.File, protodesc.ToFileDescriptorProto(fd))
+	}
+	for _, fd := range files {
+		add(fd)
+	}
+	return &set
+}

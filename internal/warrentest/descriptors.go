@@ -5,34 +5,16 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/warrenrpc/warren/route"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/types/descriptorpb"
 )
 
 // DescriptorSet writes a FileDescriptorSet holding files and everything they
-// import, as `buf build -o` would, and returns its path.
+// import, as `buf build -o` would (route.FileSet), and returns its path.
 func DescriptorSet(t testing.TB, files ...protoreflect.FileDescriptor) string {
 	t.Helper()
-	var set descriptorpb.FileDescriptorSet
-	seen := map[string]bool{}
-	var add func(fd protoreflect.FileDescriptor)
-	add = func(fd protoreflect.FileDescriptor) {
-		if seen[fd.Path()] {
-			return
-		}
-		seen[fd.Path()] = true
-		imports := fd.Imports()
-		for i := range imports.Len() {
-			add(imports.Get(i).FileDescriptor)
-		}
-		set.File = append(set.File, protodesc.ToFileDescriptorProto(fd))
-	}
-	for _, fd := range files {
-		add(fd)
-	}
-	return WriteProto(t, &set)
+	return WriteProto(t, route.FileSet(files...))
 }
 
 // WriteProto writes m's encoding to a file of the test's and returns its

@@ -23,9 +23,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/types/descriptorpb"
 
 	benchfibv1 "github.com/warrenrpc/warren/cmd/warrenbench/bench/gen/benchfib/v1"
 	"github.com/warrenrpc/warren/core"
@@ -65,28 +63,11 @@ func routeQueues(prefix string) (handWritten, routed, raw string, err error) {
 	return prefix + "rpc", route.WithPrefix(methods, prefix)[0].Queue, prefix + "raw", nil
 }
 
-// writeDescriptorSet writes a FileDescriptorSet holding files and everything
-// they import, as `buf build -o` would, to a file in dir and returns its
-// path. It is warrentest.DescriptorSet for a program.
+// writeDescriptorSet writes the FileDescriptorSet of files and everything
+// they import (route.FileSet), as `buf build -o` would, to a file in dir
+// and returns its path.
 func writeDescriptorSet(dir string, files ...protoreflect.FileDescriptor) (string, error) {
-	var set descriptorpb.FileDescriptorSet
-	seen := map[string]bool{}
-	var add func(fd protoreflect.FileDescriptor)
-	add = func(fd protoreflect.FileDescriptor) {
-		if seen[fd.Path()] {
-			return
-		}
-		seen[fd.Path()] = true
-		imports := fd.Imports()
-		for i := range imports.Len() {
-			add(imports.Get(i).FileDescriptor)
-		}
-		set.File = append(set.File, protodesc.ToFileDescriptorProto(fd))
-	}
-	for _, fd := range files {
-		add(fd)
-	}
-	b, err := proto.Marshal(&set)
+	b, err := proto.Marshal(route.FileSet(files...))
 	if err != nil {
 		return "", err
 	}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
 
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
 )
@@ -24,16 +25,13 @@ func newFibCmd() *cobra.Command {
 			if err != nil {
 				return usagef("want a non-negative integer N, got %q", args[0])
 			}
-			conn, err := cf.dial()
+			var resp *warrenv1.FibonacciResponse
+			err = cf.call(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) (err error) {
+				resp, err = warrenv1.NewFibonacciServiceClient(conn).Fibonacci(ctx, &warrenv1.FibonacciRequest{N: uint32(n)})
+				return err
+			})
 			if err != nil {
 				return err
-			}
-			defer conn.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), cf.timeout)
-			defer cancel()
-			resp, err := warrenv1.NewFibonacciServiceClient(conn).Fibonacci(ctx, &warrenv1.FibonacciRequest{N: uint32(n)})
-			if err != nil {
-				return callError(err)
 			}
 			_, err = fmt.Fprintln(cmd.OutOrStdout(), resp.GetValue())
 			return err

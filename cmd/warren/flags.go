@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -38,6 +39,22 @@ func (f *clientFlags) dial() (*grpc.ClientConn, error) {
 		return nil, fmt.Errorf("connect to %s: %w", f.addr, err)
 	}
 	return conn, nil
+}
+
+// call dials the gateway and runs do with the call's deadline (--timeout);
+// an error of do's gRPC call becomes the CLI's (callError).
+func (f *clientFlags) call(ctx context.Context, do func(ctx context.Context, conn *grpc.ClientConn) error) error {
+	conn, err := f.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	if err := do(ctx, conn); err != nil {
+		return callError(err)
+	}
+	return nil
 }
 
 // amqpFlags are the broker flags of the commands that connect to RabbitMQ.

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
 
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
 )
@@ -59,15 +60,12 @@ routing key defaults to "info" (direct) or "anonymous.info" (topic).`,
 			if message == "" {
 				message = "Hello World!"
 			}
-			conn, err := cf.dial()
+			err := cf.call(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
+				_, err := warrenv1.NewLogServiceClient(conn).EmitLog(ctx, &warrenv1.EmitLogRequest{Exchange: ex, RoutingKey: key, Body: message})
+				return err
+			})
 			if err != nil {
 				return err
-			}
-			defer conn.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), cf.timeout)
-			defer cancel()
-			if _, err := warrenv1.NewLogServiceClient(conn).EmitLog(ctx, &warrenv1.EmitLogRequest{Exchange: ex, RoutingKey: key, Body: message}); err != nil {
-				return callError(err)
 			}
 			if ex == warrenv1.LogExchange_LOG_EXCHANGE_FANOUT {
 				_, err = fmt.Fprintf(cmd.OutOrStdout(), " [x] Sent %s\n", message)

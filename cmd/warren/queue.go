@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
 
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
 )
@@ -29,15 +30,12 @@ func newSendCmd() *cobra.Command {
 			if body == "" {
 				body = "¡Hola Mundo!"
 			}
-			conn, err := cf.dial()
+			err := cf.call(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
+				_, err := warrenv1.NewQueueServiceClient(conn).Send(ctx, &warrenv1.SendRequest{Queue: queue, Body: body})
+				return err
+			})
 			if err != nil {
 				return err
-			}
-			defer conn.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), cf.timeout)
-			defer cancel()
-			if _, err := warrenv1.NewQueueServiceClient(conn).Send(ctx, &warrenv1.SendRequest{Queue: queue, Body: body}); err != nil {
-				return callError(err)
 			}
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), " [x] Sent %q\n", body)
 			return err

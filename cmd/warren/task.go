@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
 
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
 )
@@ -33,16 +34,13 @@ task is one unit of work.`,
 			if body == "" {
 				body = "Hello World!"
 			}
-			conn, err := cf.dial()
+			var resp *warrenv1.SubmitTaskResponse
+			err := cf.call(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) (err error) {
+				resp, err = warrenv1.NewTaskServiceClient(conn).SubmitTask(ctx, &warrenv1.SubmitTaskRequest{Body: body, IdempotencyKey: key})
+				return err
+			})
 			if err != nil {
 				return err
-			}
-			defer conn.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), cf.timeout)
-			defer cancel()
-			resp, err := warrenv1.NewTaskServiceClient(conn).SubmitTask(ctx, &warrenv1.SubmitTaskRequest{Body: body, IdempotencyKey: key})
-			if err != nil {
-				return callError(err)
 			}
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), " [x] Sent %q (task %s)\n", body, resp.GetTaskId())
 			return err
@@ -121,16 +119,13 @@ func newTaskStatsCmd() *cobra.Command {
 		Short: "Print the task queue's message and consumer counts (rabbitmqctl list_queues)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			conn, err := cf.dial()
+			var st *warrenv1.GetQueueStatsResponse
+			err := cf.call(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) (err error) {
+				st, err = warrenv1.NewTaskServiceClient(conn).GetQueueStats(ctx, &warrenv1.GetQueueStatsRequest{})
+				return err
+			})
 			if err != nil {
 				return err
-			}
-			defer conn.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), cf.timeout)
-			defer cancel()
-			st, err := warrenv1.NewTaskServiceClient(conn).GetQueueStats(ctx, &warrenv1.GetQueueStatsRequest{})
-			if err != nil {
-				return callError(err)
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintln(out, "name\tmessages_ready\tmessages_unacknowledged\tconsumers")

@@ -37,7 +37,7 @@ test: ## Set up a broker if needed, check generated code and lint, run every tes
 	scripts/ensure-pika.sh
 	scripts/ensure-amqplib.sh
 	$(MAKE) --no-print-directory checkgenerate lint
-	CI=$${CI:-} go test -race -count=1 -timeout 20m ./...
+	CI=$${CI:-1} go test -race -count=1 -timeout 20m ./...
 
 # What make generate writes, and checkgenerate checks.
 GENERATED := gen examples/inventory/gen cmd/warrenbench/bench/gen

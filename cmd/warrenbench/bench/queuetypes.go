@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -171,16 +170,5 @@ func reportQueueTypes(w io.Writer, o Options, subjects []typedSubject, results m
 func startTypedWorker(url, queue string, typ core.QueueType) (stop func(), err error) {
 	g := worker.NewGroup(worker.Config{AMQP: core.Config{URLs: []string{url}, Name: "warren-bench-worker-" + string(typ)}, Logger: quiet},
 		fibsvc.NewWorker(fibsvc.WorkerConfig{Queue: queue, QueueType: typ}))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = g.Run(ctx); close(done) }()
-	for range 500 {
-		if g.Connected() {
-			return func() { cancel(); <-done }, nil
-		}
-		sleep()
-	}
-	cancel()
-	<-done
-	return nil, errors.New("worker did not connect")
+	return runGroup(g, "worker")
 }

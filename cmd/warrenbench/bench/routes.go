@@ -139,18 +139,7 @@ func startSDKWorker(url, prefix string) (stop func(), err error) {
 	srv := worker.NewServer(worker.ServerConfig{Prefix: prefix})
 	benchfibv1.RegisterFibServiceServer(srv, fibServer{})
 	g := worker.NewGroup(worker.Config{AMQP: core.Config{URLs: []string{url}, Name: "warren-bench-sdk-worker"}, Logger: quiet}, srv)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = g.Run(ctx); close(done) }()
-	for range 500 {
-		if g.Connected() {
-			return func() { cancel(); <-done }, nil
-		}
-		sleep()
-	}
-	cancel()
-	<-done
-	return nil, errors.New("SDK worker did not connect")
+	return runGroup(g, "SDK worker")
 }
 
 // startRawWorker is the SDK worker's baseline: the same work written

@@ -191,18 +191,7 @@ func (c *coreClient) call(ctx context.Context) error {
 func startWorker(url, queue string) (stop func(), err error) {
 	g := worker.NewGroup(worker.Config{AMQP: core.Config{URLs: []string{url}, Name: "warren-bench-worker"}, Logger: quiet},
 		fibsvc.NewWorker(fibsvc.WorkerConfig{Queue: queue, QueueType: core.QueueClassic}))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = g.Run(ctx); close(done) }()
-	for range 500 {
-		if g.Connected() {
-			return func() { cancel(); <-done }, nil
-		}
-		sleep()
-	}
-	cancel()
-	<-done
-	return nil, errors.New("worker did not connect")
+	return runGroup(g, "worker")
 }
 
 // rawClient is the baseline: a request/reply client written directly on
@@ -276,33 +265,28 @@ func newRawClient(url, queue string, mode core.ReplyMode) (*rawClient, error) {
 }
 
 func (c *rawClient) call(ctx context.Context) error {
-	id := c.prefix + strconv.FormatUint(c.seq.Add(1), 36)
-	done := make(chan []byte, 1)
-	c.mu.Lock()
-	c.pending[id] = done
-	c.mu.Unlock()
-	ch := c.pubs[int(c.next.Add(1))%len(c.pubs)]
-	err := ch.PublishWithContext(ctx, "", c.queue, false, false, amqp.Publishing{
-		ContentType:   "text/plain",
-		CorrelationId: id,
-		ReplyTo:       c.replyTo,
-		Body:          []byte(strconv.Itoa(benchN)),
-	})
-	if err != nil {
-		return err
+	body, err := c.roundTrip(ctx, c.queue, amqp.Publishing{ContentType: "text/plain", Body: []byte(strconv.Itoa(benchN))})
+	if err == nil && string(body) != "832040" {
+		err = fmt.Errorf("fib(30) = %q", body)
 	}
-	select {
-	case body := <-done:
-		if string(body) != "832040" {
-			return fmt.Errorf("fib(30) = %q", body)
-		}
-		return nil
-	case <-ctx.Done():
-		c.mu.Lock()
-		delete(c.pending, id)
-		c.mu.Unlock()
-		return ctx.Err()
-	}
+	return err
 }
 
 func (c *rawClient) close() { _ = c.conn.Close() }
+
+// runGroup runs g until the stop it returns is called, once it is
+// connected; what names it in the error when it never connects.
+func runGroup(g *worker.Group, what string) (stop func(), err error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = g.Run(ctx); close(done) }()
+	for range 500 {
+		if g.Connected() {
+			return func() { cancel(); <-done }, nil
+		}
+		sleep()
+	}
+	cancel()
+	<-done
+	return nil, fmt.Errorf("%s did not connect", what)
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -21,7 +22,8 @@ type ConsumerConfig struct {
 	// Its Name is required.
 	Queue QueueSpec
 	// Prefetch is the count of unacknowledged deliveries the broker may
-	// push to this Consumer at once. Default: 64.
+	// push to this Consumer at once. A negative value sets no limit.
+	// Default (0): 64.
 	Prefetch int
 	// Concurrency is the count of goroutines running the handler.
 	// Default: runtime.GOMAXPROCS(0).
@@ -31,10 +33,20 @@ type ConsumerConfig struct {
 	Name string
 	// Logger receives failures. Default: the Supervisor's.
 	Logger *slog.Logger
+	// Declare, when set, declares what else the DeliveryFunc needs (a
+	// dead-letter queue, an exchange it publishes to) on every connection,
+	// after Queue and before consuming starts. An error fails the
+	// connection's set-up, as a failed declaration of Queue does.
+	Declare func(conn *Conn) error
+	// HandBack makes a draining Consumer hand the deliveries it received
+	// but did not start back to the broker (requeued, for another
+	// consumer) instead of handling them: right for long work (a task),
+	// where Shutdown should wait for the running deliveries only.
+	HandBack bool
 }
 
 func (c ConsumerConfig) withDefaults(sup *Supervisor) ConsumerConfig {
-	if c.Prefetch <= 0 {
+	if c.Prefetch == 0 {
 		c.Prefetch = 64
 	}
 	if c.Concurrency <= 0 {
@@ -71,6 +83,8 @@ type Consumer struct {
 	tag    string
 	mt     *meter
 	label  string // the queue's, for the metrics
+
+	draining atomic.Bool // Shutdown was called; read by the handler goroutines
 
 	mu      sync.Mutex
 	ch      *amqp.Channel // the current channel, nil while disconnected
@@ -109,17 +123,31 @@ func (c *Consumer) Connected(ctx context.Context, conn *Conn) error {
 	if _, err := DeclareQueue(conn.Connection, c.cfg.Queue, c.cfg.Logger); err != nil {
 		return err
 	}
+	if c.cfg.Declare != nil {
+		if err := c.cfg.Declare(conn); err != nil {
+			return err
+		}
+	}
 	ch, err := conn.Channel()
 	if err != nil {
 		return ChannelError("open channel", err)
 	}
-	if err := ch.Qos(c.cfg.Prefetch, 0, false); err != nil {
-		return ChannelError("set prefetch", err)
+	ok := false
+	defer func() {
+		if !ok {
+			_ = ch.Close()
+		}
+	}()
+	if c.cfg.Prefetch > 0 {
+		if err := ch.Qos(c.cfg.Prefetch, 0, false); err != nil {
+			return ChannelError("set prefetch", err)
+		}
 	}
 	deliveries, err := ch.Consume(c.cfg.Queue.Name, c.tag, false, false, false, false, nil)
 	if err != nil {
 		return ChannelError(fmt.Sprintf("consume %q", c.cfg.Queue.Name), err)
 	}
+	ok = true
 	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -135,6 +163,10 @@ func (c *Consumer) Connected(ctx context.Context, conn *Conn) error {
 	for range c.cfg.Concurrency {
 		c.wg.Go(func() {
 			for d := range deliveries {
+				if c.cfg.HandBack && c.draining.Load() {
+					_ = d.Nack(false, true) // received, not started: requeued
+					continue
+				}
 				c.deliver(hctx, ch, &d)
 			}
 		})
@@ -178,10 +210,14 @@ func (c *Consumer) Disconnected(error) {
 }
 
 // Shutdown stops consuming and waits until the deliveries already
-// received are handled, or ctx ends. Call it before stopping the
+// received are handled (with HandBack, until the running ones are, the
+// others being requeued). If ctx ends first, it ends the handlers'
+// context, waits for them to return, and returns ctx.Err(): a handler
+// must return promptly when its context ends. Call it before stopping the
 // Supervisor: unacknowledged deliveries go back to the queue for another
 // consumer when the connection closes. It is idempotent.
 func (c *Consumer) Shutdown(ctx context.Context) error {
+	c.draining.Store(true)
 	c.mu.Lock()
 	c.stopped = true
 	ch := c.ch
@@ -197,6 +233,13 @@ func (c *Consumer) Shutdown(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		return ctx.Err()
 	}
+	c.mu.Lock()
+	cancel := c.cancel
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel() // what the handlers leave unacknowledged is requeued
+	}
+	<-done
+	return ctx.Err()
 }

@@ -297,6 +297,17 @@ func SetOutcome(ctx context.Context, err error) {
 	}
 }
 
+// SetDeadLettered tells the Consumer whose DeliveryFunc runs under ctx
+// that the DeliveryFunc dead-lettered its delivery itself (published it
+// to a dead-letter queue, then acknowledged it), which the broker cannot
+// tell the metrics as it tells them a rejection. It does nothing when no
+// Metrics are configured.
+func SetDeadLettered(ctx context.Context) {
+	if d, ok := ctx.Value(deliveryKey{}).(*delivery); ok {
+		d.mt.DeadLettered(d.queue)
+	}
+}
+
 // setCode is SetOutcome with the code.
 func setCode(ctx context.Context, code codes.Code) {
 	if d, ok := ctx.Value(deliveryKey{}).(*delivery); ok {

@@ -46,7 +46,8 @@ func randomHex(n int) string {
 // must fail with UNIMPLEMENTED.
 func invokeRandom(t *testing.T, conn *grpc.ClientConn) {
 	t.Helper()
-	ctx := ctxFor(t, 2*time.Minute)
+	// A bound on the whole flood, generous for a loaded machine with -race.
+	ctx := ctxFor(t, 5*time.Minute)
 	var wg sync.WaitGroup
 	for w := range 8 {
 		wg.Go(func() {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/warrenrpc/warren/core"
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
@@ -143,34 +145,29 @@ func (c WorkerConfig) withDefaults() WorkerConfig {
 // On a quorum queue the broker's x-delivery-count (which counts the
 // deliveries that went back unacknowledged: to workers that died, and
 // tasks a draining worker handed back) adds to the attempt number.
+// (x-delivery-limit would make the broker count instead, but a queue
+// argument makes every other declaration of task_queue without it, the
+// tutorials' among them, fail with PRECONDITION_FAILED; see
+// docs/queue-types.md.)
 //
-// Its publishings (retries, dead letters, events) go through a
-// core.Publisher of one channel; its consumer is its own. One goroutine
-// per connection consumes and works, one task at a time, and publishes
+// It is built on the core: its consumer is a core.Consumer (one handler
+// goroutine, which hands back what it received but did not start when it
+// drains) and its publishings (retries, dead letters, events) go through
+// a core.Publisher of one channel, so the core's metrics and hooks see
+// both. The one handler goroutine works one task at a time and publishes
 // the task's events in lifecycle order. Events are pipelined: their
 // confirms are awaited when more than 64 are in flight, before a retry's
-// copy is published, and when the session ends, so they cost the worker
-// no round trip of its own.
+// copy is published, and when the worker shuts down, so they cost the
+// worker no round trip of its own.
 type Worker struct {
-	cfg WorkerConfig
-	log *slog.Logger
-	pub *core.Publisher
+	cfg  WorkerConfig
+	log  *slog.Logger
+	pub  *core.Publisher
+	cons *core.Consumer
+	conn atomic.Pointer[core.Conn] // the current connection, to declare again
 
-	mu      sync.Mutex
-	stopped bool           // Shutdown was called
-	sess    *workerSession // nil while disconnected
-}
-
-// workerSession is the worker's consumer on one connection.
-type workerSession struct {
-	conn     *core.Conn
-	consume  *amqp.Channel
-	tag      string
-	cancel   context.CancelFunc // ends the running handler
-	done     chan struct{}      // closed when the consuming goroutine ended
-	draining atomic.Bool
-
-	events []pendingEvent // in flight; used by the consuming goroutine only
+	mu     sync.Mutex     // guards events: the handler's, then Shutdown's
+	events []pendingEvent // published, not yet confirmed
 }
 
 // pendingEvent is an event published and not yet confirmed.
@@ -201,7 +198,15 @@ func (w *Worker) Attach(sup *core.Supervisor) {
 	// One channel: the worker publishes from one goroutine, and its events
 	// keep their order on the wire.
 	w.pub = core.NewPublisher(sup, core.PublisherConfig{Channels: 1, Timeout: w.cfg.Timeout})
-	sup.Add(consumer{w})
+	w.cons = core.NewConsumer(sup, core.ConsumerConfig{
+		Queue:       w.queueSpec(w.cfg.Queue),
+		Prefetch:    w.cfg.Prefetch,
+		Concurrency: 1,
+		Name:        consumerName(w.cfg.WorkerID),
+		Logger:      w.log,
+		Declare:     w.declare,
+		HandBack:    true,
+	}, func(ctx context.Context, _ *amqp.Channel, d *amqp.Delivery) { w.work(ctx, d) })
 }
 
 // queueSpec is how the worker declares its queues: durable, of
@@ -210,139 +215,45 @@ func (w *Worker) queueSpec(name string) core.QueueSpec {
 	return core.QueueSpec{Name: name, Durable: true, Type: w.cfg.QueueType}
 }
 
-// consumer is the Worker's core.Component.
-type consumer struct{ w *Worker }
-
-// Connected declares the work queue, the dead-letter queue and the events
-// exchange, and starts consuming.
-func (c consumer) Connected(ctx context.Context, conn *core.Conn) error {
-	w := c.w
-	w.mu.Lock()
-	stopped := w.stopped
-	w.mu.Unlock()
-	if stopped {
-		return nil // a reconnect after Shutdown: stay connected, consume nothing
-	}
-	if _, err := core.DeclareQueue(conn.Connection, w.queueSpec(w.cfg.Queue), w.log); err != nil {
-		return err
-	}
+// declare declares, on every connection, what the worker publishes to:
+// the dead-letter queue and the events exchange.
+func (w *Worker) declare(conn *core.Conn) error {
 	if _, err := core.DeclareQueue(conn.Connection, w.queueSpec(w.cfg.DeadLetterQueue), w.log); err != nil {
 		return err
 	}
 	if err := declareEventsExchange(conn.Connection, w.cfg.EventsExchange, w.log); err != nil {
 		return err
 	}
-	ch, err := conn.Channel()
-	if err != nil {
-		return core.ChannelError("open channel", err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			_ = ch.Close()
-		}
-	}()
-	if w.cfg.Prefetch > 0 {
-		if err := ch.Qos(w.cfg.Prefetch, 0, false); err != nil {
-			return core.ChannelError("set prefetch", err)
-		}
-	}
-	tag := consumerTag(w.cfg.WorkerID)
-	deliveries, err := ch.Consume(w.cfg.Queue, tag, false, false, false, false, nil)
-	if err != nil {
-		return core.ChannelError(fmt.Sprintf("consume %q", w.cfg.Queue), err)
-	}
-	// The handler's context ends when Disconnected, or a Shutdown whose
-	// drain timed out, interrupts the task.
-	ok = true
-	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	sess := &workerSession{conn: conn, consume: ch, tag: tag, cancel: cancel, done: make(chan struct{})}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.stopped {
-		// Shutdown came during set-up: work nothing; closing the channel
-		// hands what the broker sent to another worker.
-		cancel()
-		_ = ch.Close()
-		return nil
-	}
-	w.sess = sess
-	go func() {
-		defer close(sess.done)
-		w.consume(hctx, sess, deliveries)
-	}()
+	w.conn.Store(conn)
 	return nil
 }
 
-// consume works the deliveries one at a time until the channel closes,
-// then settles the events still in flight.
-func (w *Worker) consume(ctx context.Context, sess *workerSession, deliveries <-chan amqp.Delivery) {
-	defer w.confirmEvents(ctx, sess, len(sess.events))
-	for d := range deliveries {
-		if sess.draining.Load() {
-			// Stopping: hand back what was delivered but not started.
-			_ = d.Nack(false, true)
-			continue
-		}
-		w.work(ctx, sess, &d)
-	}
-}
-
-// Disconnected interrupts the running task (whose delivery the broker
-// requeues with the connection) and waits for the consuming goroutine.
-func (c consumer) Disconnected(error) {
-	w := c.w
-	w.mu.Lock()
-	sess := w.sess
-	w.sess = nil
-	w.mu.Unlock()
-	if sess != nil {
-		sess.cancel()
-		<-sess.done
-	}
-}
-
 // Shutdown stops consuming and waits for the running task to finish and
-// be acknowledged (worker.Worker). If ctx ends first, the task is
-// interrupted and handed back to the broker unacknowledged (requeued), and
-// Shutdown returns ctx.Err(). Deliveries received but not started are
-// requeued. After Shutdown the worker consumes nothing, even after a
-// reconnect. It is idempotent.
+// be acknowledged (worker.Worker), then for the confirms of its events.
+// If ctx ends first, the task is interrupted and handed back to the
+// broker unacknowledged (requeued), and Shutdown returns ctx.Err().
+// Deliveries received but not started are requeued. After Shutdown the
+// worker consumes nothing, even after a reconnect. It is idempotent.
 func (w *Worker) Shutdown(ctx context.Context) error {
-	w.mu.Lock()
-	w.stopped = true
-	sess := w.sess
-	w.mu.Unlock()
-	if sess == nil {
-		return nil
+	if w.cons == nil {
+		return nil // never attached
 	}
-	sess.draining.Store(true)
-	// basic.cancel: the broker sends nothing more; amqp091-go closes the
-	// deliveries channel, which ends the consuming goroutine.
-	if err := sess.consume.Cancel(sess.tag, false); err != nil {
-		sess.cancel()
-	}
-	select {
-	case <-sess.done:
-		return nil
-	case <-ctx.Done():
-		sess.cancel()
-		<-sess.done
-		return ctx.Err()
-	}
+	err := w.cons.Shutdown(ctx)
+	w.confirmEvents(ctx, -1)
+	return err
 }
 
 // maxTagLen bounds consumer tags, AMQP short strings like the ids.
 const maxTagLen = 200
 
-// consumerTag names the worker's consumer, as the management UI shows it.
-func consumerTag(workerID string) string {
-	suffix := "-" + randomHex(4)
-	tag := "warren-task-" + workerID
-	if len(tag) > maxTagLen-len(suffix) {
-		tag = tag[:maxTagLen-len(suffix)]
+// consumerName prefixes the worker's consumer tag, as the management UI
+// shows it; core.Consumer adds the host, pid and a random suffix.
+func consumerName(workerID string) string {
+	name := "warren-task-" + workerID
+	if len(name) > maxTagLen-64 {
+		name = name[:maxTagLen-64]
 	}
-	return tag + suffix
+	return name
 }
 
 // work runs one delivery to its end: ack, retry, dead-letter or requeue.
@@ -351,7 +262,7 @@ func consumerTag(workerID string) string {
 // worker's one publishing channel, and FAILED is confirmed before the
 // retry's copy is published, so the copy's STARTED (from any worker)
 // comes after it.
-func (w *Worker) work(ctx context.Context, sess *workerSession, d *amqp.Delivery) {
+func (w *Worker) work(ctx context.Context, d *amqp.Delivery) {
 	log := w.log
 	id := d.MessageId
 	if id == "" {
@@ -360,15 +271,24 @@ func (w *Worker) work(ctx context.Context, sess *workerSession, d *amqp.Delivery
 		id = "task-" + randomHex(8)
 	}
 	attempt := taskAttempt(d.Headers)
-	w.event(ctx, sess, id, warrenv1.TaskState_TASK_STATE_STARTED, attempt, "")
+	w.event(ctx, id, warrenv1.TaskState_TASK_STATE_STARTED, attempt, "")
 	err := w.cfg.Handler(ctx, d.Body)
+	if err != nil {
+		// The metrics count a failed attempt under the handler's gRPC code
+		// (UNKNOWN for a plain error), as a handler of a server's.
+		if _, ok := status.FromError(err); !ok {
+			core.SetOutcome(ctx, status.Error(codes.Unknown, err.Error()))
+		} else {
+			core.SetOutcome(ctx, err)
+		}
+	}
 	switch {
 	case err == nil:
 		if err := d.Ack(false); err != nil {
 			log.Warn("task done but not acknowledged; the broker will deliver it again", "task", id, "err", err)
 			return
 		}
-		w.event(ctx, sess, id, warrenv1.TaskState_TASK_STATE_SUCCEEDED, attempt, "")
+		w.event(ctx, id, warrenv1.TaskState_TASK_STATE_SUCCEEDED, attempt, "")
 	case ctx.Err() != nil:
 		// Interrupted, not failed: never acknowledge unfinished work.
 		_ = d.Nack(false, true)
@@ -376,8 +296,8 @@ func (w *Worker) work(ctx context.Context, sess *workerSession, d *amqp.Delivery
 		log.Warn("task failed; retrying", "task", id, "attempt", attempt, "max_attempts", w.cfg.MaxAttempts, "err", err)
 		// FAILED is in the watchers' queues before the copy exists: the
 		// copy's STARTED, from whichever worker, follows it.
-		w.event(ctx, sess, id, warrenv1.TaskState_TASK_STATE_FAILED, attempt, err.Error())
-		w.confirmEvents(ctx, sess, len(sess.events))
+		w.event(ctx, id, warrenv1.TaskState_TASK_STATE_FAILED, attempt, err.Error())
+		w.confirmEvents(ctx, -1)
 		msg := taskCopy(d, id)
 		msg.Headers[HeaderAttempt] = int32(attempt + 1)
 		if perr := w.publish(ctx, w.cfg.Queue, msg); perr != nil {
@@ -398,7 +318,9 @@ func (w *Worker) work(ctx context.Context, sess *workerSession, d *amqp.Delivery
 		if errors.Is(perr, core.ErrNoQueue) {
 			// Someone deleted it; the broker returned the task. Declare
 			// it again and retry once.
-			if _, derr := core.DeclareQueue(sess.conn.Connection, w.queueSpec(w.cfg.DeadLetterQueue), log); derr != nil {
+			if conn := w.conn.Load(); conn == nil {
+				perr = core.ErrConnectionLost
+			} else if _, derr := core.DeclareQueue(conn.Connection, w.queueSpec(w.cfg.DeadLetterQueue), log); derr != nil {
 				perr = derr
 			} else {
 				perr = w.publish(ctx, w.cfg.DeadLetterQueue, msg)
@@ -409,10 +331,11 @@ func (w *Worker) work(ctx context.Context, sess *workerSession, d *amqp.Delivery
 			_ = d.Nack(false, true)
 			return
 		}
+		core.SetDeadLettered(ctx)
 		if err := d.Ack(false); err != nil {
 			log.Warn("dead-lettered task not acknowledged; it may run again", "task", id, "err", err)
 		}
-		w.event(ctx, sess, id, warrenv1.TaskState_TASK_STATE_DEAD_LETTERED, attempt, err.Error())
+		w.event(ctx, id, warrenv1.TaskState_TASK_STATE_DEAD_LETTERED, attempt, err.Error())
 	}
 }
 
@@ -430,7 +353,7 @@ func (w *Worker) publish(ctx context.Context, queue string, msg amqp.Publishing)
 // which confirmEvents awaits later (at most maxPendingEvents stay
 // unawaited). Events are best effort: a failure is logged, and the task
 // goes on.
-func (w *Worker) event(ctx context.Context, sess *workerSession, id string, state warrenv1.TaskState, attempt int, errText string) {
+func (w *Worker) event(ctx context.Context, id string, state warrenv1.TaskState, attempt int, errText string) {
 	m, err := eventMessage(w.cfg.EventsExchange, newEvent(id, state, w.cfg.WorkerID, attempt, errText))
 	var c *core.Confirmation
 	if err == nil {
@@ -440,27 +363,36 @@ func (w *Worker) event(ctx context.Context, sess *workerSession, id string, stat
 		w.log.Debug("task event not published", "task", id, "state", state, "err", err)
 		return
 	}
-	sess.events = append(sess.events, pendingEvent{conf: c, task: id, state: state})
-	if n := len(sess.events) - maxPendingEvents; n > 0 {
-		w.confirmEvents(ctx, sess, n)
+	w.mu.Lock()
+	w.events = append(w.events, pendingEvent{conf: c, task: id, state: state})
+	n := len(w.events) - maxPendingEvents
+	w.mu.Unlock()
+	if n > 0 {
+		w.confirmEvents(ctx, n)
 	}
 }
 
-// confirmEvents waits for the confirms of the oldest n events in flight,
-// for at most the worker's Timeout in all, and logs the events the
-// broker did not take.
-func (w *Worker) confirmEvents(ctx context.Context, sess *workerSession, n int) {
-	if n <= 0 {
+// confirmEvents waits for the confirms of the oldest n events in flight
+// (all of them when n < 0), for at most the worker's Timeout in all, and
+// logs the events the broker did not take. Those of a lost connection
+// fail at once.
+func (w *Worker) confirmEvents(ctx context.Context, n int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if n < 0 || n > len(w.events) {
+		n = len(w.events)
+	}
+	if n == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
 	defer cancel()
-	for _, e := range sess.events[:n] {
+	for _, e := range w.events[:n] {
 		if err := e.conf.Wait(ctx); err != nil {
 			w.log.Debug("task event not confirmed", "task", e.task, "state", e.state, "err", err)
 		}
 	}
-	sess.events = append(sess.events[:0], sess.events[n:]...)
+	w.events = append(w.events[:0], w.events[n:]...)
 }
 
 // maxAttempt caps the attempt number read from headers, which foreign

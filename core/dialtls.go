@@ -191,7 +191,9 @@ func (a *attempt) explain(err error) error {
 	case errors.As(err, &rec):
 		return &DialError{fmt.Sprintf("TLS: %s answered in plaintext, not TLS: an amqps:// URL for the broker's amqp:// port? (%v)", addr, err), err}
 	case a.uri.Scheme == "amqp" && (first == tlsAlert || first == tlsHandshake):
-		return &DialError{fmt.Sprintf("%s answered with TLS: it is a TLS port, which needs an amqps:// URL (%s)", addr, reason(err)), err}
+		// amqp091-go's own error (it read the TLS alert as a frame too
+		// large) would only mislead.
+		return &DialError{fmt.Sprintf("%s answered with TLS: it is a TLS port, which needs an amqps:// URL", addr), err}
 	case strings.Contains(err.Error(), "remote error: tls: "):
 		msg := "TLS: the broker refused the connection: " + reason(err)
 		if a.leaf != nil {

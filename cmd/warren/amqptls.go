@@ -21,9 +21,9 @@ type amqpTLSFlags struct {
 
 func (f *amqpTLSFlags) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
-	fs.StringVar(&f.ca, "amqp-ca", "", "PEM file of the CA certificates that verify the broker of an amqps:// URL (default: the system's)")
-	fs.StringVar(&f.cert, "amqp-cert", "", "PEM file of the client certificate for amqps:// URLs, with --amqp-key")
-	fs.StringVar(&f.key, "amqp-key", "", "PEM file of the private key of --amqp-cert")
+	fs.StringVar(&f.ca, "amqp-ca", "", "PEM `FILE` of the CA certificates that verify the broker of an amqps:// URL (default: the system's)")
+	fs.StringVar(&f.cert, "amqp-cert", "", "PEM `FILE` of the client certificate for amqps:// URLs, with --amqp-key")
+	fs.StringVar(&f.key, "amqp-key", "", "PEM `FILE` of the private key of --amqp-cert")
 	enumFlag(cmd, &f.auth, "amqp-auth", "auto",
 		"broker login: auto (EXTERNAL, the user named by the client certificate, when --amqp-cert is given and the URL has no password; else PLAIN), plain (the URL's user and password) or external",
 		"auto", "plain", "external")

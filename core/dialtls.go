@@ -69,6 +69,7 @@ type attempt struct {
 	leaf     *x509.Certificate // the client certificate, nil without one
 	timeout  time.Duration
 	first    atomic.Int32 // the first byte the broker sent, -1 before any
+	timedOut atomic.Bool  // a read from the broker hit the dial's deadline
 }
 
 // newAttempt prepares a dial of raw with cfg's TLS and Auth. An invalid
@@ -141,19 +142,23 @@ func invalidURL(err error) error {
 	return fmt.Errorf("invalid broker URL: %v", err)
 }
 
-// watch records the first byte the broker sends on c, which tells a TLS
-// listener (a TLS record: alert or handshake) from an AMQP one.
-func (a *attempt) watch(c net.Conn) net.Conn { return &firstByteConn{Conn: c, first: &a.first} }
+// watch records what c reads from the broker that amqp091-go's error
+// would hide: the first byte, which tells a TLS listener (a TLS record:
+// alert or handshake) from an AMQP one, and a read that timed out.
+func (a *attempt) watch(c net.Conn) net.Conn { return &watchedConn{Conn: c, a: a} }
 
-type firstByteConn struct {
+type watchedConn struct {
 	net.Conn
-	first *atomic.Int32
+	a *attempt
 }
 
-func (c *firstByteConn) Read(p []byte) (int, error) {
+func (c *watchedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if n > 0 && c.first.Load() < 0 {
-		c.first.Store(int32(p[0]))
+	if n > 0 && c.a.first.Load() < 0 {
+		c.a.first.Store(int32(p[0]))
+	}
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		c.a.timedOut.Store(true)
 	}
 	return n, err
 }
@@ -217,12 +222,12 @@ func (a *attempt) explain(err error) error {
 		return &DialError{fmt.Sprintf("EXTERNAL login refused (%s): does the broker have a user named as the client certificate (common name %q), with access to vhost %q?", aerr.Reason, cn, a.uri.Vhost), err}
 	case isAMQP && aerr.Code == amqp.AccessRefused:
 		return &DialError{fmt.Sprintf("login refused for user %q on vhost %q: %s", a.uri.Username, a.uri.Vhost, aerr.Reason), err}
-	case errors.Is(err, os.ErrDeadlineExceeded):
+	case errors.Is(err, os.ErrDeadlineExceeded) || a.timedOut.Load() && first < 0:
 		side := "AMQP"
 		if a.uri.Scheme == "amqps" {
 			side = "TLS or AMQP"
 		}
-		return &DialError{fmt.Sprintf("no %s handshake with %s within %v: is it the broker's port? (%v)", side, addr, a.timeout, err), err}
+		return &DialError{fmt.Sprintf("no %s handshake with %s within %v: is it the broker's port? (%s)", side, addr, a.timeout, reason(err)), err}
 	}
 	return err
 }

@@ -375,3 +375,55 @@ func TestReason(t *testing.T) {
 		}
 	}
 }
+
+// TestSilentPortExplained: a port that accepts connections and never
+// answers (not the broker's) fails each dial at the dial timeout, and the
+// log says so, for amqp:// and amqps:// alike.
+func TestSilentPortExplained(t *testing.T) {
+	t.Parallel()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+		wg    sync.WaitGroup
+	)
+	wg.Go(func() {
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // held open, never answered
+			mu.Unlock()
+		}
+	})
+	t.Cleanup(func() {
+		_ = lis.Close()
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	addr := lis.Addr().String()
+	for _, tt := range []struct{ url, want string }{
+		{"amqp://guest:guest@" + addr + "/", "dial: no AMQP handshake with " + addr + " within 300ms: is it the broker's port?"},
+		{"amqps://guest:guest@" + addr + "/", "dial: no TLS or AMQP handshake with " + addr + " within 300ms: is it the broker's port?"},
+	} {
+		t.Run(tt.url, func(t *testing.T) {
+			t.Parallel()
+			_, logs := superviseLogged(t, Config{URLs: []string{tt.url}, DialTimeout: 300 * time.Millisecond})
+			waitFor(t, "a failed dial", func() bool { return strings.Contains(logs.String(), "amqp connect failed") })
+			got := firstLine(logs.String(), "amqp connect failed")
+			if !strings.Contains(got, tt.want) {
+				t.Errorf("log line %q, want it to say %q", got, tt.want)
+			}
+			t.Logf("log: %s", got)
+		})
+	}
+}

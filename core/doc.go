@@ -5,6 +5,9 @@
 //     turn, hands each new connection (a *Conn) to its Components, and when
 //     the connection is lost tells them so, waits a jittered exponential
 //     backoff and dials again, without limit, until its context ends.
+//     amqps:// URLs use Config.TLS and log in as Config.Auth says (PLAIN,
+//     or EXTERNAL with a client certificate); a failed dial is explained
+//     (DialError) in the log line of each attempt.
 //   - Publisher publishes with publisher confirms on a pool of channels.
 //   - Subscriber and Subscription consume a queue for one client (a gRPC
 //     stream): a pump that owns its channel, a bounded buffer, an

@@ -2,11 +2,13 @@ package core
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	neturl "net/url"
 	"sync/atomic"
 	"time"
 
@@ -37,6 +39,17 @@ type Config struct {
 	// ceiling brings warren back within about a second of the broker.
 	// Defaults: 100ms and 1s.
 	MinBackoff, MaxBackoff time.Duration
+	// TLS configures the TLS of amqps:// URLs: RootCAs verify the broker
+	// (nil: the system's roots), Certificates[0] is the client
+	// certificate, and each dial uses a copy whose ServerName, when empty,
+	// is the URL's host. amqp:// URLs do not use it. Default: nil, with
+	// which an amqps:// URL verifies the broker with the system's roots
+	// and sends no client certificate.
+	TLS *tls.Config
+	// Auth is the SASL mechanism of the login. Default: AuthAuto, which
+	// logs in with EXTERNAL when TLS holds a client certificate and an
+	// amqps:// URL has no password, else with PLAIN.
+	Auth Auth
 	// DisableWriteCoalescing makes every flush of the AMQP library its own
 	// write syscall. By default concurrent publishers' writes are batched
 	// into as few syscalls as the socket allows (see coalescingConn):
@@ -211,21 +224,30 @@ func (e *lostError) Error() string { return "connection lost: " + e.err.Error() 
 // end. It returns ErrClosed when ctx ended, a *lostError when a working
 // connection was lost, and any other error when it could not be set up.
 func (s *Supervisor) session(ctx context.Context, url string) error {
+	at, err := newAttempt(url, s.cfg) // TLS and SASL: dialtls.go
+	if err != nil {
+		return fmt.Errorf("dial: %w", err)
+	}
 	raw, err := amqp.DialConfig(url, amqp.Config{
-		Heartbeat:  s.cfg.Heartbeat,
-		Locale:     "en_US",
-		Properties: amqp.Table{"connection_name": s.cfg.Name},
+		Heartbeat:       s.cfg.Heartbeat,
+		Locale:          "en_US",
+		Properties:      amqp.Table{"connection_name": s.cfg.Name},
+		TLSClientConfig: at.tls,
+		SASL:            at.sasl,
 		Dial: func(network, addr string) (net.Conn, error) {
 			// DefaultDial also sets the deadline that bounds the handshake.
 			c, err := amqp.DefaultDial(s.cfg.DialTimeout)(network, addr)
-			if err != nil || s.cfg.DisableWriteCoalescing {
-				return c, err
+			if err != nil {
+				return nil, err
+			}
+			if c = at.watch(c); s.cfg.DisableWriteCoalescing {
+				return c, nil
 			}
 			return newCoalescingConn(c), nil
 		},
 	})
 	if err != nil {
-		return fmt.Errorf("dial: %w", err)
+		return fmt.Errorf("dial: %w", at.explain(err))
 	}
 	conn := &Conn{Connection: raw}
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
@@ -311,14 +333,15 @@ func backoff(lo, hi time.Duration, failures int) time.Duration {
 	return lo/2 + rand.N(ceil-lo/2+1)
 }
 
-// redact hides the password of an AMQP URL for logs.
+// redact hides the password of an AMQP URL for logs, and shows no user
+// where the URL has none (amqp091-go's URI would show guest).
 func redact(raw string) string {
-	u, err := amqp.ParseURI(raw)
+	if _, err := amqp.ParseURI(raw); err != nil {
+		return "<invalid url>"
+	}
+	u, err := neturl.Parse(raw)
 	if err != nil {
 		return "<invalid url>"
 	}
-	if u.Password != "" {
-		u.Password = "xxxxx"
-	}
-	return u.String()
+	return u.Redacted()
 }

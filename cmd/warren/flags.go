@@ -62,6 +62,7 @@ type amqpFlags struct {
 	url       string
 	heartbeat time.Duration
 	logLevel  slog.Level
+	tls       amqpTLSFlags // amqptls.go
 }
 
 func (f *amqpFlags) register(cmd *cobra.Command) {
@@ -70,16 +71,19 @@ func (f *amqpFlags) register(cmd *cobra.Command) {
 	fs.DurationVar(&f.heartbeat, "heartbeat", 10*time.Second, "AMQP heartbeat interval")
 	fs.Var((*levelValue)(&f.logLevel), "log-level", "log level: debug, info, warn or error")
 	enumCompletion(cmd, "log-level", "debug", "info", "warn", "error")
+	f.tls.register(cmd)
 }
 
-func (f *amqpFlags) config(name string, log *slog.Logger) core.Config {
+func (f *amqpFlags) config(name string, log *slog.Logger) (core.Config, error) {
 	var urls []string
 	for u := range strings.SplitSeq(f.url, ",") {
 		if u = strings.TrimSpace(u); u != "" {
 			urls = append(urls, u)
 		}
 	}
-	return core.Config{URLs: urls, Name: name, Heartbeat: f.heartbeat, Logger: log}
+	cfg := core.Config{URLs: urls, Name: name, Heartbeat: f.heartbeat, Logger: log}
+	err := f.tls.apply(&cfg)
+	return cfg, err
 }
 
 func (f *amqpFlags) logger(stderr io.Writer) *slog.Logger {

@@ -90,8 +90,12 @@ func (f *gatewayFlags) gateway(af *amqpFlags, m *metrics.Metrics, log *slog.Logg
 			services = append(services, svc)
 		}
 	}
+	amqpCfg, err := af.config("warren-gateway", log)
+	if err != nil {
+		return nil, err
+	}
 	return gateway.New(gateway.Config{
-		AMQP:         af.config("warren-gateway", log),
+		AMQP:         amqpCfg,
 		DrainTimeout: f.drain,
 		Logger:       log,
 		Metrics:      m,
@@ -162,7 +166,10 @@ func (f *workerFlags) workers(af *amqpFlags, rpcQueue, taskQueue, eventsExchange
 	if len(ws) == 0 {
 		return nil, usagef("no worker to run: --fib and --tasks are both false")
 	}
-	amqpCfg := af.config("warren-worker", log)
+	amqpCfg, err := af.config("warren-worker", log)
+	if err != nil {
+		return nil, err
+	}
 	if m != nil {
 		amqpCfg.Metrics = m
 	}

@@ -27,6 +27,15 @@ var nodeSeq atomic.Uint64
 // cleanup. Without rabbitmq-server it fails under CI and skips otherwise.
 func StartNode(t testing.TB) *Node {
 	t.Helper()
+	return startNode(t, nil)
+}
+
+// startNode starts a node as StartNode does; setup, when not nil, writes
+// what else the node needs into its directory (certificates, the
+// enabled_plugins file) before the directory goes to user rabbitmq, and
+// returns lines for its rabbitmq.conf.
+func startNode(t testing.TB, setup func(dir string) string) *Node {
+	t.Helper()
 	if _, err := exec.LookPath("rabbitmq-server"); err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("rabbitmq-server is not installed under CI: %v (make test installs it)", err)
@@ -42,9 +51,6 @@ func StartNode(t testing.TB) *Node {
 			t.Fatal(err)
 		}
 	}
-	if out, err := exec.Command("chown", "-R", "rabbitmq:rabbitmq", dir).CombinedOutput(); err != nil {
-		t.Fatalf("chown %s to rabbitmq: %v: %s", dir, err, out)
-	}
 	port, dist := freePort(t), freePort(t)
 	n := &Node{
 		Name: fmt.Sprintf("warren%d-%d@localhost", os.Getpid(), nodeSeq.Add(1)),
@@ -54,8 +60,15 @@ func StartNode(t testing.TB) *Node {
 	// The machine's rabbitmq.conf may pin the listener to 5672; a config
 	// file of the node's own overrides it.
 	conf := filepath.Join(dir, "rabbitmq.conf")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf("listeners.tcp.local = 127.0.0.1:%d\n", port)), 0o644); err != nil {
+	lines := fmt.Sprintf("listeners.tcp.local = 127.0.0.1:%d\n", port)
+	if setup != nil {
+		lines += setup(dir)
+	}
+	if err := os.WriteFile(conf, []byte(lines), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	if out, err := exec.Command("chown", "-R", "rabbitmq:rabbitmq", dir).CombinedOutput(); err != nil {
+		t.Fatalf("chown %s to rabbitmq: %v: %s", dir, err, out)
 	}
 	cmd := exec.Command("rabbitmq-server")
 	cmd.Env = append(os.Environ(),

@@ -170,6 +170,7 @@ func TestSecretsNeverAppear(t *testing.T) {
 
 		// Cut every connection and refuse new ones: calls fail, dials
 		// fail; then let them reconnect.
+		p.waitLog(t, 2, "amqp connected") // the gateway's and the workers'
 		up := countLines(p.stderr.String(), "amqp connected")
 		proxy.Refuse(true)
 		if n := proxy.Drop(); n < 2 {

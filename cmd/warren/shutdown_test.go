@@ -23,9 +23,13 @@ func TestShutdownLogsAndSecondSignal(t *testing.T) {
 		"--task-unit", "1s", "--worker-drain-timeout", "60s"}, ents.flags()...)...)
 	waitServing(t, addr)
 	// Thirty units of work: the worker holds the task through the test.
-	if _, err := call("task", "submit", "--addr", addr, strings.Repeat(".", 30)); err != nil {
-		t.Fatalf("task submit: %v", err)
+	// A Fibonacci answer proves the RPC client set up, not yet the task
+	// publisher: retry.
+	submit := func() bool {
+		_, err := call("task", "submit", "--addr", addr, strings.Repeat(".", 30))
+		return err == nil
 	}
+	waitFor(t, "task submitted", submit)
 	// The queue is empty once the worker took the task.
 	ch := brokertest.Channel(t)
 	waitFor(t, "the worker to take the task", func() bool {

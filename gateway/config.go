@@ -43,10 +43,14 @@ type Config struct {
 	// debug level. Default: nil, no access log.
 	AccessLog *slog.Logger
 	// Principal, when set, names who made a call, for the access log: it
-	// is called with the call's context (its peer, metadata and what the
-	// interceptors before the access log put there) once the call ended;
-	// "" leaves the principal out. It must not return a credential.
-	// Default: nil, no principal in the access log.
+	// is called once the call ended, with the context the access log got,
+	// which carries the call's peer (with its TLS state) and metadata and
+	// what the interceptors outside the access log put there, but not
+	// what interceptors inside it (those of New's opts) derived; those can
+	// note the principal on the call instead, with
+	// core.NoteCall(ctx, "principal", name). "" leaves the principal
+	// out. It must not return a credential. Default: nil, no principal in
+	// the access log.
 	Principal func(context.Context) string
 	// Metrics, when set, counts the gateway's gRPC calls (its
 	// interceptors, installed by New, outside the error boundary, so they

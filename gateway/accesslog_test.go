@@ -35,6 +35,12 @@ func (l *jsonLog) Write(p []byte) (int, error) {
 	return l.buf.Write(p)
 }
 
+func (l *jsonLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
 // calls returns the access-log lines ("msg":"call") of method, with one of
 // codes when any are given.
 func (l *jsonLog) calls(t testing.TB, method string, want ...codes.Code) []map[string]any {
@@ -187,7 +193,7 @@ func TestNoAccessLogByDefault(t *testing.T) {
 	if lines := log.calls(t, "/warren.v1.FibonacciService/Fibonacci"); len(lines) != 0 {
 		t.Errorf("access-log lines without Config.AccessLog: %v", lines)
 	}
-	if !strings.Contains(log.buf.String(), `"msg":"gateway: drained"`) {
-		t.Errorf("no drain line in the gateway's log:\n%s", log.buf.String())
+	if !strings.Contains(log.String(), `"msg":"gateway: drained"`) {
+		t.Errorf("no drain line in the gateway's log:\n%s", log.String())
 	}
 }

@@ -436,6 +436,7 @@ func (c *Client) start(ctx context.Context, queue string, msg amqp.Publishing, s
 	}
 	wire.SetDeadline(msg.Headers, deadline)
 	msg.CorrelationId = id
+	NoteCall(ctx, NoteCorrelationID, id)
 	msg.ReplyTo = s.replyTo
 	msg.Expiration = wire.Expiration(time.Until(deadline))
 	ch, err := s.pool.get()

@@ -24,6 +24,9 @@
 //     event from the one place it happens, with queue and exchange labels
 //     bounded by the names the Supervisor knows (Known); package metrics
 //     implements it on Prometheus.
+//   - CallInfo is the record of one gRPC call that the gateway's access
+//     log reads: the core notes on it (NoteCall) the ids it makes, such as
+//     a Client's correlation ids.
 //
 // Components are built on a Supervisor before it runs (NewPublisher,
 // NewSubscriber, NewClient, NewServer, NewInspector add themselves to it

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
@@ -34,6 +35,23 @@ type Config struct {
 	HealthInterval time.Duration
 	// Logger receives the gateway's events. Default: slog.Default().
 	Logger *slog.Logger
+	// AccessLog, when set, receives one line per gRPC call once it ended
+	// (message "call"): its method, the status code the caller got, its
+	// duration, the peer's address, the principal (Principal), the
+	// correlation id or task id the core noted on it (core.NoteCall), and
+	// the status message when it is not OK. Health checks are logged at
+	// debug level. Default: nil, no access log.
+	AccessLog *slog.Logger
+	// Principal, when set, names who made a call, for the access log: it
+	// is called once the call ended, with the context the access log got,
+	// which carries the call's peer (with its TLS state) and metadata and
+	// what the interceptors outside the access log put there, but not
+	// what interceptors inside it (those of New's opts) derived; those can
+	// note the principal on the call instead, with
+	// core.NoteCall(ctx, "principal", name). "" leaves the principal
+	// out. It must not return a credential. Default: nil, no principal in
+	// the access log.
+	Principal func(context.Context) string
 	// Metrics, when set, counts the gateway's gRPC calls (its
 	// interceptors, installed by New, outside the error boundary, so they
 	// see the status the caller gets) and, unless AMQP.Metrics is set,

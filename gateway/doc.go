@@ -22,7 +22,11 @@
 //
 // Metrics (Config.Metrics, package metrics) are installed once, in New: the
 // gRPC server metrics as the outermost interceptors, and the core's for
-// every service on the gateway's Supervisor.
+// every service on the gateway's Supervisor. The access log
+// (Config.AccessLog) is installed once too, inside the metrics and outside
+// the error boundary: one line per call with the status the caller got and
+// the ids the core noted on it (core.NoteCall). Shutdown logs what its
+// drain waits for.
 //
 // Concurrency contract: a Server is safe for concurrent use by any number of
 // gRPC calls; the request/reply hot path takes no lock of its own beyond the

@@ -50,6 +50,7 @@ type Server struct {
 	sup      *core.Supervisor
 	services []Service
 	streams  streams
+	calls    calls       // unary calls in flight, for the drain's log
 	up       atomic.Bool // every Component is set up on a connection
 
 	serveOnce sync.Once
@@ -66,8 +67,13 @@ func New(cfg Config, services []Service, opts ...grpc.ServerOption) *Server {
 		sup:      core.NewSupervisor(cfg.AMQP),
 		services: services,
 	}
-	unary := []grpc.UnaryServerInterceptor{unaryBoundary}
+	unary := []grpc.UnaryServerInterceptor{s.calls.intercept, unaryBoundary}
 	stream := []grpc.StreamServerInterceptor{s.streams.intercept}
+	if cfg.AccessLog != nil { // outside the error boundary, inside metrics
+		a := &accessLog{log: cfg.AccessLog, principal: cfg.Principal}
+		unary = append([]grpc.UnaryServerInterceptor{a.unary}, unary...)
+		stream = append([]grpc.StreamServerInterceptor{a.stream}, stream...)
+	}
 	if cfg.Metrics != nil {
 		unary = append([]grpc.UnaryServerInterceptor{cfg.Metrics.UnaryServerInterceptor()}, unary...)
 		stream = append([]grpc.StreamServerInterceptor{cfg.Metrics.StreamServerInterceptor()}, stream...)
@@ -191,23 +197,8 @@ func (s *Server) serve(ctx context.Context, lis net.Listener) error {
 	s.stopGRPC()
 	stopAMQP()
 	wg.Wait()
+	s.cfg.Logger.Info("gateway: broker connection closed")
 	return err
-}
-
-// stopGRPC stops gracefully, falling back to a hard stop after the drain
-// timeout.
-func (s *Server) stopGRPC() {
-	done := make(chan struct{})
-	go func() { s.grpc.GracefulStop(); close(done) }()
-	t := time.NewTimer(s.cfg.DrainTimeout)
-	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
-		s.cfg.Logger.Warn("gateway: drain timeout; cancelling in-flight calls", "timeout", s.cfg.DrainTimeout)
-		s.grpc.Stop()
-		<-done
-	}
 }
 
 // streams tracks the open streaming calls so that shutdown can end them:

@@ -326,6 +326,7 @@ func (s *Service) task(ctx context.Context, m Method, in *frame.Frame) (*frame.F
 	msg.DeliveryMode = amqp.Persistent
 	msg.MessageId = id
 	msg.Timestamp = time.Now()
+	core.NoteCall(ctx, core.NoteTaskID, id)
 	if err := s.publisher.Publish(ctx, msg); err != nil {
 		return nil, err
 	}

@@ -176,6 +176,7 @@ func (s *Service) SubmitTask(ctx context.Context, req *warrenv1.SubmitTaskReques
 	} else {
 		err = s.keys.do(ctx, id, func() error { return s.submit(ctx, id, req.GetBody()) })
 	}
+	core.NoteCall(ctx, core.NoteTaskID, id)
 	if err != nil {
 		return nil, err
 	}
@@ -249,6 +250,7 @@ func (s *Service) notSubmitted(ctx context.Context, id string, cause error) {
 // only one that calls Send.
 func (s *Service) WatchTasks(req *warrenv1.WatchTasksRequest, stream grpc.ServerStreamingServer[warrenv1.WatchTasksResponse]) error {
 	id := req.GetTaskId()
+	core.NoteCall(stream.Context(), core.NoteTaskID, id)
 	if err := checkID("task id", id); err != nil {
 		// No task has such an id, and a binding key over 255 bytes would
 		// make amqp091-go close the whole connection.

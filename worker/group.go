@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/warrenrpc/warren/core"
@@ -84,17 +85,47 @@ func (g *Group) run(ctx context.Context) error {
 	wg.Go(func() { _ = g.sup.Run(supCtx) })
 	<-ctx.Done()
 	drain, cancel := context.WithTimeout(context.Background(), g.cfg.DrainTimeout)
-	var dw sync.WaitGroup
-	for _, w := range g.workers {
-		dw.Go(func() {
-			if err := w.Shutdown(drain); err != nil {
-				g.cfg.Logger.Warn("worker: drain timeout; what was left goes back to the broker", "err", err)
-			}
-		})
-	}
-	dw.Wait()
+	g.drain(drain)
 	cancel()
 	stop()
 	wg.Wait()
+	g.cfg.Logger.Info("worker: broker connection closed")
 	return nil
+}
+
+// drainLogInterval is how often a drain that waits logs what it waits for.
+const drainLogInterval = time.Second
+
+// drain shuts every worker down at once and waits for them, logging when
+// it starts, every drainLogInterval the workers still finishing their
+// work, and when it is done.
+func (g *Group) drain(ctx context.Context) {
+	log := g.cfg.Logger
+	start := time.Now()
+	log.Info("worker: draining", "workers", len(g.workers), "timeout", g.cfg.DrainTimeout)
+	var left atomic.Int64
+	left.Store(int64(len(g.workers)))
+	var dw sync.WaitGroup
+	for _, w := range g.workers {
+		dw.Go(func() {
+			defer left.Add(-1)
+			if err := w.Shutdown(ctx); err != nil {
+				log.Warn("worker: drain timeout; what was left goes back to the broker", "err", err)
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { dw.Wait(); close(done) }()
+	tick := time.NewTicker(drainLogInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			log.Info("worker: drained", "duration", time.Since(start).Round(time.Millisecond))
+			return
+		case <-tick.C:
+			log.Info("worker: waiting for workers to finish their deliveries", "workers", left.Load(),
+				"left", (g.cfg.DrainTimeout - time.Since(start)).Round(time.Millisecond))
+		}
+	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -61,17 +60,16 @@ func (f *clientFlags) call(ctx context.Context, do func(ctx context.Context, con
 type amqpFlags struct {
 	url       string
 	heartbeat time.Duration
-	logLevel  slog.Level
 	tls       amqpTLSFlags // amqptls.go
+	logFlags
 }
 
 func (f *amqpFlags) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.StringVar(&f.url, "amqp-url", core.DefaultURL, "broker URL; several, comma-separated, are tried in turn")
 	fs.DurationVar(&f.heartbeat, "heartbeat", 10*time.Second, "AMQP heartbeat interval")
-	fs.Var((*levelValue)(&f.logLevel), "log-level", "log level: debug, info, warn or error")
-	enumCompletion(cmd, "log-level", "debug", "info", "warn", "error")
 	f.tls.register(cmd)
+	f.logFlags.register(cmd)
 }
 
 func (f *amqpFlags) config(name string, log *slog.Logger) (core.Config, error) {
@@ -84,10 +82,6 @@ func (f *amqpFlags) config(name string, log *slog.Logger) (core.Config, error) {
 	cfg := core.Config{URLs: urls, Name: name, Heartbeat: f.heartbeat, Logger: log}
 	err := f.tls.apply(&cfg)
 	return cfg, err
-}
-
-func (f *amqpFlags) logger(stderr io.Writer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: f.logLevel}))
 }
 
 // levelValue is a pflag.Value for a slog.Level ("debug", "warn", "info+2").

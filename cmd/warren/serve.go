@@ -36,6 +36,7 @@ type gatewayFlags struct {
 	descriptorSets []string
 	routePrefix    string
 	queueType      string
+	accessLog      bool
 }
 
 func (f *gatewayFlags) register(cmd *cobra.Command) {
@@ -54,6 +55,7 @@ func (f *gatewayFlags) register(cmd *cobra.Command) {
 	queueTypeFlag(cmd, &f.queueType)
 	fs.StringSliceVar(&f.descriptorSets, "descriptor-set", nil, "a FileDescriptorSet (buf build -o FILE) whose services with warren routes the gateway serves too; repeat it or separate files with commas")
 	fs.StringVar(&f.routePrefix, "route-prefix", "", "put before the names of the queues and exchanges of the routes in --descriptor-set (their workers must use the same prefix)")
+	accessLogFlag(cmd, &f.accessLog)
 }
 
 // gateway builds the gateway and its services from the flags, counting
@@ -98,6 +100,7 @@ func (f *gatewayFlags) gateway(af *amqpFlags, m *metrics.Metrics, log *slog.Logg
 		AMQP:         amqpCfg,
 		DrainTimeout: f.drain,
 		Logger:       log,
+		AccessLog:    accessLogger(f.accessLog, log),
 		Metrics:      m,
 	}, services), nil
 }
@@ -185,7 +188,7 @@ func newGatewayCmd() *cobra.Command {
 		Short: "Run the gRPC gateway",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log := af.logger(cmd.ErrOrStderr())
+			log := af.logger(cmd)
 			ctx, cancel := context.WithCancel(cmd.Context())
 			m, waitMetrics, err := mf.serve(ctx, log)
 			if err != nil {
@@ -227,7 +230,7 @@ func newWorkerCmd() *cobra.Command {
 		Short: "Run the workers (rpc_server.py and worker.py)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log := af.logger(cmd.ErrOrStderr())
+			log := af.logger(cmd)
 			ctx, cancel := context.WithCancel(cmd.Context())
 			m, waitMetrics, err := mf.serve(ctx, log)
 			if err != nil {
@@ -264,7 +267,7 @@ func newDevCmd() *cobra.Command {
   warren dev --listen 127.0.0.1:6000`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log := af.logger(cmd.ErrOrStderr())
+			log := af.logger(cmd)
 			ctx, cancel := context.WithCancel(cmd.Context())
 			m, waitMetrics, err := mf.serve(ctx, log)
 			if err != nil {

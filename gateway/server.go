@@ -11,9 +11,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/tap"
 
 	"github.com/warrenrpc/warren/core"
 	"github.com/warrenrpc/warren/internal/frame"
+	"github.com/warrenrpc/warren/internal/wire"
 )
 
 // A Service is one gRPC service of the gateway, built on the core.
@@ -28,6 +30,15 @@ type Service interface {
 	// Register registers the gRPC service. New calls it once, after
 	// Attach.
 	Register(r grpc.ServiceRegistrar)
+}
+
+// A MetadataReader is a Service that forwards its callers' metadata to
+// workers. New tells it, by UseIncomingMetadata, that the gateway puts
+// each call's forwarded metadata in the call's context at the transport,
+// uncopied (wire.Incoming), so the service need not copy all of it from
+// gRPC's context on every call.
+type MetadataReader interface {
+	UseIncomingMetadata()
 }
 
 // A Readier is a Service whose calls can fail for a reason of its own
@@ -84,12 +95,16 @@ func New(cfg Config, services []Service, opts ...grpc.ServerOption) *Server {
 		grpc.ForceServerCodecV2(frame.Codec{}),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
+		grpc.InTapHandle(tapMetadata),
 	}
 	if cfg.StreamWorkers > 0 {
 		base = append(base, grpc.NumStreamWorkers(uint32(cfg.StreamWorkers)))
 	}
 	s.grpc = grpc.NewServer(append(base, opts...)...)
 	for _, svc := range services {
+		if r, ok := svc.(MetadataReader); ok {
+			r.UseIncomingMetadata()
+		}
 		svc.Attach(s.sup)
 		svc.Register(s.grpc)
 	}
@@ -101,6 +116,13 @@ func New(cfg Config, services []Service, opts ...grpc.ServerOption) *Server {
 	s.sup.Add(healthComponent{s})
 	s.updateHealth()
 	return s
+}
+
+// tapMetadata puts a call's metadata, when it has keys that travel to
+// workers, in the call's context as the transport received it
+// (wire.WithIncoming): MetadataReaders read it there.
+func tapMetadata(ctx context.Context, info *tap.Info) (context.Context, error) {
+	return wire.WithIncoming(ctx, info.Header), nil
 }
 
 // unaryBoundary is the error boundary of unary and client-streaming

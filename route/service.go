@@ -69,6 +69,7 @@ type Service struct {
 	client    *core.Client     // RPC routes' requests
 	publisher *core.Publisher  // task and event routes' publishings
 	subs      *core.Subscriber // subscribe routes' subscriptions
+	tapped    bool             // the gateway puts forwarded metadata in the context (UseIncomingMetadata)
 }
 
 // NewService returns the gateway side of r.
@@ -252,7 +253,7 @@ func (s *Service) unary(m Method, h func(context.Context, Method, *frame.Frame) 
 
 // rpc sends a request to m's queue and returns the worker's reply.
 func (s *Service) rpc(ctx context.Context, m Method, in *frame.Frame) (*frame.Frame, error) {
-	req, err := request(ctx, m, in)
+	req, err := s.request(ctx, m, in)
 	if err != nil {
 		return nil, err
 	}
@@ -292,17 +293,26 @@ func (m Method) decode(in *frame.Frame) (protoreflect.Message, error) {
 	return req, nil
 }
 
+// UseIncomingMetadata tells s that its gateway puts each call's
+// forwarded metadata in the call's context, uncopied
+// (gateway.MetadataReader). gateway.New calls it before Register.
+func (s *Service) UseIncomingMetadata() { s.tapped = true }
+
 // request is the publishing of a call's request: its bytes as they came,
 // its type, and the caller's metadata.
-func request(ctx context.Context, m Method, in *frame.Frame) (amqp.Publishing, error) {
+func (s *Service) request(ctx context.Context, m Method, in *frame.Frame) (amqp.Publishing, error) {
 	body, err := m.Codec.toBody(m.Desc.Input(), in.Data)
 	if err != nil {
 		return amqp.Publishing{}, core.Argumentf("the request is not a %s: %v", m.Desc.Input().FullName(), err)
 	}
 	headers := amqp.Table{}
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		wire.SetMetadata(headers, md)
+	var md metadata.MD
+	if s.tapped {
+		md = wire.Incoming(ctx)
+	} else {
+		md, _ = metadata.FromIncomingContext(ctx)
 	}
+	wire.SetMetadata(headers, md)
 	return amqp.Publishing{
 		ContentType: m.Codec.ContentType(),
 		Type:        string(m.Desc.Input().FullName()),
@@ -318,7 +328,7 @@ func (s *Service) task(ctx context.Context, m Method, in *frame.Frame) (*frame.F
 	if err != nil {
 		return nil, err
 	}
-	req, err := request(ctx, m, in)
+	req, err := s.request(ctx, m, in)
 	if err != nil {
 		return nil, err
 	}
@@ -358,7 +368,7 @@ func (s *Service) event(ctx context.Context, m Method, in *frame.Frame) (*frame.
 	if len(key) > core.MaxKeyLen {
 		return nil, core.Argumentf("routing key of %d bytes from %q: the broker takes at most %d", len(key), m.key.src, core.MaxKeyLen)
 	}
-	req, err := request(ctx, m, in)
+	req, err := s.request(ctx, m, in)
 	if err != nil {
 		return nil, err
 	}

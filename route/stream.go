@@ -44,7 +44,7 @@ func (s *Service) relay(m Method, in *frame.Frame, stream grpc.ServerStream) err
 		ctx, cancel = context.WithTimeout(ctx, m.Timeout)
 		defer cancel()
 	}
-	req, err := request(ctx, m, in)
+	req, err := s.request(ctx, m, in)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"context"
 	"encoding/base64"
 	"strings"
 
@@ -20,6 +21,30 @@ func forwarded(key string) bool {
 		return false
 	}
 	return !strings.HasPrefix(key, ":") && !strings.HasPrefix(key, "grpc-")
+}
+
+type incomingKey struct{}
+
+// WithIncoming returns ctx carrying md, a call's metadata as gRPC's
+// transport received it, when md holds a key that travels to workers
+// (SetMetadata); else ctx as it is. md is not copied: nobody may change
+// it. A gateway calls it at the transport (grpc.InTapHandle), so that a
+// service forwarding metadata reads it with Incoming instead of copying
+// all of it, gRPC's own keys included, with metadata.FromIncomingContext
+// on every call.
+func WithIncoming(ctx context.Context, md metadata.MD) context.Context {
+	for k, vs := range md {
+		if len(vs) > 0 && forwarded(k) {
+			return context.WithValue(ctx, incomingKey{}, md)
+		}
+	}
+	return ctx
+}
+
+// Incoming returns the metadata WithIncoming put in ctx, or nil.
+func Incoming(ctx context.Context) metadata.MD {
+	md, _ := ctx.Value(incomingKey{}).(metadata.MD)
+	return md
 }
 
 // SetMetadata copies md into h, but for the keys gRPC's transport sets

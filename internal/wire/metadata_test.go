@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"context"
 	"encoding/base64"
 	"testing"
 
@@ -175,4 +176,27 @@ func FuzzStreamMarkers(f *testing.F) {
 			t.Fatalf("%#v: an integer header is the end when not zero: seq %d, end %v", v, seq, StreamEnd(h))
 		}
 	})
+}
+
+// TestWithIncoming: a call's metadata is put in its context only when a
+// key of it travels to workers, and Incoming reads it back as it was.
+func TestWithIncoming(t *testing.T) {
+	ctx := context.Background()
+	transport := metadata.MD{":authority": {"x"}, "content-type": {"application/grpc"}, "user-agent": {"grpc-go"}, "authorization": {"Bearer s"}}
+	if got := WithIncoming(ctx, transport); got != ctx || Incoming(got) != nil {
+		t.Errorf("metadata of gRPC's own keys and credentials only: context changed, Incoming = %v", Incoming(got))
+	}
+	if got := Incoming(ctx); got != nil {
+		t.Errorf("Incoming of a bare context = %v, want nil", got)
+	}
+	md := metadata.MD{"user-agent": {"grpc-go"}, "tenant": {"acme"}}
+	got := Incoming(WithIncoming(ctx, md))
+	if len(got) != 2 || got["tenant"][0] != "acme" {
+		t.Errorf("Incoming = %v, want %v", got, md)
+	}
+	h := amqp.Table{}
+	SetMetadata(h, got)
+	if len(h) != 1 || h[HeaderMetadataPrefix+"tenant"] != "acme" {
+		t.Errorf("headers from Incoming's metadata = %v, want only the tenant", h)
+	}
 }

@@ -292,7 +292,8 @@ func (m method) encode(msg proto.Message) (amqp.Publishing, error) {
 	if err != nil {
 		return amqp.Publishing{}, status.Errorf(codes.Internal, "worker: encode a reply: %v", err)
 	}
-	return amqp.Publishing{ContentType: m.route.Codec.ContentType(), Type: string(m.route.Desc.Output().FullName()), Body: body}, nil
+	// No type: the gateway that asked knows it (docs/wire-contract.md).
+	return amqp.Publishing{ContentType: m.route.Codec.ContentType(), Body: body}, nil
 }
 
 // call decodes d as m's request and runs m's generated handler, with the

@@ -270,8 +270,9 @@ func (w *Worker) work(ctx context.Context, d *amqp.Delivery) {
 		// its retries and events can be followed.
 		id = "task-" + randomHex(8)
 	}
-	attempt := taskAttempt(d.Headers)
-	w.event(ctx, id, warrenv1.TaskState_TASK_STATE_STARTED, attempt, "")
+	attempt, deliveries := taskAttempt(d.Headers)
+	t := taskRef{id: id, attempt: attempt, deliveries: deliveries}
+	w.event(ctx, t, warrenv1.TaskState_TASK_STATE_STARTED, "")
 	err := w.cfg.Handler(ctx, d.Body)
 	if err != nil {
 		// The metrics count a failed attempt under the handler's gRPC code
@@ -288,7 +289,7 @@ func (w *Worker) work(ctx context.Context, d *amqp.Delivery) {
 			log.Warn("task done but not acknowledged; the broker will deliver it again", "task", id, "err", err)
 			return
 		}
-		w.event(ctx, id, warrenv1.TaskState_TASK_STATE_SUCCEEDED, attempt, "")
+		w.event(ctx, t, warrenv1.TaskState_TASK_STATE_SUCCEEDED, "")
 	case ctx.Err() != nil:
 		// Interrupted, not failed: never acknowledge unfinished work.
 		_ = d.Nack(false, true)
@@ -296,7 +297,7 @@ func (w *Worker) work(ctx context.Context, d *amqp.Delivery) {
 		log.Warn("task failed; retrying", "task", id, "attempt", attempt, "max_attempts", w.cfg.MaxAttempts, "err", err)
 		// FAILED is in the watchers' queues before the copy exists: the
 		// copy's STARTED, from whichever worker, follows it.
-		w.event(ctx, id, warrenv1.TaskState_TASK_STATE_FAILED, attempt, err.Error())
+		w.event(ctx, t, warrenv1.TaskState_TASK_STATE_FAILED, err.Error())
 		w.confirmEvents(ctx, -1)
 		msg := taskCopy(d, id)
 		msg.Headers[HeaderAttempt] = int32(attempt + 1)
@@ -335,7 +336,7 @@ func (w *Worker) work(ctx context.Context, d *amqp.Delivery) {
 		if err := d.Ack(false); err != nil {
 			log.Warn("dead-lettered task not acknowledged; it may run again", "task", id, "err", err)
 		}
-		w.event(ctx, id, warrenv1.TaskState_TASK_STATE_DEAD_LETTERED, attempt, err.Error())
+		w.event(ctx, t, warrenv1.TaskState_TASK_STATE_DEAD_LETTERED, err.Error())
 	}
 }
 
@@ -353,8 +354,11 @@ func (w *Worker) publish(ctx context.Context, queue string, msg amqp.Publishing)
 // which confirmEvents awaits later (at most maxPendingEvents stay
 // unawaited). Events are best effort: a failure is logged, and the task
 // goes on.
-func (w *Worker) event(ctx context.Context, id string, state warrenv1.TaskState, attempt int, errText string) {
-	m, err := eventMessage(w.cfg.EventsExchange, newEvent(id, state, w.cfg.WorkerID, attempt, errText))
+func (w *Worker) event(ctx context.Context, t taskRef, state warrenv1.TaskState, errText string) {
+	id := t.id
+	ev := newEvent(id, state, w.cfg.WorkerID, t.attempt, errText)
+	ev.DeliveryCount = t.deliveries
+	m, err := eventMessage(w.cfg.EventsExchange, ev)
 	var c *core.Confirmation
 	if err == nil {
 		c, err = w.pub.PublishDeferred(ctx, m)
@@ -399,18 +403,28 @@ func (w *Worker) confirmEvents(ctx context.Context, n int) {
 // publishers may set to anything: it is republished as an AMQP int32.
 const maxAttempt = math.MaxInt32
 
+// taskRef is what a task's events say of the delivery they are about.
+type taskRef struct {
+	id         string
+	attempt    int
+	deliveries uint32 // x-delivery-count
+}
+
 // taskAttempt is the attempt number of a delivery: warren-attempt (1 when
 // absent or not a positive integer) plus, on a quorum queue, the
-// deliveries the broker counted; at most maxAttempt.
-func taskAttempt(h amqp.Table) int {
-	attempt := 1
+// deliveries the broker counted (x-delivery-count, also returned); at
+// most maxAttempt.
+func taskAttempt(h amqp.Table) (attempt int, deliveries uint32) {
+	attempt = 1
 	if n, ok := headerInt(h[HeaderAttempt]); ok && n >= 1 {
 		attempt = min(n, maxAttempt)
 	}
 	if n, ok := headerInt(h["x-delivery-count"]); ok && n > 0 {
-		attempt += min(n, maxAttempt) // no overflow: both at most MaxInt32
+		n = min(n, maxAttempt)
+		attempt += n // no overflow: both at most MaxInt32
+		deliveries = uint32(n)
 	}
-	return min(attempt, maxAttempt)
+	return min(attempt, maxAttempt), deliveries
 }
 
 // headerInt reads an integer header of any AMQP integer type, or decimal

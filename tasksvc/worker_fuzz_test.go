@@ -54,7 +54,7 @@ func FuzzTaskAttempt(f *testing.F) {
 		if v := fuzzHeaderValue(ck, ci, cs); v != nil {
 			h["x-delivery-count"] = v
 		}
-		got := taskAttempt(h)
+		got, _ := taskAttempt(h)
 		if got < 1 || got > math.MaxInt32 {
 			t.Fatalf("taskAttempt(%v) = %d, want 1..MaxInt32", h, got)
 		}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/warrenrpc/warren/core"
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
@@ -493,13 +494,25 @@ func TestTaskForeignTaskWithoutID(t *testing.T) {
 // TestTaskQuorumDeliveryCount: on a quorum queue the broker counts
 // deliveries that were not acknowledged (workers that died, or handed the
 // task back); those count as attempts, so a task that kills its workers
-// is dead-lettered too instead of being delivered forever.
+// is dead-lettered too instead of being delivered forever, and the task's
+// events say how many there were (delivery_count).
 func TestTaskQuorumDeliveryCount(t *testing.T) {
 	t.Parallel()
 	names := newNames(t)
 	ch := brokertest.Channel(t)
 	if _, err := ch.QueueDeclare(names.queue, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
 		t.Fatalf("declare quorum queue: %v", err)
+	}
+	// The task's events, in a queue of the test's own.
+	if err := ch.ExchangeDeclare(names.events, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	evq, err := ch.QueueDeclare("", false, true, true, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind(evq.Name, "crasher", names.events, false, nil); err != nil {
+		t.Fatal(err)
 	}
 	if err := ch.Publish("", names.queue, false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, MessageId: "crasher", Body: []byte("poison that crashes")}); err != nil {
 		t.Fatal(err)
@@ -536,6 +549,25 @@ func TestTaskQuorumDeliveryCount(t *testing.T) {
 	started, _ := l.snapshot()
 	if len(started) != 1 || d.Headers[tasksvc.HeaderAttempt] != int32(3) {
 		t.Errorf("got %d runs and attempt %v, want 1 run as attempt 3 (2 unacknowledged deliveries before it)", len(started), d.Headers[tasksvc.HeaderAttempt])
+	}
+	// STARTED and DEAD_LETTERED, both of attempt 3 after 2 deliveries.
+	for _, want := range []warrenv1.TaskState{warrenv1.TaskState_TASK_STATE_STARTED, warrenv1.TaskState_TASK_STATE_DEAD_LETTERED} {
+		var ev warrenv1.TaskEvent
+		warrentest.Eventually(t, 5*time.Second, "an event", func() bool {
+			d, ok, err := ch.Get(evq.Name, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				if err := protojson.Unmarshal(d.Body, &ev); err != nil {
+					t.Fatalf("event %q: %v", d.Body, err)
+				}
+			}
+			return ok
+		})
+		if ev.GetState() != want || ev.GetAttempt() != 3 || ev.GetDeliveryCount() != 2 {
+			t.Errorf("event %v attempt %d delivery_count %d, want %v attempt 3 delivery_count 2", ev.GetState(), ev.GetAttempt(), ev.GetDeliveryCount(), want)
+		}
 	}
 }
 

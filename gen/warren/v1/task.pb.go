@@ -296,7 +296,12 @@ type TaskEvent struct {
 	// The delivery attempt, starting at 1.
 	Attempt uint32 `protobuf:"varint,5,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	// What went wrong, for FAILED and DEAD_LETTERED.
-	Error         string `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	Error string `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	// How many times a quorum work queue delivered this copy of the task
+	// before, without it being acknowledged (its x-delivery-count: a worker
+	// that died or lost its connection, or a drain that handed it back);
+	// already counted in attempt. Always 0 on a classic queue.
+	DeliveryCount uint32 `protobuf:"varint,7,opt,name=delivery_count,json=deliveryCount,proto3" json:"delivery_count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -371,6 +376,13 @@ func (x *TaskEvent) GetError() string {
 		return x.Error
 	}
 	return ""
+}
+
+func (x *TaskEvent) GetDeliveryCount() uint32 {
+	if x != nil {
+		return x.DeliveryCount
+	}
+	return 0
 }
 
 // GetQueueStatsRequest asks for the task queue's counts.
@@ -496,14 +508,15 @@ const file_warren_v1_task_proto_rawDesc = "" +
 	"\x11WatchTasksRequest\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\"@\n" +
 	"\x12WatchTasksResponse\x12*\n" +
-	"\x05event\x18\x01 \x01(\v2\x14.warren.v1.TaskEventR\x05event\"\xcd\x01\n" +
+	"\x05event\x18\x01 \x01(\v2\x14.warren.v1.TaskEventR\x05event\"\xf4\x01\n" +
 	"\tTaskEvent\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12*\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x14.warren.v1.TaskStateR\x05state\x12\x1b\n" +
 	"\tworker_id\x18\x03 \x01(\tR\bworkerId\x12.\n" +
 	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x18\n" +
 	"\aattempt\x18\x05 \x01(\rR\aattempt\x12\x14\n" +
-	"\x05error\x18\x06 \x01(\tR\x05error\"\x16\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\x12%\n" +
+	"\x0edelivery_count\x18\a \x01(\rR\rdeliveryCount\"\x16\n" +
 	"\x14GetQueueStatsRequest\"\xab\x01\n" +
 	"\x15GetQueueStatsResponse\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\x12%\n" +

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -126,6 +127,7 @@ type Client struct {
 
 	dropped atomic.Uint64 // replies with unknown or duplicate correlation ids
 	mt      *meter
+	tc      *tracer
 }
 
 // call is one call waiting for its reply, or replies.
@@ -136,6 +138,7 @@ type call struct {
 	stream chan amqp.Delivery // a streaming call's replies, in order; nil for Call
 	label  string             // queue's, for the metrics
 	sent   time.Time          // when the request was published, for the metrics
+	span   trace.Span         // the call's, when tracing
 }
 
 type result struct {
@@ -167,6 +170,7 @@ func NewClient(sup *Supervisor, cfg ClientConfig) *Client {
 		cfg:    cfg.withDefaults(sup),
 		prefix: hex.EncodeToString(b[:]) + ".",
 		mt:     sup.mt,
+		tc:     sup.tc,
 	}
 	sup.Add(c)
 	return c
@@ -368,7 +372,7 @@ func (c *Client) failAll(err error) {
 // expiration (the time left) and the deadline header. A worker's error
 // reply comes back as a *ReplyError; the delivery returned is a
 // successful reply.
-func (c *Client) Call(ctx context.Context, queue string, msg amqp.Publishing) (amqp.Delivery, error) {
+func (c *Client) Call(ctx context.Context, queue string, msg amqp.Publishing) (_ amqp.Delivery, err error) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	id, cl, err := c.start(ctx, queue, msg, false)
@@ -376,8 +380,12 @@ func (c *Client) Call(ctx context.Context, queue string, msg amqp.Publishing) (a
 		return amqp.Delivery{}, err
 	}
 	defer c.mt.CallPending(cl.label, -1)
+	if cl.span != nil {
+		defer func() { end(cl.span, err) }()
+	}
 	select {
 	case r := <-cl.done:
+		c.tc.link(cl.span, r.delivery.Headers)
 		if r.err != nil {
 			return amqp.Delivery{}, r.err
 		}
@@ -438,13 +446,18 @@ func (c *Client) start(ctx context.Context, queue string, msg amqp.Publishing, s
 	msg.CorrelationId = id
 	msg.ReplyTo = s.replyTo
 	msg.Expiration = wire.Expiration(time.Until(deadline))
+	if c.tc.on {
+		cl.span = c.tc.send(ctx, "send", "", queue, &msg)
+	}
 	ch, err := s.pool.get()
 	if err == nil {
 		err = ch.PublishWithContext(ctx, "", queue, true, false, msg)
 	}
 	if err != nil {
 		c.pending.Delete(id)
-		return "", nil, ChannelError("publish request", err)
+		err = ChannelError("publish request", err)
+		end(cl.span, err)
+		return "", nil, err
 	}
 	if c.mt.on {
 		c.mt.Published("", cl.label)
@@ -479,6 +492,7 @@ type ReplyStream struct {
 	next   int64 // the sequence number the next reply must carry
 	err    error // set once the stream ended
 	closed atomic.Bool
+	linked bool // the call's span is linked to the replies' context
 }
 
 // Recv returns the worker's next reply. After the last it returns io.EOF
@@ -513,6 +527,10 @@ func (s *ReplyStream) recv() (amqp.Delivery, error) {
 			return amqp.Delivery{}, fmt.Errorf("the worker did not end its stream: %w", s.ctx.Err())
 		}
 	}
+	if !s.linked {
+		s.linked = true
+		s.c.tc.link(s.call.span, d.Headers)
+	}
 	if wire.StreamEnd(d.Headers) {
 		if err := replyError(&d); err != nil {
 			return amqp.Delivery{}, err
@@ -533,6 +551,13 @@ func (s *ReplyStream) Close() {
 	s.cancel()
 	if !s.closed.Swap(true) {
 		s.c.mt.CallPending(s.call.label, -1)
+		if s.call.span != nil {
+			var err error
+			if s.err != io.EOF {
+				err = s.err
+			}
+			end(s.call.span, err)
+		}
 	}
 }
 

@@ -21,6 +21,11 @@
 //     event from the one place it happens, with queue and exchange labels
 //     bounded by the names the Supervisor knows (Known); package metrics
 //     implements it on Prometheus.
+//   - Tracing (Config.Tracing) traces every publishing and delivery with
+//     OpenTelemetry: a producer span that writes its context into the
+//     publishing's headers (W3C traceparent, tracestate, baggage), a
+//     consumer span that reads it back, replies and subscriptions' deliveries
+//     linked to what they answer or carry (see Tracing).
 //
 // Components are built on a Supervisor before it runs (NewPublisher,
 // NewSubscriber, NewClient, NewServer, NewInspector add themselves to it

@@ -62,6 +62,7 @@ type amqpFlags struct {
 	url       string
 	heartbeat time.Duration
 	logLevel  slog.Level
+	tracing   core.Tracing // set by trace (tracing.go)
 }
 
 func (f *amqpFlags) register(cmd *cobra.Command) {
@@ -79,7 +80,7 @@ func (f *amqpFlags) config(name string, log *slog.Logger) core.Config {
 			urls = append(urls, u)
 		}
 	}
-	return core.Config{URLs: urls, Name: name, Heartbeat: f.heartbeat, Logger: log}
+	return core.Config{URLs: urls, Name: name, Heartbeat: f.heartbeat, Logger: log, Tracing: f.tracing}
 }
 
 func (f *amqpFlags) logger(stderr io.Writer) *slog.Logger {

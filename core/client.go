@@ -447,7 +447,7 @@ func (c *Client) start(ctx context.Context, queue string, msg amqp.Publishing, s
 	msg.ReplyTo = s.replyTo
 	msg.Expiration = wire.Expiration(time.Until(deadline))
 	if c.tc.on {
-		cl.span = c.tc.send(ctx, "send", "", queue, &msg)
+		cl.span = c.tc.send(ctx, "send", "", queue, &msg, true) // msg.Headers is the call's, as for the deadline
 	}
 	ch, err := s.pool.get()
 	if err == nil {

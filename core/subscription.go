@@ -320,7 +320,7 @@ func (s *Subscription) send(send func(*amqp.Delivery) error, d *amqp.Delivery) e
 	if len(s.cfg.Bindings) > 0 {
 		name = s.cfg.Bindings[0].Exchange
 	}
-	span := s.tc.deliver(s.ctx, name, s.queue, d)
+	span := s.tc.deliver(s.ctx, name, d)
 	err := send(d)
 	end(span, err)
 	return err

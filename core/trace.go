@@ -2,6 +2,8 @@ package core
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"go.opentelemetry.io/otel/attribute"
@@ -83,7 +85,12 @@ type tracer struct {
 	tr   trace.Tracer
 	prop propagation.TextMapPropagator
 	mt   *meter // for the names the Supervisor knows
+
+	mu    sync.Mutex
+	names atomic.Pointer[map[spanKey]string] // span names made so far; copied on write
 }
+
+type spanKey struct{ operation, name string }
 
 func newTracer(t Tracing, mt *meter) *tracer {
 	if !t.Enabled() {
@@ -132,34 +139,56 @@ func destination(exchange, key string) string {
 }
 
 // spanName is "{operation} {name}" when the Supervisor knows name, else
-// the operation alone.
+// the operation alone. The names are made once: there are as many as the
+// operations times the names the Supervisor knows.
 func (t *tracer) spanName(operation, name string) string {
-	if name != "" && t.mt.name(name) == name {
-		return operation + " " + name
+	if name == "" || t.mt.name(name) != name {
+		return operation
 	}
-	return operation
+	k := spanKey{operation, name}
+	if names := t.names.Load(); names != nil {
+		if n, ok := (*names)[k]; ok {
+			return n
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	next := map[spanKey]string{}
+	if old := t.names.Load(); old != nil {
+		for k, v := range *old {
+			next[k] = v
+		}
+	}
+	n := operation + " " + name
+	next[k] = n
+	t.names.Store(&next)
+	return n
 }
 
 // send starts the producer span of a publishing of p to exchange with
 // routing key key, as operation ("publish", "send"), and writes its
-// context into p's headers: a new table, so the caller's is never
-// changed. It returns the span; call it only when t.on.
-func (t *tracer) send(ctx context.Context, operation, exchange, key string, p *amqp.Publishing) trace.Span {
+// context into p's headers: into a copy when own is false, so the
+// caller's table is never changed, into p's own table when it is. It
+// returns the span; call it only when t.on.
+func (t *tracer) send(ctx context.Context, operation, exchange, key string, p *amqp.Publishing, own bool) trace.Span {
 	name := key
 	if exchange != "" {
 		name = exchange
 	}
-	attrs := append(make([]attribute.KeyValue, 0, 8),
+	attrs := append(make([]attribute.KeyValue, 0, 7),
 		semconv.MessagingSystemRabbitMQ,
 		semconv.MessagingOperationTypeSend,
 		semconv.MessagingOperationName(operation),
 		semconv.MessagingDestinationName(destination(exchange, key)),
-		semconv.MessagingMessageBodySize(len(p.Body)),
 	)
 	attrs = messageAttrs(attrs, key, p.CorrelationId, p.MessageId)
 	ctx, span := t.tr.Start(ctx, t.spanName(operation, name),
 		trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...))
-	p.Headers = withContext(ctx, t.prop, p.Headers)
+	if own && p.Headers != nil {
+		t.prop.Inject(ctx, headers(p.Headers))
+	} else {
+		p.Headers = withContext(ctx, t.prop, p.Headers)
+	}
 	return span
 }
 
@@ -203,19 +232,17 @@ func (t *tracer) extract(ctx context.Context, d *amqp.Delivery) context.Context 
 	return t.prop.Extract(ctx, headers(d.Headers))
 }
 
-// receiveAttrs are the attributes of a consumer span of d from queue.
-func receiveAttrs(operation, queue string, d *amqp.Delivery) []attribute.KeyValue {
-	attrs := append(make([]attribute.KeyValue, 0, 10),
+// receiveAttrs are the attributes of a consumer span of d. At most eight,
+// as a send span's: the SDK's de-duplication of a span's attributes costs
+// more above that.
+func receiveAttrs(operation string, d *amqp.Delivery) []attribute.KeyValue {
+	attrs := append(make([]attribute.KeyValue, 0, 8),
 		semconv.MessagingSystemRabbitMQ,
 		semconv.MessagingOperationTypeProcess,
 		semconv.MessagingOperationName(operation),
 		semconv.MessagingDestinationName(destination(d.Exchange, d.RoutingKey)),
-		semconv.MessagingMessageBodySize(len(d.Body)),
 		semconv.MessagingRabbitMQMessageDeliveryTag(int(d.DeliveryTag)),
 	)
-	if queue != "" {
-		attrs = append(attrs, semconv.MessagingDestinationSubscriptionName(queue))
-	}
 	return messageAttrs(attrs, d.RoutingKey, d.CorrelationId, d.MessageId)
 }
 
@@ -223,21 +250,21 @@ func receiveAttrs(operation, queue string, d *amqp.Delivery) []attribute.KeyValu
 // the child of the context d carries. Call it only when t.on.
 func (t *tracer) process(ctx context.Context, queue string, d *amqp.Delivery) (context.Context, trace.Span) {
 	return t.tr.Start(t.extract(ctx, d), t.spanName("process", queue),
-		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(receiveAttrs("process", queue, d)...))
+		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(receiveAttrs("process", d)...))
 }
 
 // deliver starts the consumer span of a Subscription's delivery d to its
 // client: the child of ctx (the subscription's), linked to the context d
 // carries. Call it only when t.on.
-func (t *tracer) deliver(ctx context.Context, exchange, queue string, d *amqp.Delivery) trace.Span {
+func (t *tracer) deliver(ctx context.Context, name string, d *amqp.Delivery) trace.Span {
 	opts := []trace.SpanStartOption{
 		trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(receiveAttrs("deliver", queue, d)...),
+		trace.WithAttributes(receiveAttrs("deliver", d)...),
 	}
 	if sc := trace.SpanContextFromContext(t.extract(context.Background(), d)); sc.IsValid() {
 		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc}))
 	}
-	_, span := t.tr.Start(ctx, t.spanName("deliver", exchange), opts...)
+	_, span := t.tr.Start(ctx, t.spanName("deliver", name), opts...)
 	return span
 }
 

@@ -3,6 +3,7 @@ package core_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -174,7 +175,7 @@ func TestTraceOfACall(t *testing.T) {
 		})
 		wantAttrs(t, process, map[attribute.Key]string{
 			"messaging.system": "rabbitmq", "messaging.operation.type": "process",
-			"messaging.destination.name": queue, "messaging.destination.subscription.name": queue,
+			"messaging.destination.name": queue, "messaging.rabbitmq.message.delivery_tag": strconv.Itoa(i + 1), // the calls are in turn
 		})
 	}
 	for _, s := range []tracetest.SpanStub{sends[0], processes[0]} {

@@ -138,7 +138,7 @@ type call struct {
 	stream chan amqp.Delivery // a streaming call's replies, in order; nil for Call
 	label  string             // queue's, for the metrics
 	sent   time.Time          // when the request was published, for the metrics
-	span   trace.Span         // the call's, when tracing
+	span   trace.Span         // the caller's, linked to the reply's context; nil when not tracing
 }
 
 type result struct {
@@ -372,7 +372,7 @@ func (c *Client) failAll(err error) {
 // expiration (the time left) and the deadline header. A worker's error
 // reply comes back as a *ReplyError; the delivery returned is a
 // successful reply.
-func (c *Client) Call(ctx context.Context, queue string, msg amqp.Publishing) (_ amqp.Delivery, err error) {
+func (c *Client) Call(ctx context.Context, queue string, msg amqp.Publishing) (amqp.Delivery, error) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	id, cl, err := c.start(ctx, queue, msg, false)
@@ -380,9 +380,6 @@ func (c *Client) Call(ctx context.Context, queue string, msg amqp.Publishing) (_
 		return amqp.Delivery{}, err
 	}
 	defer c.mt.CallPending(cl.label, -1)
-	if cl.span != nil {
-		defer func() { end(cl.span, err) }()
-	}
 	select {
 	case r := <-cl.done:
 		c.tc.link(cl.span, r.delivery.Headers)
@@ -447,7 +444,7 @@ func (c *Client) start(ctx context.Context, queue string, msg amqp.Publishing, s
 	msg.ReplyTo = s.replyTo
 	msg.Expiration = wire.Expiration(time.Until(deadline))
 	if c.tc.on {
-		cl.span = c.tc.send(ctx, "send", "", queue, &msg, true) // msg.Headers is the call's, as for the deadline
+		cl.span = c.tc.call(ctx, &msg) // msg.Headers is the call's, as for the deadline
 	}
 	ch, err := s.pool.get()
 	if err == nil {
@@ -455,9 +452,7 @@ func (c *Client) start(ctx context.Context, queue string, msg amqp.Publishing, s
 	}
 	if err != nil {
 		c.pending.Delete(id)
-		err = ChannelError("publish request", err)
-		end(cl.span, err)
-		return "", nil, err
+		return "", nil, ChannelError("publish request", err)
 	}
 	if c.mt.on {
 		c.mt.Published("", cl.label)
@@ -492,7 +487,7 @@ type ReplyStream struct {
 	next   int64 // the sequence number the next reply must carry
 	err    error // set once the stream ended
 	closed atomic.Bool
-	linked bool // the call's span is linked to the replies' context
+	linked bool // the caller's span is linked to the replies' context
 }
 
 // Recv returns the worker's next reply. After the last it returns io.EOF
@@ -551,13 +546,6 @@ func (s *ReplyStream) Close() {
 	s.cancel()
 	if !s.closed.Swap(true) {
 		s.c.mt.CallPending(s.call.label, -1)
-		if s.call.span != nil {
-			var err error
-			if s.err != io.EOF {
-				err = s.err
-			}
-			end(s.call.span, err)
-		}
 	}
 }
 

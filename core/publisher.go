@@ -150,7 +150,7 @@ func (p *Publisher) PublishDeferred(ctx context.Context, m *Message) (*Confirmat
 	pub := m.Publishing
 	var span trace.Span
 	if p.tc.on {
-		span = p.tc.send(ctx, "publish", m.Exchange, m.RoutingKey, &pub, false)
+		span = p.tc.send(ctx, "publish", m.Exchange, m.RoutingKey, &pub)
 	}
 	dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, m.Exchange, m.RoutingKey, m.Mandatory, false, pub)
 	if err != nil {

@@ -28,17 +28,18 @@ const TracerName = "github.com/warrenrpc/warren/core"
 //
 //   - Publisher.Publish and PublishDeferred start a producer span,
 //     "publish {destination}", a child of the caller's context, which ends
-//     with the confirm (Confirmation.Wait); Client.Call and CallStream
-//     start a producer span, "send {queue}", which ends with the call.
-//     Either writes its context into the publishing's headers
-//     (traceparent, tracestate, baggage: the W3C formats by default).
+//     with the confirm (Confirmation.Wait), and write its context into the
+//     publishing's headers (traceparent, tracestate, baggage: the W3C
+//     formats by default). Client.Call and CallStream write the caller's
+//     context (the gateway's gRPC span) into the request's: a request,
+//     the hottest path warren has, costs no span of its own.
 //   - Consumer (under Server, the worker SDK and the task routes) reads
 //     that context from each delivery and handles the delivery under a
 //     consumer span, "process {queue}", its child; the span's status is
 //     the delivery's outcome (SetOutcome). A delivery without the headers,
 //     or with headers that do not parse, starts a trace of its own.
 //   - Server writes the consumer span's context into its replies, and the
-//     Client links the call's span to it when the reply comes.
+//     Client links the caller's span to it when the reply comes.
 //   - Subscription hands each delivery to its client under a consumer
 //     span, "deliver {exchange}", the child of the subscription's context
 //     (the gRPC stream's span) and linked to the publishing's context.
@@ -166,11 +167,10 @@ func (t *tracer) spanName(operation, name string) string {
 }
 
 // send starts the producer span of a publishing of p to exchange with
-// routing key key, as operation ("publish", "send"), and writes its
-// context into p's headers: into a copy when own is false, so the
-// caller's table is never changed, into p's own table when it is. It
+// routing key key, as operation ("publish"), and writes its context into
+// a copy of p's headers, so the caller's table is never changed. It
 // returns the span; call it only when t.on.
-func (t *tracer) send(ctx context.Context, operation, exchange, key string, p *amqp.Publishing, own bool) trace.Span {
+func (t *tracer) send(ctx context.Context, operation, exchange, key string, p *amqp.Publishing) trace.Span {
 	name := key
 	if exchange != "" {
 		name = exchange
@@ -184,11 +184,7 @@ func (t *tracer) send(ctx context.Context, operation, exchange, key string, p *a
 	attrs = messageAttrs(attrs, key, p.CorrelationId, p.MessageId)
 	ctx, span := t.tr.Start(ctx, t.spanName(operation, name),
 		trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...))
-	if own && p.Headers != nil {
-		t.prop.Inject(ctx, headers(p.Headers))
-	} else {
-		p.Headers = withContext(ctx, t.prop, p.Headers)
-	}
+	p.Headers = withContext(ctx, t.prop, p.Headers)
 	return span
 }
 
@@ -203,6 +199,19 @@ func messageAttrs(attrs []attribute.KeyValue, key, correlationID, messageID stri
 		attrs = append(attrs, semconv.MessagingMessageID(messageID))
 	}
 	return attrs
+}
+
+// call writes the context of a Client's caller (ctx: the gateway's gRPC
+// span) into its request's headers, own, and returns the caller's span,
+// to link to the reply; nil when ctx has no recording span. A call has no
+// span of its own: the caller's covers it, and a request is the hottest
+// path warren has. Call it only when t.on.
+func (t *tracer) call(ctx context.Context, p *amqp.Publishing) trace.Span {
+	t.prop.Inject(ctx, headers(p.Headers))
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		return span
+	}
+	return nil
 }
 
 // inject writes ctx's span context into p's headers: a new table, so a
@@ -233,7 +242,7 @@ func (t *tracer) extract(ctx context.Context, d *amqp.Delivery) context.Context 
 }
 
 // receiveAttrs are the attributes of a consumer span of d. At most eight,
-// as a send span's: the SDK's de-duplication of a span's attributes costs
+// as a publishing's: the SDK's de-duplication of a span's attributes costs
 // more above that.
 func receiveAttrs(operation string, d *amqp.Delivery) []attribute.KeyValue {
 	attrs := append(make([]attribute.KeyValue, 0, 8),

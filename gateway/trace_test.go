@@ -89,9 +89,10 @@ func randomHex(t *testing.T, n int) string {
 // a Fibonacci worker and a task consumer tracing into it too, and makes 50
 // calls of each kind. Every call is a trace of its own: the gateway's
 // server span (the child of the caller's traceparent when it sent one),
-// the core's producer span its child, and the worker's consumer span the
-// producer's child, with the caller's baggage in the worker's context; an
-// RPC's reply links back to the worker's span; every delivery to a
+// the core's producer span its child (a publishing's; an RPC has none),
+// and the worker's consumer span the child of either, with the caller's
+// baggage in the worker's context; an RPC's reply links the server span
+// to the worker's; every delivery to a
 // subscription (a log, a task's QUEUED event) is a span under the
 // subscription's server span, linked to the publishing's. Half the calls
 // send no trace headers, as the tutorials' clients do, and are served
@@ -293,15 +294,15 @@ func TestTracesAcrossGatewayAndWorkers(t *testing.T) {
 		return servers
 	}
 
-	// RPC: server → send → process, and the send span links the reply's.
+	// RPC: server → process (the worker's), and the server span links the
+	// reply's context.
 	for _, srv := range checkServer("warren.v1.FibonacciService/Fibonacci") {
-		send := s.child(t, srv, "send "+rpcQueue)
-		process := s.child(t, send, "process "+rpcQueue)
+		process := s.child(t, srv, "process "+rpcQueue)
 		if !process.Parent.IsRemote() || process.SpanKind != trace.SpanKindConsumer {
 			t.Errorf("Fibonacci: process span: remote parent %v, kind %v; want true, consumer", process.Parent.IsRemote(), process.SpanKind)
 		}
-		if !linksTo(send, process) {
-			t.Errorf("Fibonacci: the send span does not link to the worker's span")
+		if !linksTo(srv, process) {
+			t.Errorf("Fibonacci: the server span does not link to the worker's span")
 		}
 	}
 

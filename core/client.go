@@ -13,6 +13,7 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -126,6 +127,7 @@ type Client struct {
 
 	dropped atomic.Uint64 // replies with unknown or duplicate correlation ids
 	mt      *meter
+	tc      *tracer
 }
 
 // call is one call waiting for its reply, or replies.
@@ -136,6 +138,7 @@ type call struct {
 	stream chan amqp.Delivery // a streaming call's replies, in order; nil for Call
 	label  string             // queue's, for the metrics
 	sent   time.Time          // when the request was published, for the metrics
+	span   trace.Span         // the caller's, linked to the reply's context; nil when not tracing
 }
 
 type result struct {
@@ -167,6 +170,7 @@ func NewClient(sup *Supervisor, cfg ClientConfig) *Client {
 		cfg:    cfg.withDefaults(sup),
 		prefix: hex.EncodeToString(b[:]) + ".",
 		mt:     sup.mt,
+		tc:     sup.tc,
 	}
 	sup.Add(c)
 	return c
@@ -378,6 +382,7 @@ func (c *Client) Call(ctx context.Context, queue string, msg amqp.Publishing) (a
 	defer c.mt.CallPending(cl.label, -1)
 	select {
 	case r := <-cl.done:
+		c.tc.link(cl.span, r.delivery.Headers)
 		if r.err != nil {
 			return amqp.Delivery{}, r.err
 		}
@@ -439,6 +444,9 @@ func (c *Client) start(ctx context.Context, queue string, msg amqp.Publishing, s
 	NoteCall(ctx, NoteCorrelationID, id)
 	msg.ReplyTo = s.replyTo
 	msg.Expiration = wire.Expiration(time.Until(deadline))
+	if c.tc.on {
+		cl.span = c.tc.call(ctx, &msg) // msg.Headers is the call's, as for the deadline
+	}
 	ch, err := s.pool.get()
 	if err == nil {
 		err = ch.PublishWithContext(ctx, "", queue, true, false, msg)
@@ -480,6 +488,7 @@ type ReplyStream struct {
 	next   int64 // the sequence number the next reply must carry
 	err    error // set once the stream ended
 	closed atomic.Bool
+	linked bool // the caller's span is linked to the replies' context
 }
 
 // Recv returns the worker's next reply. After the last it returns io.EOF
@@ -513,6 +522,10 @@ func (s *ReplyStream) recv() (amqp.Delivery, error) {
 		case <-s.ctx.Done():
 			return amqp.Delivery{}, fmt.Errorf("the worker did not end its stream: %w", s.ctx.Err())
 		}
+	}
+	if !s.linked {
+		s.linked = true
+		s.c.tc.link(s.call.span, d.Headers)
 	}
 	if wire.StreamEnd(d.Headers) {
 		if err := replyError(&d); err != nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // ConsumerConfig configures a Consumer.
@@ -82,6 +83,7 @@ type Consumer struct {
 	handle DeliveryFunc
 	tag    string
 	mt     *meter
+	tc     *tracer
 	label  string // the queue's, for the metrics
 
 	draining atomic.Bool // Shutdown was called; read by the handler goroutines
@@ -105,6 +107,7 @@ func NewConsumer(sup *Supervisor, cfg ConsumerConfig, handle DeliveryFunc) *Cons
 		handle: handle,
 		tag:    fmt.Sprintf("%s-%s-%d-%s", cfg.Name, host, os.Getpid(), hex.EncodeToString(b[:])),
 		mt:     sup.mt,
+		tc:     sup.tc,
 	}
 	sup.Known(cfg.Queue.Name)
 	c.label = c.mt.name(cfg.Queue.Name)
@@ -176,22 +179,32 @@ func (c *Consumer) Connected(ctx context.Context, conn *Conn) error {
 
 // deliver hands d to the DeliveryFunc, and tells the metrics about it:
 // a redelivery, the handling in flight, how it ended and how long it took,
-// and a rejection without requeue.
+// and a rejection without requeue. When tracing, the DeliveryFunc runs
+// under the delivery's consumer span, which ends with the outcome.
 func (c *Consumer) deliver(ctx context.Context, ch *amqp.Channel, d *amqp.Delivery) {
-	if !c.mt.on {
+	if !c.mt.on && !c.tc.on {
 		c.handle(ctx, ch, d)
 		return
 	}
-	if d.Redelivered {
+	var span trace.Span
+	if c.tc.on {
+		ctx, span = c.tc.process(ctx, c.cfg.Queue.Name, d)
+	}
+	if c.mt.on && d.Redelivered {
 		c.mt.Redelivered(c.label)
 	}
 	rec := &delivery{Acknowledger: d.Acknowledger, mt: c.mt, queue: c.label}
 	d.Acknowledger = rec
 	c.mt.InFlight(c.label, 1)
-	start := time.Now()
+	start := c.mt.now()
 	c.handle(context.WithValue(ctx, deliveryKey{}, rec), ch, d)
-	c.mt.Handled(c.label, rec.result(), time.Since(start))
+	if c.mt.on {
+		c.mt.Handled(c.label, rec.result(), time.Since(start))
+	}
 	c.mt.InFlight(c.label, -1)
+	if span != nil {
+		endCode(span, rec.result())
+	}
 }
 
 // Disconnected waits for the handler goroutines, which end because the

@@ -27,6 +27,11 @@
 //   - CallInfo is the record of one gRPC call that the gateway's access
 //     log reads: the core notes on it (NoteCall) the ids it makes, such as
 //     a Client's correlation ids.
+//   - Tracing (Config.Tracing) traces every publishing and delivery with
+//     OpenTelemetry: a producer span that writes its context into the
+//     publishing's headers (W3C traceparent, tracestate, baggage), a
+//     consumer span that reads it back, replies and subscriptions' deliveries
+//     linked to what they answer or carry (see Tracing).
 //
 // Components are built on a Supervisor before it runs (NewPublisher,
 // NewSubscriber, NewClient, NewServer, NewInspector add themselves to it

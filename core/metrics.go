@@ -289,8 +289,9 @@ type deliveryKey struct{}
 // Status gives. The Consumer's metrics count the delivery under that
 // code; without SetOutcome, a delivery counts as OK when it was
 // acknowledged and UNKNOWN when it was not. Server calls it for every
-// request; a DeliveryFunc of another kind calls it once it knows. It does
-// nothing when no Metrics are configured.
+// request; a DeliveryFunc of another kind calls it once it knows. The
+// delivery's span, when tracing, ends with that status too. It does
+// nothing when neither Metrics nor Tracing are configured.
 func SetOutcome(ctx context.Context, err error) {
 	if d, ok := ctx.Value(deliveryKey{}).(*delivery); ok {
 		d.code, d.set = status.Code(Status(err)), true

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Message is one publishing and where it goes.
@@ -58,6 +59,7 @@ type Publisher struct {
 	cfg  PublisherConfig
 	sess atomic.Pointer[pubSession]
 	mt   *meter
+	tc   *tracer
 }
 
 type pubSession struct {
@@ -69,7 +71,7 @@ type pubSession struct {
 // NewPublisher returns a Publisher on sup's connection; it adds itself to
 // sup, so it must be built before sup runs.
 func NewPublisher(sup *Supervisor, cfg PublisherConfig) *Publisher {
-	p := &Publisher{cfg: cfg.withDefaults(), mt: sup.mt}
+	p := &Publisher{cfg: cfg.withDefaults(), mt: sup.mt, tc: sup.tc}
 	sup.Add(p)
 	return p
 }
@@ -145,18 +147,27 @@ func (p *Publisher) PublishDeferred(ctx context.Context, m *Message) (*Confirmat
 	if err != nil {
 		return nil, err
 	}
-	dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, m.Exchange, m.RoutingKey, m.Mandatory, false, m.Publishing)
+	pub := m.Publishing
+	var span trace.Span
+	if p.tc.on {
+		span = p.tc.send(ctx, "publish", m.Exchange, m.RoutingKey, &pub)
+	}
+	dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, m.Exchange, m.RoutingKey, m.Mandatory, false, pub)
 	if err != nil {
-		return nil, ChannelError("publish", err)
+		err = ChannelError("publish", err)
+		end(span, err)
+		return nil, err
 	}
 	v, _ := s.returns.Load(ch)
 	book, _ := v.(*returnBook)
 	if book == nil {
 		// The channel closed as we published: its fate is unknown, so
 		// do not wait for a confirm that cannot come.
-		return nil, fmt.Errorf("channel closed while publishing: %w", ErrConnectionLost)
+		err := fmt.Errorf("channel closed while publishing: %w", ErrConnectionLost)
+		end(span, err)
+		return nil, err
 	}
-	c := &Confirmation{dc: dc, ch: ch, conn: s.conn, timeout: p.cfg.Timeout, book: book, mt: p.mt, sent: p.mt.now()}
+	c := &Confirmation{dc: dc, ch: ch, conn: s.conn, timeout: p.cfg.Timeout, book: book, mt: p.mt, sent: p.mt.now(), span: span}
 	if p.mt.on {
 		c.dest[0], c.dest[1] = p.mt.dest(m.Exchange, m.RoutingKey)
 		p.mt.Published(c.dest[0], c.dest[1])
@@ -177,13 +188,20 @@ type Confirmation struct {
 	key     string // mandatory publishings only
 	mt      *meter
 	sent    time.Time
-	dest    [2]string // exchange and queue labels
+	dest    [2]string  // exchange and queue labels
+	span    trace.Span // the publishing's, ended by Wait; nil when not tracing
 }
 
 // Wait waits for the confirm until ctx ends, or for the Publisher's
 // Timeout when ctx has no deadline. It returns nil only for a publishing
 // the broker took: confirmed (acked) and, if mandatory, not returned.
 func (c *Confirmation) Wait(ctx context.Context) error {
+	err := c.wait(ctx)
+	end(c.span, err)
+	return err
+}
+
+func (c *Confirmation) wait(ctx context.Context) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)

@@ -146,7 +146,7 @@ func (s *Server) handle(ctx context.Context, ch *amqp.Channel, d *amqp.Delivery)
 		ctx, cancel = context.WithDeadline(ctx, deadline)
 		defer cancel()
 	}
-	r := &replier{ch: ch, d: d, ctx: context.WithoutCancel(ctx)}
+	r := &replier{ch: ch, d: d, ctx: context.WithoutCancel(ctx), tc: s.tc}
 	var last amqp.Publishing
 	err := s.serve(d, func() error {
 		if s.stream == nil {
@@ -200,13 +200,18 @@ type replier struct {
 	ch  *amqp.Channel
 	d   *amqp.Delivery
 	ctx context.Context
+	tc  *tracer
 	seq int64
 	err error // the first failed publish of a stream's reply
 }
 
-// publish sends p to the request's reply_to with its correlation id.
+// publish sends p to the request's reply_to with its correlation id, and
+// the context of the request's span when tracing.
 func (r *replier) publish(p amqp.Publishing) error {
 	p.CorrelationId = r.d.CorrelationId
+	if r.tc.on {
+		r.tc.inject(r.ctx, &p)
+	}
 	return r.ch.PublishWithContext(r.ctx, "", r.d.ReplyTo, false, false, p)
 }
 

@@ -73,6 +73,7 @@ func (c SubscriptionConfig) withDefaults() SubscriptionConfig {
 type Subscriber struct {
 	sess atomic.Pointer[subSession]
 	mt   *meter
+	tc   *tracer
 }
 
 type subSession struct {
@@ -85,7 +86,7 @@ type subSession struct {
 // NewSubscriber returns a Subscriber on sup's connection; it adds itself
 // to sup, so it must be built before sup runs.
 func NewSubscriber(sup *Supervisor) *Subscriber {
-	s := &Subscriber{mt: sup.mt}
+	s := &Subscriber{mt: sup.mt, tc: sup.tc}
 	sup.Add(s)
 	return s
 }
@@ -133,6 +134,7 @@ type Subscription struct {
 
 	mt     *meter
 	labels [2]string // exchange and queue, for the metrics
+	tc     *tracer
 }
 
 // Subscribe declares and binds the queue cfg describes and starts
@@ -162,7 +164,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, cfg SubscriptionConfig) (*Su
 		sess.work.Done()
 		return nil, err
 	}
-	sub.mt = s.mt
+	sub.mt, sub.tc = s.mt, s.tc
 	if s.mt.on {
 		sub.labels = sub.metricLabels()
 		s.mt.SubscriptionOpened(sub.labels[0], sub.labels[1])
@@ -297,7 +299,7 @@ func (s *Subscription) Stream(send func(*amqp.Delivery) error) error {
 		if !ok || s.ctx.Err() != nil {
 			return context.Cause(s.ctx)
 		}
-		if err := send(d); err != nil {
+		if err := s.send(send, d); err != nil {
 			return err // not acknowledged: requeued, or deleted with the queue
 		}
 		last = d.DeliveryTag
@@ -306,6 +308,22 @@ func (s *Subscription) Stream(send func(*amqp.Delivery) error) error {
 			ack()
 		}
 	}
+}
+
+// send hands d to send, under its span when tracing: the child of the
+// subscription's context, linked to the publishing's.
+func (s *Subscription) send(send func(*amqp.Delivery) error, d *amqp.Delivery) error {
+	if !s.tc.on {
+		return send(d)
+	}
+	name := s.queue
+	if len(s.cfg.Bindings) > 0 {
+		name = s.cfg.Bindings[0].Exchange
+	}
+	span := s.tc.deliver(s.ctx, name, d)
+	err := send(d)
+	end(span, err)
+	return err
 }
 
 // pump moves deliveries into buf until the subscription ends, then

@@ -61,6 +61,10 @@ type Config struct {
 	// Metrics receives the events of the Supervisor and of every
 	// component built on it. Default: nil, which counts nothing.
 	Metrics Metrics
+	// Tracing traces the publishings and deliveries of every component
+	// built on the Supervisor. Default: the zero Tracing, which traces
+	// nothing.
+	Tracing Tracing
 }
 
 func (c Config) withDefaults() Config {
@@ -131,6 +135,7 @@ type Supervisor struct {
 	up         atomic.Bool
 	conn       atomic.Pointer[Conn] // the current connection, nil between them
 	mt         *meter
+	tc         *tracer
 	ups        int // connections set up so far; Run's goroutine only
 }
 
@@ -138,7 +143,8 @@ type Supervisor struct {
 // components, in order (and report their loss in reverse order).
 func NewSupervisor(cfg Config, components ...Component) *Supervisor {
 	cfg = cfg.withDefaults()
-	return &Supervisor{cfg: cfg, components: components, mt: newMeter(cfg.Metrics)}
+	mt := newMeter(cfg.Metrics)
+	return &Supervisor{cfg: cfg, components: components, mt: mt, tc: newTracer(cfg.Tracing, mt)}
 }
 
 // Known records names of the queues and exchanges the components on s

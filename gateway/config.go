@@ -15,7 +15,10 @@ const DefaultStreamWorkers = 64
 // Config configures a Server. The zero value serves on the local broker.
 type Config struct {
 	// AMQP configures the gateway's broker connection. Default: the local
-	// broker, connection name "warren-gateway".
+	// broker, connection name "warren-gateway". When its Tracing is
+	// enabled, the gRPC calls are traced too (OpenTelemetry's gRPC stats
+	// handler, installed by New): their server spans are the parents of
+	// the core's spans.
 	AMQP core.Config
 	// StreamWorkers is the count of goroutines the gRPC server keeps to run
 	// calls on (grpc.NumStreamWorkers). A call that finds one idle runs on

@@ -100,6 +100,7 @@ func New(cfg Config, services []Service, opts ...grpc.ServerOption) *Server {
 	if cfg.StreamWorkers > 0 {
 		base = append(base, grpc.NumStreamWorkers(uint32(cfg.StreamWorkers)))
 	}
+	base = append(base, traceOptions(cfg.AMQP.Tracing)...)
 	s.grpc = grpc.NewServer(append(base, opts...)...)
 	for _, svc := range services {
 		if r, ok := svc.(MetadataReader); ok {

@@ -61,6 +61,7 @@ type amqpFlags struct {
 	url       string
 	heartbeat time.Duration
 	tls       amqpTLSFlags // amqptls.go
+	tracing   core.Tracing // set by trace (tracing.go)
 	logFlags
 }
 
@@ -79,7 +80,7 @@ func (f *amqpFlags) config(name string, log *slog.Logger) (core.Config, error) {
 			urls = append(urls, u)
 		}
 	}
-	cfg := core.Config{URLs: urls, Name: name, Heartbeat: f.heartbeat, Logger: log}
+	cfg := core.Config{URLs: urls, Name: name, Heartbeat: f.heartbeat, Logger: log, Tracing: f.tracing}
 	err := f.tls.apply(&cfg)
 	return cfg, err
 }

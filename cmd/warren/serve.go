@@ -197,6 +197,11 @@ func newGatewayCmd() *cobra.Command {
 			}
 			defer waitMetrics()
 			defer cancel()
+			stopTracing, err := af.trace(ctx, "warren-gateway", cmd.OutOrStdout(), log)
+			if err != nil {
+				return err
+			}
+			defer stopTracing()
 			srv, err := gf.gateway(&af, m, log)
 			if err != nil {
 				return err
@@ -239,6 +244,11 @@ func newWorkerCmd() *cobra.Command {
 			}
 			defer waitMetrics()
 			defer cancel()
+			stopTracing, err := af.trace(ctx, "warren-worker", cmd.OutOrStdout(), log)
+			if err != nil {
+				return err
+			}
+			defer stopTracing()
 			g, err := wf.workers(&af, wf.rpcQueue, wf.taskQueue, wf.eventsExchange, wf.queueType, m, log)
 			if err != nil {
 				return err
@@ -278,6 +288,11 @@ func newDevCmd() *cobra.Command {
 			// the gateway and the workers drain.
 			defer waitMetrics()
 			defer cancel()
+			stopTracing, err := af.trace(ctx, "warren", cmd.OutOrStdout(), log)
+			if err != nil {
+				return err
+			}
+			defer stopTracing()
 			srv, err := gf.gateway(&af, m, log)
 			if err != nil {
 				return err

@@ -32,6 +32,7 @@ type call struct {
 	start, end time.Time
 	code       codes.Code
 	id         string // a task's body
+	err        error
 }
 
 // calls is a log of calls, safe for concurrent use.
@@ -79,7 +80,7 @@ func (l *load) fib(client warrenv1.FibonacciServiceClient, callers int, log *cal
 				if l.ctx.Err() != nil {
 					return
 				}
-				log.add(call{start: start, end: time.Now(), code: status.Code(err)})
+				log.add(call{start: start, end: time.Now(), code: status.Code(err), err: err})
 				if err != nil {
 					time.Sleep(5 * time.Millisecond) // fail-fast calls would spin
 				}
@@ -99,7 +100,7 @@ func (l *load) tasks(client warrenv1.TaskServiceClient, submitters int, prefix s
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				_, err := client.SubmitTask(ctx, &warrenv1.SubmitTaskRequest{Body: id})
 				cancel()
-				log.add(call{start: start, end: time.Now(), code: status.Code(err), id: id})
+				log.add(call{start: start, end: time.Now(), code: status.Code(err), id: id, err: err})
 				if err != nil {
 					time.Sleep(5 * time.Millisecond)
 				}

@@ -64,7 +64,8 @@ type kill struct {
 	kind      string // the fault
 	node      *brokertest.ClusterNode
 	at        time.Time
-	gatewayOn bool // the gateway was connected to the node
+	gatewayOn bool      // the gateway was connected to the node
+	restart   time.Time // when the test began to start the node again
 }
 
 const (
@@ -194,6 +195,7 @@ func TestNodeLossUnderLoad(t *testing.T) {
 				_, err := fib.Fibonacci(ctx, &warrenv1.FibonacciRequest{N: 10})
 				return err == nil
 			})
+			ks[len(ks)-1].restart = time.Now()
 			target.Start(t)
 			t.Logf("%s #%d: killed %s (gateway on it: %v), restarted it %v after the kill",
 				kind, i+1, target.Name, k.gatewayOn, time.Since(k.at).Round(100*time.Millisecond))
@@ -234,6 +236,7 @@ func TestNodeLossUnderLoad(t *testing.T) {
 		detect, recover, inflight, health []time.Duration
 		failed                            map[codes.Code]int
 		ok                                int
+		rejoinFailed                      map[codes.Code]int // while the killed node came back
 		subsEnded, subsRefused            map[codes.Code]int
 		submitted, confirmed, done, lost  int
 		failedDone                        int
@@ -254,7 +257,7 @@ func TestNodeLossUnderLoad(t *testing.T) {
 				return r
 			}
 		}
-		r := &row{label: label, failed: map[codes.Code]int{}, subsEnded: map[codes.Code]int{}, subsRefused: map[codes.Code]int{}, taskFailed: map[codes.Code]int{}}
+		r := &row{label: label, failed: map[codes.Code]int{}, subsEnded: map[codes.Code]int{}, subsRefused: map[codes.Code]int{}, rejoinFailed: map[codes.Code]int{}, taskFailed: map[codes.Code]int{}}
 		rows = append(rows, r)
 		return r
 	}
@@ -274,6 +277,8 @@ func TestNodeLossUnderLoad(t *testing.T) {
 			winEnd = ks[i+1].at
 		}
 		in := func(t time.Time) bool { return !t.Before(k.at) && t.Before(winEnd) }
+		// Until the node's restart began: the kill's own effect.
+		lost := func(t time.Time) bool { return !t.Before(k.at) && t.Before(k.restart) }
 		r.kills++
 		// Detection: the first failure a caller saw, or the gateway's
 		// connection loss, whichever came first.
@@ -297,6 +302,10 @@ func TestNodeLossUnderLoad(t *testing.T) {
 				continue
 			}
 			r.failed[c.code]++
+			if !lost(c.end) {
+				r.rejoinFailed[c.code]++
+				continue
+			}
 			first(c.end.Sub(k.at))
 			if c.start.After(lastFailStart) {
 				lastFailStart = c.start
@@ -308,6 +317,8 @@ func TestNodeLossUnderLoad(t *testing.T) {
 				}
 			}
 		}
+		logFailures(t, fmt.Sprintf("%s #%d: Fibonacci", k.kind, i+1), k.at, k.restart, fibs, in)
+		logFailures(t, fmt.Sprintf("%s #%d: SubmitTask", k.kind, i+1), k.at, k.restart, tasks, in)
 		if inflightMax >= 0 {
 			r.inflight = append(r.inflight, inflightMax)
 			if inflightMax > 2*time.Second {
@@ -345,10 +356,11 @@ func TestNodeLossUnderLoad(t *testing.T) {
 			r.detect = append(r.detect, detect)
 		}
 		// Recovery: the end of the first successful call that started
-		// after the kill and after every call that failed in the window.
+		// after the kill and after every call that failed before the
+		// node's restart began.
 		recovered := time.Duration(-1)
 		for _, c := range fibs {
-			if c.code == codes.OK && !c.start.Before(k.at) && c.start.After(lastFailStart) && in(c.end) {
+			if c.code == codes.OK && !c.start.Before(k.at) && c.start.After(lastFailStart) && lost(c.end) {
 				recovered = c.end.Sub(k.at)
 				break
 			}
@@ -411,7 +423,7 @@ func TestNodeLossUnderLoad(t *testing.T) {
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "node loss under load (%d kills of each kind; 4 Fibonacci callers, 2 task submitters, 2 log subscriptions throughout; %v in all):\n", n, time.Since(began).Round(time.Second))
-	fmt.Fprintf(&b, "| fault | kills | detect p50 / max | recover p50 / max | in-flight calls failed within (max) | calls ok / failed, how | health NOT_SERVING for (max) | held subscriptions ended; resubscriptions refused | tasks submitted / confirmed / processed / lost | not confirmed, failed how (processed anyway) |\n")
+	fmt.Fprintf(&b, "| fault | kills | detect p50 / max | recover p50 / max | in-flight calls failed within (max) | calls ok / failed, how (of them while the node came back) | health NOT_SERVING for (max) | held subscriptions ended; resubscriptions refused | tasks submitted / confirmed / processed / lost | not confirmed, failed how (processed anyway) |\n")
 	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|\n")
 	var total struct{ submitted, confirmed, done int }
 	for _, c := range tasks {
@@ -436,10 +448,14 @@ func TestNodeLossUnderLoad(t *testing.T) {
 		if len(r.inflight) > 0 {
 			inflight = ms(slices.Max(r.inflight))
 		}
-		fmt.Fprintf(&b, "| %s | %d | %s / %s | %s / %s | %s | %d / %d: %s | %s | %s; refused %s | %d / %d / %d / %d | %s (%d) |\n",
+		var nr int
+		for _, c := range r.rejoinFailed {
+			nr += c
+		}
+		fmt.Fprintf(&b, "| %s | %d | %s / %s | %s / %s | %s | %d / %d: %s (%d) | %s | %s; refused %s | %d / %d / %d / %d | %s (%d) |\n",
 			r.label, r.kills, ms(percentile(r.detect, 50)), ms(percentile(r.detect, 100)),
 			ms(percentile(r.recover, 50)), ms(percentile(r.recover, 100)), inflight,
-			r.ok, nf, codeCounts(r.failed), healthCol, codeCounts(r.subsEnded), codeCounts(r.subsRefused),
+			r.ok, nf, codeCounts(r.failed), nr, healthCol, codeCounts(r.subsEnded), codeCounts(r.subsRefused),
 			r.submitted, r.confirmed, r.done, r.lost, codeCounts(r.taskFailed), r.failedDone)
 	}
 	fmt.Fprintf(&b, "all tasks: %d submitted (%d before the first kill), %d confirmed, %d of them processed, %d processed more than once (at least once allows it); logs received by the subscriptions: %d",
@@ -460,4 +476,34 @@ func nodeOf(c *brokertest.Cluster, raw string) *brokertest.ClusterNode {
 		}
 	}
 	return nil
+}
+
+// logFailures logs, for the calls that ended in a kill's window, each
+// distinct error with its count and when (after the kill) it first and
+// last happened.
+func logFailures(t *testing.T, what string, killed, restart time.Time, cs []call, in func(time.Time) bool) {
+	type span struct {
+		n           int
+		first, last time.Duration
+	}
+	byMsg := map[string]*span{}
+	var order []string
+	for _, c := range cs {
+		if c.err == nil || !in(c.end) {
+			continue
+		}
+		d := c.end.Sub(killed)
+		s := byMsg[c.err.Error()]
+		if s == nil {
+			s = &span{first: d}
+			byMsg[c.err.Error()] = s
+			order = append(order, c.err.Error())
+		}
+		s.n++
+		s.last = d
+	}
+	for _, m := range order {
+		s := byMsg[m]
+		t.Logf("%s: %d calls failed %v-%v after the kill (the node's restart began %v after it): %s", what, s.n, ms(s.first), ms(s.last), ms(restart.Sub(killed)), m)
+	}
 }

@@ -172,6 +172,11 @@ func TestNodeLossUnderLoad(t *testing.T) {
 	var ks []kill
 	for _, kind := range []string{killGatewayNode, killTaskLeader} {
 		for i := range n {
+			// A test that times out panics and leaves its nodes
+			// running: stop in time for the cleanup instead.
+			if d, ok := t.Deadline(); ok && time.Until(d) < 3*time.Minute {
+				t.Fatalf("%s #%d: less than 3m left before the test's -timeout; stopping so that the cluster is removed (a kill and restart takes about 30s here)", kind, i+1)
+			}
 			steady()
 			var target *brokertest.ClusterNode
 			gwNode := nodeOf(cluster, conns.current())

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -483,6 +484,9 @@ func nodeOf(c *brokertest.Cluster, raw string) *brokertest.ClusterNode {
 	return nil
 }
 
+// taskID matches the task ids in SubmitTask's errors.
+var taskID = regexp.MustCompile(`\b[0-9a-f]{32}\b`)
+
 // logFailures logs, for the calls that ended in a kill's window, each
 // distinct error with its count and when (after the kill) it first and
 // last happened.
@@ -498,11 +502,12 @@ func logFailures(t *testing.T, what string, killed, restart time.Time, cs []call
 			continue
 		}
 		d := c.end.Sub(killed)
-		s := byMsg[c.err.Error()]
+		msg := taskID.ReplaceAllString(c.err.Error(), "<id>")
+		s := byMsg[msg]
 		if s == nil {
 			s = &span{first: d}
-			byMsg[c.err.Error()] = s
-			order = append(order, c.err.Error())
+			byMsg[msg] = s
+			order = append(order, msg)
 		}
 		s.n++
 		s.last = d

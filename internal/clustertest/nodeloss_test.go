@@ -387,6 +387,9 @@ func TestNodeLossUnderLoad(t *testing.T) {
 					}
 				}
 				r.health = append(r.health, back.Sub(h.at))
+				if back.Sub(h.at) > 10*time.Second {
+					t.Errorf("%s #%d: health NOT_SERVING for %v after the kill; want SERVING again within 10s", k.kind, i+1, ms(back.Sub(h.at)))
+				}
 				wentDown = true
 				break
 			}

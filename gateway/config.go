@@ -32,6 +32,17 @@ type Config struct {
 	// DrainTimeout bounds how long shutdown waits for in-flight calls before
 	// it cancels them. Default: 10s.
 	DrainTimeout time.Duration
+	// MaxConnectionAge, when positive, is how long a client connection
+	// may live: the server then sends it a GOAWAY, and the client dials
+	// again (grpc keepalive.ServerParameters.MaxConnectionAge, jittered by
+	// ±10 %). Behind an L4 load balancer this lets clients rebalance onto
+	// a gateway added later. Default: 0, connections live as long as
+	// their clients keep them.
+	MaxConnectionAge time.Duration
+	// MaxConnectionAgeGrace is how long calls in flight on a connection
+	// past MaxConnectionAge may still run before it is closed. Default: 0,
+	// which gRPC takes as no limit.
+	MaxConnectionAgeGrace time.Duration
 	// HealthInterval is how often the per-service health statuses are
 	// brought up to date with what the services report (Readier).
 	// Default: 250ms.

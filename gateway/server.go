@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/tap"
 
 	"github.com/warrenrpc/warren/core"
@@ -101,6 +102,11 @@ func New(cfg Config, services []Service, opts ...grpc.ServerOption) *Server {
 		base = append(base, grpc.NumStreamWorkers(uint32(cfg.StreamWorkers)))
 	}
 	base = append(base, traceOptions(cfg.AMQP.Tracing)...)
+	if cfg.MaxConnectionAge > 0 {
+		base = append(base, grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionAge: cfg.MaxConnectionAge, MaxConnectionAgeGrace: cfg.MaxConnectionAgeGrace,
+		}))
+	}
 	s.grpc = grpc.NewServer(append(base, opts...)...)
 	for _, svc := range services {
 		if r, ok := svc.(MetadataReader); ok {

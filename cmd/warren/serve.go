@@ -32,6 +32,8 @@ type gatewayFlags struct {
 	replyMode      string
 	timeout        time.Duration
 	drain          time.Duration
+	maxConnAge     time.Duration
+	maxConnGrace   time.Duration
 	mgmtURL        string
 	descriptorSets []string
 	routePrefix    string
@@ -52,6 +54,8 @@ func (f *gatewayFlags) register(cmd *cobra.Command) {
 	enumFlag(cmd, &f.replyMode, "reply-mode", "queue", "how replies come back: queue (a gateway-owned reply queue) or direct (amq.rabbitmq.reply-to)", "queue", "direct")
 	fs.DurationVar(&f.timeout, "default-timeout", 10*time.Second, "deadline of calls that have none, including their waits for the broker")
 	fs.DurationVar(&f.drain, "drain-timeout", 10*time.Second, "how long shutdown waits for in-flight calls")
+	fs.DurationVar(&f.maxConnAge, "max-connection-age", 0, "close a client connection after about this long (GOAWAY; the client dials again), so clients behind an L4 load balancer spread over gateways added later; 0: never")
+	fs.DurationVar(&f.maxConnGrace, "max-connection-age-grace", 0, "how long calls in flight on a connection past --max-connection-age may still run; 0: no limit")
 	queueTypeFlag(cmd, &f.queueType)
 	fs.StringSliceVar(&f.descriptorSets, "descriptor-set", nil, "a FileDescriptorSet (buf build -o FILE) whose services with warren routes the gateway serves too; repeat it or separate files with commas")
 	fs.StringVar(&f.routePrefix, "route-prefix", "", "put before the names of the queues and exchanges of the routes in --descriptor-set (their workers must use the same prefix)")
@@ -97,11 +101,13 @@ func (f *gatewayFlags) gateway(af *amqpFlags, m *metrics.Metrics, log *slog.Logg
 		return nil, err
 	}
 	return gateway.New(gateway.Config{
-		AMQP:         amqpCfg,
-		DrainTimeout: f.drain,
-		Logger:       log,
-		AccessLog:    accessLogger(f.accessLog, log),
-		Metrics:      m,
+		AMQP:                  amqpCfg,
+		DrainTimeout:          f.drain,
+		MaxConnectionAge:      f.maxConnAge,
+		MaxConnectionAgeGrace: f.maxConnGrace,
+		Logger:                log,
+		AccessLog:             accessLogger(f.accessLog, log),
+		Metrics:               m,
 	}, services), nil
 }
 

@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"time"
 
+	"github.com/warrenrpc/warren/auth"
 	"github.com/warrenrpc/warren/core"
 	"github.com/warrenrpc/warren/metrics"
 )
@@ -40,6 +42,16 @@ type Config struct {
 	// everything the core does for the services. Default: nil, no
 	// metrics.
 	Metrics *metrics.Metrics
+	// TLS, when set, serves gRPC over TLS only: a plaintext client fails
+	// its handshake. NewTLS builds one that reloads its files. Default:
+	// nil, plaintext.
+	TLS *tls.Config
+	// Auth, when set, authenticates and authorizes every call (its
+	// interceptors, installed by New inside the metrics' and outside the
+	// error boundary) and scopes the routing and binding keys the core
+	// uses for it; Serve runs its file watcher. Default: nil, every call
+	// is served.
+	Auth *auth.Guard
 }
 
 func (c Config) withDefaults() Config {

@@ -68,6 +68,7 @@ func New(cfg Config, services []Service, opts ...grpc.ServerOption) *Server {
 	}
 	unary := []grpc.UnaryServerInterceptor{unaryBoundary}
 	stream := []grpc.StreamServerInterceptor{s.streams.intercept}
+	unary, stream, security := cfg.security(unary, stream)
 	if cfg.Metrics != nil {
 		unary = append([]grpc.UnaryServerInterceptor{cfg.Metrics.UnaryServerInterceptor()}, unary...)
 		stream = append([]grpc.StreamServerInterceptor{cfg.Metrics.StreamServerInterceptor()}, stream...)
@@ -82,6 +83,7 @@ func New(cfg Config, services []Service, opts ...grpc.ServerOption) *Server {
 	if cfg.StreamWorkers > 0 {
 		base = append(base, grpc.NumStreamWorkers(uint32(cfg.StreamWorkers)))
 	}
+	base = append(base, security...)
 	s.grpc = grpc.NewServer(append(base, opts...)...)
 	for _, svc := range services {
 		svc.Attach(s.sup)
@@ -161,6 +163,9 @@ func (s *Server) serve(ctx context.Context, lis net.Listener) error {
 	amqpCtx, stopAMQP := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = s.sup.Run(amqpCtx) })
+	if s.cfg.Auth != nil {
+		wg.Go(func() { s.cfg.Auth.Run(amqpCtx) })
+	}
 
 	healthDone := make(chan struct{})
 	wg.Go(func() {

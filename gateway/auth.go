@@ -11,7 +11,7 @@ import (
 func (c Config) security(unary []grpc.UnaryServerInterceptor, stream []grpc.StreamServerInterceptor) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor, []grpc.ServerOption) {
 	var opts []grpc.ServerOption
 	if c.TLS != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(c.TLS)))
+		opts = append(opts, grpc.Creds(lingerCreds{credentials.NewTLS(c.TLS)}))
 	}
 	if c.Auth != nil {
 		unary = append([]grpc.UnaryServerInterceptor{c.Auth.UnaryServerInterceptor()}, unary...)

@@ -181,6 +181,9 @@ func (s *Server) serve(ctx context.Context, lis net.Listener) error {
 		}
 	})
 
+	if s.cfg.TLS != nil {
+		lis = tlsOnly{lis}
+	}
 	served := make(chan error, 1)
 	go func() { served <- s.grpc.Serve(lis) }()
 

@@ -36,10 +36,12 @@ type gatewayFlags struct {
 	descriptorSets []string
 	routePrefix    string
 	queueType      string
+	sec            serverSecurityFlags
 }
 
 func (f *gatewayFlags) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
+	defer f.sec.register(cmd)
 	fs.StringVar(&f.listen, "listen", defaultAddr, "gRPC listen address (host:port)")
 	fs.StringVar(&f.rpcQueue, "rpc-queue", fibsvc.DefaultQueue, "queue Fibonacci requests go to")
 	fs.StringVar(&f.taskQueue, "task-queue", tasksvc.DefaultQueue, "queue tasks go to")
@@ -90,12 +92,16 @@ func (f *gatewayFlags) gateway(af *amqpFlags, m *metrics.Metrics, log *slog.Logg
 			services = append(services, svc)
 		}
 	}
-	return gateway.New(gateway.Config{
+	cfg := gateway.Config{
 		AMQP:         af.config("warren-gateway", log),
 		DrainTimeout: f.drain,
 		Logger:       log,
 		Metrics:      m,
-	}, services), nil
+	}
+	if err := f.sec.apply(&cfg); err != nil {
+		return nil, err
+	}
+	return gateway.New(cfg, services), nil
 }
 
 // workerFlags configure the workers.

@@ -32,7 +32,7 @@ import (
 type secured struct {
 	*warrentest.Gateway
 	dir                   string
-	ca, wrongCA           *pki
+	ca, wrongCA           *warrentest.PKI
 	policyFile, topic     string
 	tokens                map[string]string // caller → token
 	certs                 map[string][2]string
@@ -69,17 +69,17 @@ const policyTemplate = `{
 func startSecured(t *testing.T) *secured {
 	t.Helper()
 	dir := t.TempDir()
-	s := &secured{dir: dir, ca: newPKI(t, dir, "ca"), wrongCA: newPKI(t, dir, "wrong"), certs: map[string][2]string{}, tokens: testTokens}
-	s.serverCert, s.serverKey = s.ca.issue(leaf{name: "server", cn: "warren-gateway", server: true})
-	for _, l := range []leaf{
-		{name: "cert-x", uri: "spiffe://warren/tenant/x", cn: "ignored-when-a-SAN-exists"},
-		{name: "cert-y", cn: "tenant-y"},
-		{name: "cert-expired", cn: "tenant-x", expired: true},
+	s := &secured{dir: dir, ca: warrentest.NewPKI(t, dir, "ca"), wrongCA: warrentest.NewPKI(t, dir, "wrong"), certs: map[string][2]string{}, tokens: testTokens}
+	s.serverCert, s.serverKey = s.ca.Issue(warrentest.Leaf{Name: "server", CN: "warren-gateway", Server: true})
+	for _, l := range []warrentest.Leaf{
+		{Name: "cert-x", URI: "spiffe://warren/tenant/x", CN: "ignored-when-a-SAN-exists"},
+		{Name: "cert-y", CN: "tenant-y"},
+		{Name: "cert-expired", CN: "tenant-x", Expired: true},
 	} {
-		c, k := s.ca.issue(l)
-		s.certs[l.name] = [2]string{c, k}
+		c, k := s.ca.Issue(l)
+		s.certs[l.Name] = [2]string{c, k}
 	}
-	c, k := s.wrongCA.issue(leaf{name: "cert-wrong-ca", cn: "tenant-x"})
+	c, k := s.wrongCA.Issue(warrentest.Leaf{Name: "cert-wrong-ca", CN: "tenant-x"})
 	s.certs["cert-wrong-ca"] = [2]string{c, k}
 
 	var lines []string
@@ -149,7 +149,7 @@ func (s *secured) dial(t testing.TB, c caller) *grpc.ClientConn {
 	if c.cert != "" {
 		certFile, keyFile = s.certs[c.cert][0], s.certs[c.cert][1]
 	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(clientTLS(t, s.ca.CAFile, certFile, keyFile)))}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(warrentest.ClientTLS(t, s.ca.CAFile, certFile, keyFile)))}
 	conn, err := grpc.NewClient(s.Addr, opts...)
 	if err != nil {
 		t.Fatal(err)

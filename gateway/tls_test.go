@@ -50,7 +50,7 @@ func TestTLSFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 	mtlsGW := warrentest.StartGatewayTCP(t, gateway.Config{TLS: mtls}, logsvc.New(logsvc.Config{Logger: quietLog}))
-	oldCert, oldKey := s.ca.issue(leaf{name: "server-expired", cn: "warren-gateway", server: true, expired: true})
+	oldCert, oldKey := s.ca.Issue(warrentest.Leaf{Name: "server-expired", CN: "warren-gateway", Server: true, Expired: true})
 	expired, err := gateway.NewTLS(gateway.TLSFiles{CertFile: oldCert, KeyFile: oldKey, Logger: quietLog})
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +84,7 @@ func TestTLSFailures(t *testing.T) {
 			addr: func() string { return s.Addr },
 			cfg: func() credentials.TransportCredentials {
 				c := s.certs["cert-wrong-ca"]
-				return credentials.NewTLS(clientTLS(t, s.ca.CAFile, c[0], c[1]))
+				return credentials.NewTLS(warrentest.ClientTLS(t, s.ca.CAFile, c[0], c[1]))
 			},
 			call: emitLog,
 			code: codes.Unauthenticated,
@@ -95,7 +95,7 @@ func TestTLSFailures(t *testing.T) {
 			addr: func() string { return mtlsGW.Addr },
 			cfg: func() credentials.TransportCredentials {
 				c := s.certs["cert-wrong-ca"]
-				return credentials.NewTLS(clientTLS(t, s.ca.CAFile, c[0], c[1]))
+				return credentials.NewTLS(warrentest.ClientTLS(t, s.ca.CAFile, c[0], c[1]))
 			},
 			want: []string{"tls", "certificate required"},
 		},
@@ -104,7 +104,7 @@ func TestTLSFailures(t *testing.T) {
 			addr: func() string { return s.Addr },
 			cfg: func() credentials.TransportCredentials {
 				c := s.certs["cert-expired"]
-				return credentials.NewTLS(clientTLS(t, s.ca.CAFile, c[0], c[1]))
+				return credentials.NewTLS(warrentest.ClientTLS(t, s.ca.CAFile, c[0], c[1]))
 			},
 			want: []string{"tls", "expired"},
 		},
@@ -112,7 +112,7 @@ func TestTLSFailures(t *testing.T) {
 			name: "expired server certificate",
 			addr: func() string { return expiredGW.Addr },
 			cfg: func() credentials.TransportCredentials {
-				return credentials.NewTLS(clientTLS(t, s.ca.CAFile, "", ""))
+				return credentials.NewTLS(warrentest.ClientTLS(t, s.ca.CAFile, "", ""))
 			},
 			want: []string{"x509", "certificate has expired"},
 		},
@@ -120,7 +120,7 @@ func TestTLSFailures(t *testing.T) {
 			name: "client trusts another CA than the server's",
 			addr: func() string { return s.Addr },
 			cfg: func() credentials.TransportCredentials {
-				return credentials.NewTLS(clientTLS(t, s.wrongCA.CAFile, "", ""))
+				return credentials.NewTLS(warrentest.ClientTLS(t, s.wrongCA.CAFile, "", ""))
 			},
 			want: []string{"x509", "certificate signed by unknown authority"},
 		},
@@ -134,7 +134,7 @@ func TestTLSFailures(t *testing.T) {
 			name: "TLS to a plaintext port",
 			addr: func() string { return plainGW.Addr },
 			cfg: func() credentials.TransportCredentials {
-				return credentials.NewTLS(clientTLS(t, s.ca.CAFile, "", ""))
+				return credentials.NewTLS(warrentest.ClientTLS(t, s.ca.CAFile, "", ""))
 			},
 			want: []string{"tls", "first record does not look like a TLS handshake"},
 		},
@@ -174,7 +174,7 @@ func TestTLSCertificateReload(t *testing.T) {
 
 	// A certificate from the same CA with another serial, written over
 	// the files as an operator (or cert-manager) would.
-	c, k := s.ca.issue(leaf{name: "server2", cn: "warren-gateway-2", server: true})
+	c, k := s.ca.Issue(warrentest.Leaf{Name: "server2", CN: "warren-gateway-2", Server: true})
 	for src, dst := range map[string]string{c: s.serverCert, k: s.serverKey} {
 		b, err := os.ReadFile(src)
 		if err != nil {
@@ -202,7 +202,7 @@ func TestTLSCertificateReload(t *testing.T) {
 // certificate.
 func peerCertSerial(t testing.TB, addr, caFile string) string {
 	t.Helper()
-	cfg := clientTLS(t, caFile, "", "")
+	cfg := warrentest.ClientTLS(t, caFile, "", "")
 	cfg.NextProtos = []string{"h2"}
 	c, err := tls.Dial("tcp", addr, cfg)
 	if err != nil {

@@ -1,4 +1,4 @@
-package gateway_test
+package warrentest
 
 import (
 	"crypto/ecdsa"
@@ -18,9 +18,9 @@ import (
 	"time"
 )
 
-// pki is a test's certificate authority, writing PEM files into a
+// PKI is a test's certificate authority: it writes PEM files into a
 // directory of the test's own.
-type pki struct {
+type PKI struct {
 	t    testing.TB
 	dir  string
 	name string
@@ -32,7 +32,8 @@ type pki struct {
 
 var serial atomic.Int64
 
-func newPKI(t testing.TB, dir, name string) *pki {
+// NewPKI makes a CA named name, its certificate in dir/name-ca.pem.
+func NewPKI(t testing.TB, dir, name string) *PKI {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -52,22 +53,23 @@ func newPKI(t testing.TB, dir, name string) *pki {
 		t.Fatal(err)
 	}
 	cert, _ := x509.ParseCertificate(der)
-	p := &pki{t: t, dir: dir, name: name, cert: cert, key: key, CAFile: filepath.Join(dir, name+"-ca.pem")}
+	p := &PKI{t: t, dir: dir, name: name, cert: cert, key: key, CAFile: filepath.Join(dir, name+"-ca.pem")}
 	writePEM(t, p.CAFile, "CERTIFICATE", der)
 	return p
 }
 
-// leaf describes a certificate to issue.
-type leaf struct {
-	name    string // file names, and the CN unless cn is set
-	cn      string
-	uri     string
-	server  bool
-	expired bool
+// Leaf describes a certificate to issue.
+type Leaf struct {
+	Name    string // of its files: Name.pem, Name-key.pem
+	CN      string // subject common name
+	URI     string // a URI SAN
+	Server  bool   // a server certificate for localhost and 127.0.0.1
+	Expired bool   // expired yesterday
 }
 
-// issue writes l's certificate and key and returns their files.
-func (p *pki) issue(l leaf) (certFile, keyFile string) {
+// Issue writes l's certificate, signed by the CA, and its key, and
+// returns their files.
+func (p *PKI) Issue(l Leaf) (certFile, keyFile string) {
 	t := p.t
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -76,25 +78,25 @@ func (p *pki) issue(l leaf) (certFile, keyFile string) {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(serial.Add(1)),
-		Subject:      pkix.Name{CommonName: l.cn},
+		Subject:      pkix.Name{CommonName: l.CN},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
-	if l.server {
+	if l.Server {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 		tmpl.DNSNames = []string{"localhost"}
 		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
 	}
-	if l.uri != "" {
-		u, err := url.Parse(l.uri)
+	if l.URI != "" {
+		u, err := url.Parse(l.URI)
 		if err != nil {
 			t.Fatal(err)
 		}
 		tmpl.URIs = []*url.URL{u}
 	}
-	if l.expired {
+	if l.Expired {
 		tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.cert, &key.PublicKey, p.key)
@@ -105,7 +107,7 @@ func (p *pki) issue(l leaf) (certFile, keyFile string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	certFile, keyFile = filepath.Join(p.dir, l.name+".pem"), filepath.Join(p.dir, l.name+"-key.pem")
+	certFile, keyFile = filepath.Join(p.dir, l.Name+".pem"), filepath.Join(p.dir, l.Name+"-key.pem")
 	writePEM(t, certFile, "CERTIFICATE", der)
 	writePEM(t, keyFile, "EC PRIVATE KEY", kder)
 	return certFile, keyFile
@@ -118,9 +120,9 @@ func writePEM(t testing.TB, path, kind string, der []byte) {
 	}
 }
 
-// clientTLS is a client's TLS configuration: trusting caFile, presenting
+// ClientTLS is a client's TLS configuration: trusting caFile, presenting
 // certFile when it is set.
-func clientTLS(t testing.TB, caFile, certFile, keyFile string) *tls.Config {
+func ClientTLS(t testing.TB, caFile, certFile, keyFile string) *tls.Config {
 	t.Helper()
 	pemBytes, err := os.ReadFile(caFile)
 	if err != nil {

@@ -183,7 +183,7 @@ func (l tlsOnly) Accept() (net.Conn, error) {
 var errPlaintext = errors.New("gateway: plaintext connection to a TLS port")
 
 // plaintextReason is the debug data of the GOAWAY a plaintext client gets.
-const plaintextReason = "warren: this port accepts TLS only; dial it with TLS (grpcurl: -cacert instead of -plaintext)"
+const plaintextReason = "warren: this port accepts TLS only; dial it with TLS (warren --tls-ca, grpcurl -cacert instead of -plaintext)"
 
 // sniffConn looks at the first byte a client sends: a TLS record starts
 // with 0x16 (handshake); anything else is refused (refusePlaintext).

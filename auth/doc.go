@@ -3,7 +3,8 @@
 // Authentication: a call's principal is the principal a tokens file maps
 // its bearer token to (the authorization header, "Bearer <token>"; the file
 // holds SHA-256 hashes, never tokens, and a lookup compares every entry in
-// constant time), else the name in its verified client certificate (first
+// constant time) or, when it is a JWT and a JWKS is configured, the JWT's
+// verified subject; else the name in its verified client certificate (first
 // URI SAN, else first DNS SAN, else common name; mutual TLS is the
 // gateway's, gateway.NewTLS). A token that is malformed or unknown is
 // UNAUTHENTICATED even when a certificate came with it; a call with

@@ -31,6 +31,14 @@ type Config struct {
 	// when it changes. Default "": bearer tokens are refused, and only
 	// client certificates authenticate.
 	TokensFile string
+	// JWKSFile is a JSON Web Key Set (see JWKS), reloaded when it
+	// changes: a bearer token that is a JWT signed by one of its keys is
+	// its subject's. Default "": JWTs are looked up in TokensFile like any
+	// token.
+	JWKSFile string
+	// JWT are the claims a JWT must carry besides exp. Default: any
+	// issuer, any audience.
+	JWT JWTClaims
 	// ReloadInterval is how often the files are checked for changes (their
 	// modification time and size). Default: DefaultReloadInterval.
 	ReloadInterval time.Duration
@@ -58,6 +66,7 @@ type Guard struct {
 	cfg    Config
 	policy atomic.Pointer[Policy]
 	tokens atomic.Pointer[Tokens]
+	jwks   atomic.Pointer[JWKS]
 	files  []*watched
 }
 
@@ -89,6 +98,19 @@ func New(cfg Config) (*Guard, error) {
 			t, err := ParseTokens(b)
 			if err == nil {
 				g.tokens.Store(t)
+			}
+			return err
+		}}
+		if err := w.init(); err != nil {
+			return nil, err
+		}
+		g.files = append(g.files, w)
+	}
+	if cfg.JWKSFile != "" {
+		w := &watched{path: cfg.JWKSFile, what: "JWKS", load: func(b []byte) error {
+			k, err := ParseJWKS(b)
+			if err == nil {
+				g.jwks.Store(k)
 			}
 			return err
 		}}
@@ -166,9 +188,16 @@ func (g *Guard) authenticate(ctx context.Context, md metadata.MD) (Identity, err
 		if !ok || !strings.EqualFold(scheme, "bearer") || token == "" {
 			return Identity{}, status.Error(codes.Unauthenticated, `auth: malformed authorization header: want "Bearer <token>"`)
 		}
+		if k := g.jwks.Load(); k != nil && looksLikeJWT(token) {
+			principal, err := k.Verify(token, g.cfg.JWT, time.Now())
+			if err != nil {
+				return Identity{}, status.Errorf(codes.Unauthenticated, "auth: %v", err)
+			}
+			return Identity{Principal: principal, Via: ViaJWT}, nil
+		}
 		t := g.tokens.Load()
 		if t == nil {
-			return Identity{}, status.Error(codes.Unauthenticated, "auth: this gateway accepts no bearer tokens (it has no tokens file)")
+			return Identity{}, status.Error(codes.Unauthenticated, "auth: this gateway accepts no such bearer token (it has no tokens file)")
 		}
 		principal, ok := t.Lookup(token)
 		if !ok {

@@ -11,16 +11,18 @@ import (
 // How a caller proved who it is.
 const (
 	ViaToken       = "token"
+	ViaJWT         = "jwt"
 	ViaCertificate = "certificate"
 )
 
 // Identity is who a call comes from.
 type Identity struct {
 	// Principal is the caller's name: a bearer token's principal (from
-	// the tokens file), or its client certificate's first URI SAN, else
+	// the tokens file, or a JWT's subject), or its client certificate's first URI SAN, else
 	// first DNS SAN, else subject common name. "" for an anonymous call.
 	Principal string
-	// Via is ViaToken or ViaCertificate; "" for an anonymous call.
+	// Via is ViaToken, ViaJWT or ViaCertificate; "" for an anonymous
+	// call.
 	Via string
 }
 

@@ -21,15 +21,20 @@ import (
 type serverSecurityFlags struct {
 	cert, key, clientCA string
 	policy, tokens      string
+	jwks                string
+	jwt                 auth.JWTClaims
 }
 
 func (f *serverSecurityFlags) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.StringVar(&f.cert, "tls-cert", "", "serve gRPC over TLS only, with this PEM certificate (chain); reloaded when the file changes")
 	fs.StringVar(&f.key, "tls-key", "", "the PEM key of --tls-cert")
-	fs.StringVar(&f.clientCA, "tls-client-ca", "", "mutual TLS: verify client certificates against these PEM CAs (required, unless --auth-tokens lets callers use a token instead); a certificate's SAN or CN is its principal")
+	fs.StringVar(&f.clientCA, "tls-client-ca", "", "mutual TLS: verify client certificates against these PEM CAs (required, unless --auth-tokens or --auth-jwks lets callers use a token instead); a certificate's SAN or CN is its principal")
 	fs.StringVar(&f.policy, "auth-policy", "", "authorization policy (grpc authz JSON, plus routing-key \"scopes\"); reloaded when the file changes")
 	fs.StringVar(&f.tokens, "auth-tokens", "", `bearer tokens file: "<sha256 hex of the token> <principal>" per line; reloaded when the file changes`)
+	fs.StringVar(&f.jwks, "auth-jwks", "", "JSON Web Key Set: a bearer JWT (RS256 or ES256) signed by one of its keys is its subject's; reloaded when the file changes")
+	fs.StringVar(&f.jwt.Issuer, "auth-jwt-issuer", "", "the iss a JWT must carry (default: any)")
+	fs.StringVar(&f.jwt.Audience, "auth-jwt-audience", "", "an aud a JWT must carry (default: any)")
 }
 
 // apply sets the TLS and Auth of the gateway's configuration.
@@ -43,15 +48,18 @@ func (f *serverSecurityFlags) apply(cfg *gateway.Config) error {
 	if f.cert != "" {
 		t, err := gateway.NewTLS(gateway.TLSFiles{
 			CertFile: f.cert, KeyFile: f.key, ClientCAFile: f.clientCA,
-			ClientCertOptional: f.tokens != "", Logger: cfg.Logger,
+			ClientCertOptional: f.tokens != "" || f.jwks != "", Logger: cfg.Logger,
 		})
 		if err != nil {
 			return err
 		}
 		cfg.TLS = t
 	}
-	if f.policy != "" || f.tokens != "" || f.clientCA != "" {
-		g, err := auth.New(auth.Config{PolicyFile: f.policy, TokensFile: f.tokens, Logger: cfg.Logger})
+	if (f.jwt != auth.JWTClaims{}) && f.jwks == "" {
+		return usagef("--auth-jwt-issuer and --auth-jwt-audience need --auth-jwks")
+	}
+	if f.policy != "" || f.tokens != "" || f.jwks != "" || f.clientCA != "" {
+		g, err := auth.New(auth.Config{PolicyFile: f.policy, TokensFile: f.tokens, JWKSFile: f.jwks, JWT: f.jwt, Logger: cfg.Logger})
 		if err != nil {
 			return err
 		}

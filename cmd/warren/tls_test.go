@@ -90,6 +90,7 @@ func TestSecurityFlags(t *testing.T) {
 		{[]string{"fib", "--addr", "gateway.example:50051", "--token", "t", "1"}, "warren: fib: --token needs TLS (--tls-ca) to gateway.example:50051: the token would cross the network in clear\n"},
 		{[]string{"gateway", "--tls-key", "k.pem"}, "warren: gateway: --tls-cert and --tls-key go together\n"},
 		{[]string{"dev", "--tls-client-ca", "ca.pem"}, "warren: dev: --tls-client-ca needs --tls-cert and --tls-key\n"},
+		{[]string{"gateway", "--auth-jwt-audience", "warren"}, "warren: gateway: --auth-jwt-issuer and --auth-jwt-audience need --auth-jwks\n"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -217,6 +217,10 @@ func TestGuardAuthenticate(t *testing.T) {
 			if got := Principal(ctx); got != tt.want {
 				t.Errorf("Principal = %q, want %q", got, tt.want)
 			}
+			// Outside the interceptors, from the credentials alone.
+			if got := g.CallPrincipal(metadata.NewIncomingContext(context.Background(), md)); got != tt.want {
+				t.Errorf("CallPrincipal = %q, want %q", got, tt.want)
+			}
 		})
 	}
 }

@@ -175,6 +175,24 @@ func (g *Guard) Authorize(ctx context.Context, method string) (context.Context, 
 	return core.WithKeyGuard(ctx, keyGuard{g: g, principal: id.Principal}), nil
 }
 
+// CallPrincipal is the principal of the call of ctx: the one the Guard
+// put in ctx (Principal) when the Guard saw it, else the one its
+// credentials name (a bearer token in its incoming metadata, a verified
+// client certificate of its peer), "" when they name none. It suits
+// gateway.Config.Principal, whose context comes from outside the Guard's
+// interceptors.
+func (g *Guard) CallPrincipal(ctx context.Context) string {
+	if id, ok := FromContext(ctx); ok {
+		return id.Principal
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	id, err := g.authenticate(ctx, md)
+	if err != nil {
+		return ""
+	}
+	return id.Principal
+}
+
 // authenticate finds who calls: the principal of a bearer token, else of
 // a verified client certificate, else nobody. A token that is malformed
 // or unknown is an error, whatever the certificate says.

@@ -80,8 +80,13 @@ func ParseJWKS(data []byte) (*JWKS, error) {
 			if err := errors.Join(err1, err2); err != nil {
 				return nil, fmt.Errorf("auth: JWKS key %d: %w", i, err)
 			}
-			pub := &ecdsa.PublicKey{Curve: elliptic.P256(), X: x, Y: y}
-			if _, err := pub.ECDH(); err != nil { // checks the point is on the curve
+			if x.BitLen() > 256 || y.BitLen() > 256 {
+				return nil, fmt.Errorf("auth: JWKS key %d: not a point of P-256", i)
+			}
+			point := append([]byte{4}, x.FillBytes(make([]byte, 32))...)
+			point = append(point, y.FillBytes(make([]byte, 32))...)
+			pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), point) // checks the point is on the curve
+			if err != nil {
 				return nil, fmt.Errorf("auth: JWKS key %d: not a point of P-256", i)
 			}
 			key.alg, key.pub = "ES256", pub

@@ -79,9 +79,13 @@ func testJWKS(t testing.TB) (path string, rs, es, stranger signer) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	point, err := ek.PublicKey.Bytes() // 4, x, y
+	if err != nil {
+		t.Fatal(err)
+	}
 	jwks := map[string]any{"keys": []map[string]string{
 		{"kty": "RSA", "kid": "r1", "alg": "RS256", "use": "sig", "n": b64.EncodeToString(rk.N.Bytes()), "e": b64.EncodeToString(big.NewInt(int64(rk.E)).Bytes())},
-		{"kty": "EC", "kid": "e1", "crv": "P-256", "x": b64.EncodeToString(ek.X.FillBytes(make([]byte, 32))), "y": b64.EncodeToString(ek.Y.FillBytes(make([]byte, 32)))},
+		{"kty": "EC", "kid": "e1", "crv": "P-256", "x": b64.EncodeToString(point[1:33]), "y": b64.EncodeToString(point[33:])},
 	}}
 	b, _ := json.Marshal(jwks)
 	path = filepath.Join(t.TempDir(), "jwks.json")

@@ -20,6 +20,9 @@
 //     declares), each question bounded by the caller's deadline.
 //   - Status maps every error of the core, and of the handlers built on
 //     it, to a gRPC status, in one place.
+//   - CheckScope asks the KeyGuard a call's context carries (package auth
+//     puts one there) whether the call may use a routing or binding key;
+//     Publisher and Subscriber ask it before anything reaches the broker.
 //   - Metrics (Config.Metrics) hears what every component does, each
 //     event from the one place it happens, with queue and exchange labels
 //     bounded by the names the Supervisor knows (Known); package metrics

@@ -132,7 +132,8 @@ func Status(err error) error {
 		code = codes.ResourceExhausted
 	case errors.Is(err, ErrNoQueue), errors.Is(err, ErrNoConsumer):
 		code = codes.Unavailable
-	case errors.As(err, &aerr) && aerr.Code == amqp.AccessRefused:
+	case errors.Is(err, ErrOutOfScope),
+		errors.As(err, &aerr) && aerr.Code == amqp.AccessRefused:
 		code = codes.PermissionDenied
 	case errors.As(err, &aerr) && aerr.Code == amqp.NotFound:
 		code = codes.NotFound

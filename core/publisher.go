@@ -136,6 +136,9 @@ func (p *Publisher) Publish(ctx context.Context, m *Message) error {
 // call Wait on the result. Callers that keep many publishings in flight
 // (a client stream) use it to pipeline.
 func (p *Publisher) PublishDeferred(ctx context.Context, m *Message) (*Confirmation, error) {
+	if err := CheckScope(ctx, KeyEmit, m.Exchange, m.RoutingKey); err != nil {
+		return nil, err
+	}
 	s := p.sess.Load()
 	if s == nil {
 		return nil, ErrNotConnected

@@ -142,6 +142,11 @@ type Subscription struct {
 // the connection or channel closes. It fails at once with ErrNotConnected
 // or ErrBlocked when there is no connection, or the broker blocks it.
 func (s *Subscriber) Subscribe(ctx context.Context, cfg SubscriptionConfig) (*Subscription, error) {
+	for _, b := range cfg.Bindings {
+		if err := CheckScope(ctx, KeySubscribe, b.Exchange, b.Key); err != nil {
+			return nil, err
+		}
+	}
 	sess := s.sess.Load()
 	if sess == nil {
 		return nil, ErrNotConnected

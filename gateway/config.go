@@ -2,9 +2,11 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"time"
 
+	"github.com/warrenrpc/warren/auth"
 	"github.com/warrenrpc/warren/core"
 	"github.com/warrenrpc/warren/metrics"
 )
@@ -63,8 +65,8 @@ type Config struct {
 	// what interceptors inside it (those of New's opts) derived; those can
 	// note the principal on the call instead, with
 	// core.NoteCall(ctx, "principal", name). "" leaves the principal
-	// out. It must not return a credential. Default: nil, no principal in
-	// the access log.
+	// out. It must not return a credential. Default: nil: Auth's
+	// CallPrincipal when Auth is set, else no principal in the access log.
 	Principal func(context.Context) string
 	// Metrics, when set, counts the gateway's gRPC calls (its
 	// interceptors, installed by New, outside the error boundary, so they
@@ -72,6 +74,16 @@ type Config struct {
 	// everything the core does for the services. Default: nil, no
 	// metrics.
 	Metrics *metrics.Metrics
+	// TLS, when set, serves gRPC over TLS only: a plaintext client fails
+	// its handshake. NewTLS builds one that reloads its files. Default:
+	// nil, plaintext.
+	TLS *tls.Config
+	// Auth, when set, authenticates and authorizes every call (its
+	// interceptors, installed by New inside the metrics' and outside the
+	// error boundary) and scopes the routing and binding keys the core
+	// uses for it; Serve runs its file watcher. Default: nil, every call
+	// is served.
+	Auth *auth.Guard
 }
 
 func (c Config) withDefaults() Config {

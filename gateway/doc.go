@@ -28,6 +28,12 @@
 // the ids the core noted on it (core.NoteCall). Shutdown logs what its
 // drain waits for.
 //
+// Security is installed once too: Config.TLS (NewTLS reloads its files)
+// makes the port TLS-only, and Config.Auth (package auth) authenticates and
+// authorizes every call inside the metrics' interceptors and scopes the
+// routing and binding keys the core uses for it; Serve runs its file
+// watcher.
+//
 // Concurrency contract: a Server is safe for concurrent use by any number of
 // gRPC calls; the request/reply hot path takes no lock of its own beyond the
 // pending-call table's. Serve runs once; it owns the broker connection's

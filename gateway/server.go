@@ -81,8 +81,13 @@ func New(cfg Config, services []Service, opts ...grpc.ServerOption) *Server {
 	}
 	unary := []grpc.UnaryServerInterceptor{s.calls.intercept, unaryBoundary}
 	stream := []grpc.StreamServerInterceptor{s.streams.intercept}
-	if cfg.AccessLog != nil { // outside the error boundary, inside metrics
-		a := &accessLog{log: cfg.AccessLog, principal: cfg.Principal}
+	unary, stream, security := cfg.security(unary, stream)
+	if cfg.AccessLog != nil { // outside authentication and the error boundary, inside metrics
+		principal := cfg.Principal
+		if principal == nil && cfg.Auth != nil {
+			principal = cfg.Auth.CallPrincipal
+		}
+		a := &accessLog{log: cfg.AccessLog, principal: principal}
 		unary = append([]grpc.UnaryServerInterceptor{a.unary}, unary...)
 		stream = append([]grpc.StreamServerInterceptor{a.stream}, stream...)
 	}
@@ -101,6 +106,7 @@ func New(cfg Config, services []Service, opts ...grpc.ServerOption) *Server {
 	if cfg.StreamWorkers > 0 {
 		base = append(base, grpc.NumStreamWorkers(uint32(cfg.StreamWorkers)))
 	}
+	base = append(base, security...)
 	base = append(base, traceOptions(cfg.AMQP.Tracing)...)
 	if cfg.MaxConnectionAge > 0 {
 		base = append(base, grpc.KeepaliveParams(keepalive.ServerParameters{
@@ -196,6 +202,9 @@ func (s *Server) serve(ctx context.Context, lis net.Listener) error {
 	amqpCtx, stopAMQP := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = s.sup.Run(amqpCtx) })
+	if s.cfg.Auth != nil {
+		wg.Go(func() { s.cfg.Auth.Run(amqpCtx) })
+	}
 
 	healthDone := make(chan struct{})
 	wg.Go(func() {
@@ -211,6 +220,9 @@ func (s *Server) serve(ctx context.Context, lis net.Listener) error {
 		}
 	})
 
+	if s.cfg.TLS != nil {
+		lis = tlsOnly{lis}
+	}
 	served := make(chan error, 1)
 	go func() { served <- s.grpc.Serve(lis) }()
 

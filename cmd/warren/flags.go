@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/warrenrpc/warren/core"
 )
@@ -22,18 +21,24 @@ const defaultAddr = "127.0.0.1:50051"
 type clientFlags struct {
 	addr    string
 	timeout time.Duration
+	sec     clientSecurityFlags
 }
 
 // register adds --addr, and --timeout described by timeoutUsage.
 func (f *clientFlags) register(cmd *cobra.Command, timeoutUsage string) {
 	cmd.Flags().StringVar(&f.addr, "addr", defaultAddr, "gateway address (host:port)")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 10*time.Second, timeoutUsage)
+	f.sec.register(cmd)
 }
 
 // dial connects to the gateway; grpc connects lazily, so the first call
 // reports an unreachable gateway.
 func (f *clientFlags) dial() (*grpc.ClientConn, error) {
-	conn, err := grpc.NewClient(f.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	opts, err := f.sec.dialOptions(f.addr)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := grpc.NewClient(f.addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", f.addr, err)
 	}

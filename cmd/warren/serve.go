@@ -39,10 +39,12 @@ type gatewayFlags struct {
 	routePrefix    string
 	queueType      string
 	accessLog      bool
+	sec            serverSecurityFlags
 }
 
 func (f *gatewayFlags) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
+	defer f.sec.register(cmd)
 	fs.StringVar(&f.listen, "listen", defaultAddr, "gRPC listen address (host:port)")
 	fs.StringVar(&f.rpcQueue, "rpc-queue", fibsvc.DefaultQueue, "queue Fibonacci requests go to")
 	fs.StringVar(&f.taskQueue, "task-queue", tasksvc.DefaultQueue, "queue tasks go to")
@@ -100,7 +102,7 @@ func (f *gatewayFlags) gateway(af *amqpFlags, m *metrics.Metrics, log *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	return gateway.New(gateway.Config{
+	cfg := gateway.Config{
 		AMQP:                  amqpCfg,
 		DrainTimeout:          f.drain,
 		MaxConnectionAge:      f.maxConnAge,
@@ -108,7 +110,11 @@ func (f *gatewayFlags) gateway(af *amqpFlags, m *metrics.Metrics, log *slog.Logg
 		Logger:                log,
 		AccessLog:             accessLogger(f.accessLog, log),
 		Metrics:               m,
-	}, services), nil
+	}
+	if err := f.sec.apply(&cfg); err != nil {
+		return nil, err
+	}
+	return gateway.New(cfg, services), nil
 }
 
 // workerFlags configure the workers.

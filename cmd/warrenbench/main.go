@@ -27,7 +27,7 @@ func main() {
 	procs := flag.String("procs", "0", "comma-separated GOMAXPROCS settings to measure Fibonacci under; 0 is the runtime's default from the CPUs, whatever the GOMAXPROCS variable says")
 	flag.BoolVar(&o.CompareCoalescing, "compare-coalescing", false, "also measure a Fibonacci gateway without write coalescing")
 	flag.BoolVar(&o.CompareStreamWorkers, "compare-stream-workers", false, "also measure a Fibonacci gateway without gRPC stream workers")
-	flag.String("only", "", "run only this benchmark: fib, tasks, queue-types, or routes (the generic path: a routed proto service on the SDK worker)")
+	flag.String("only", "", "run only this benchmark: fib, tasks, queue-types, routes (the generic path: a routed proto service on the SDK worker), or production (metrics, traces and token auth on against off)")
 	flag.StringVar(&o.Profile, "cpuprofile", "", "write a CPU profile of the gateway answering Fibonacci at c=64 here")
 	flag.StringVar(&o.TaskProfile, "taskprofile", "", "write a CPU profile of the gateway answering SubmitTask at c=64 here")
 	flag.Parse()
@@ -54,6 +54,12 @@ func main() {
 	}
 	if only == "" || only == "routes" {
 		if err := bench.Routes(ctx, os.Stdout, o); err != nil {
+			fmt.Fprintln(os.Stderr, "warrenbench:", err)
+			os.Exit(1)
+		}
+	}
+	if only == "" || only == "production" {
+		if err := bench.Production(ctx, os.Stdout, o); err != nil {
 			fmt.Fprintln(os.Stderr, "warrenbench:", err)
 			os.Exit(1)
 		}

@@ -34,7 +34,7 @@ import (
 type discardSpans struct{}
 
 func (discardSpans) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
-func (discardSpans) Shutdown(context.Context) error                            { return nil }
+func (discardSpans) Shutdown(context.Context) error                             { return nil }
 
 // prodTarget is a gateway, with its Fibonacci worker, serving
 // FibonacciService and TaskService on loopback TCP, with production's

@@ -14,10 +14,10 @@ import (
 type Service struct {
 	warrenv1.UnimplementedLogServiceServer
 
-	cfg  Config
-	ex   *exchanges
-	pub  *core.Publisher
-	mux  map[string]*core.Mux // by exchange name: one queue and consumer each
+	cfg Config
+	ex  *exchanges
+	pub *core.Publisher
+	mux map[string]*core.Mux // by exchange name: one queue and consumer each
 }
 
 var _ warrenv1.LogServiceServer = (*Service)(nil)

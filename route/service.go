@@ -66,8 +66,8 @@ type Config struct {
 type Service struct {
 	routes    Routes
 	cfg       Config
-	client    *core.Client     // RPC routes' requests
-	publisher *core.Publisher  // task and event routes' publishings
+	client    *core.Client         // RPC routes' requests
+	publisher *core.Publisher      // task and event routes' publishings
 	mux       map[string]*core.Mux // subscribe routes' subscriptions, by exchange
 }
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -26,6 +27,12 @@ type MuxConfig struct {
 	// gateway while its client reads slowly; one more ends that
 	// subscription with ErrOverflow (and no other). Default: 10000.
 	MaxLength int
+	// Linger is how long a binding key stays bound after its last
+	// subscription ended, so that subscriptions that come and go do not
+	// make the broker change its bindings each time (a key subscribed
+	// again meanwhile needs no bind). Deliveries for a lingering key reach
+	// nobody and are acknowledged. Default: 1s; negative: unbind at once.
+	Linger time.Duration
 }
 
 func (c MuxConfig) withDefaults() MuxConfig {
@@ -34,6 +41,9 @@ func (c MuxConfig) withDefaults() MuxConfig {
 	}
 	if c.MaxLength <= 0 {
 		c.MaxLength = 10000
+	}
+	if c.Linger == 0 {
+		c.Linger = time.Second
 	}
 	return c
 }
@@ -213,7 +223,8 @@ type muxSession struct {
 // bound says whether the broker has it. mu serialises its bind and unbind.
 type muxKey struct {
 	mu    sync.Mutex
-	refs  int // under muxSession.keysMu
+	refs  int         // under muxSession.keysMu
+	timer *time.Timer // the linger after the last release; under keysMu
 	bound bool
 }
 
@@ -306,46 +317,80 @@ func (s *muxSession) acquire(key string) error {
 		return nil
 	}
 	if err := s.bind(key); err != nil {
-		s.drop(key, k)
+		s.keysMu.Lock()
+		k.refs--
+		if k.refs == 0 && s.keys[key] == k {
+			delete(s.keys, key)
+		}
+		s.keysMu.Unlock()
 		return err
 	}
 	k.bound = true
 	return nil
 }
 
-// release drops a reference on key and unbinds it when it was the last.
+// release drops a reference on key; after the last, the key lingers
+// (MuxConfig.Linger) and is then unbound unless taken again meanwhile.
 func (s *muxSession) release(key string) {
 	s.keysMu.Lock()
 	k := s.keys[key]
-	s.keysMu.Unlock()
 	if k == nil {
+		s.keysMu.Unlock()
 		return
 	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if last := s.drop(key, k); last && k.bound {
-		k.bound = false
-		if s.ctx.Err() == nil {
-			_ = s.unbind(key) // fails only when the channel or connection is gone, and the binding with it
-		}
+	k.refs--
+	if k.refs > 0 {
+		s.keysMu.Unlock()
+		return
+	}
+	if s.m.cfg.Linger < 0 {
+		s.keysMu.Unlock()
+		s.expire(key, k)
+		return
+	}
+	defer s.keysMu.Unlock()
+	if k.timer == nil {
+		k.timer = time.AfterFunc(s.m.cfg.Linger, func() { s.expire(key, k) })
+	} else {
+		k.timer.Reset(s.m.cfg.Linger)
 	}
 }
 
-// drop drops a reference on k and, when it was the last, forgets the key
-// (a later acquire makes a new muxKey, which binds after this one's
-// unbind: the caller holds k.mu until then). It reports whether it was
-// the last.
-func (s *muxSession) drop(key string, k *muxKey) bool {
+// expire unbinds key if no subscription took it again, and then forgets
+// it. The key stays in the map until it is unbound, so that an acquire
+// meanwhile waits for k.mu and binds it again after the unbind, never
+// before it.
+func (s *muxSession) expire(key string, k *muxKey) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	s.keysMu.Lock()
-	defer s.keysMu.Unlock()
-	k.refs--
-	if k.refs > 0 {
-		return false
+	idle := k.refs == 0 && s.keys[key] == k
+	s.keysMu.Unlock()
+	if !idle {
+		return
 	}
-	if s.keys[key] == k {
+	if k.bound && s.ctx.Err() == nil {
+		// Fails only when the channel or connection is gone, and the
+		// binding with it.
+		_ = s.unbind(key)
+	}
+	k.bound = false
+	s.keysMu.Lock()
+	if k.refs == 0 && s.keys[key] == k {
 		delete(s.keys, key)
 	}
-	return true
+	s.keysMu.Unlock()
+}
+
+// stopLingering stops the linger of every key (the session ended).
+func (s *muxSession) stopLingering() {
+	s.keysMu.Lock()
+	defer s.keysMu.Unlock()
+	for _, k := range s.keys {
+		if k.timer != nil {
+			k.timer.Stop()
+		}
+	}
 }
 
 // rebind binds every key that is bound once more.
@@ -444,6 +489,7 @@ func (s *muxSession) pump(deliveries <-chan amqp.Delivery) {
 		s.subsMu.Lock()
 		s.closed = true
 		s.subsMu.Unlock()
+		s.stopLingering()
 		_ = s.ch.Close()
 		s.ctrlMu.Lock()
 		if s.ctrl != nil {

@@ -49,34 +49,56 @@ func subscribeMux(t *testing.T, m *core.Mux, keys ...string) *core.MuxSubscripti
 // ErrOverflow at MaxLength while the others get everything.
 func TestMuxFansOutOnceInOrderAndCutsOnlyTheSlow(t *testing.T) {
 	t.Parallel()
-	const n = 50
-	m, exchange, ch := startMux(t, core.MuxConfig{MaxLength: 10})
+	const n, chunk = 50, 10
+	m, exchange, ch := startMux(t, core.MuxConfig{MaxLength: 20})
 	both := subscribeMux(t, m, "a.*", "#") // both keys match a.b
 	other := subscribeMux(t, m, "x.y")     // matches nothing published
 	slow := subscribeMux(t, m, "a.b")      // never read until the end
 	if both.Queue() != other.Queue() || both.Queue() != slow.Queue() {
 		t.Fatalf("queues %q, %q, %q: want one", both.Queue(), other.Queue(), slow.Queue())
 	}
-	for i := range n {
-		if err := ch.PublishWithContext(context.Background(), exchange, "a.b", false, false, amqp.Publishing{Body: []byte(strconv.Itoa(i))}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// The fast one reads each chunk before the next is published, so only
+	// the slow one's backlog grows past MaxLength.
+	received := make(chan string, n)
+	streamed := make(chan error, 1)
+	go func() {
+		streamed <- both.Stream(func(d *amqp.Delivery) error {
+			received <- string(d.Body)
+			return nil
+		})
+	}()
 	got := 0
-	errDone := errors.New("done")
-	err := both.Stream(func(d *amqp.Delivery) error {
-		if string(d.Body) != strconv.Itoa(got) {
-			return fmt.Errorf("message %d: got %q (in order, once each)", got, d.Body)
+	timeout := time.NewTimer(20 * time.Second)
+	defer timeout.Stop()
+	for c := 0; c < n; c += chunk {
+		for i := c; i < c+chunk; i++ {
+			if err := ch.PublishWithContext(context.Background(), exchange, "a.b", false, false, amqp.Publishing{Body: []byte(strconv.Itoa(i))}); err != nil {
+				t.Fatal(err)
+			}
 		}
-		got++
-		if got == n {
-			return errDone
+		for ; got < c+chunk; got++ {
+			select {
+			case body := <-received:
+				if body != strconv.Itoa(got) {
+					t.Fatalf("fast subscription message %d: got %q (in order, once each)", got, body)
+				}
+			case err := <-streamed:
+				t.Fatalf("fast subscription ended after %d messages: %v", got, err)
+			case <-timeout.C:
+				t.Fatalf("fast subscription: %d of %d messages after 20s", got, n)
+			}
 		}
-		return nil
-	})
-	if !errors.Is(err, errDone) {
-		t.Fatalf("fast subscription: %v after %d messages, want all %d", err, got, n)
 	}
+	both.Close()
+	if err := <-streamed; !errors.Is(err, context.Canceled) {
+		t.Errorf("fast subscription's Stream after Close = %v, want context.Canceled", err)
+	}
+	select {
+	case body := <-received:
+		t.Errorf("fast subscription got %q more than the %d published", body, n)
+	default:
+	}
+	var err error
 	err = slow.Stream(func(*amqp.Delivery) error { return nil })
 	if !errors.Is(err, core.ErrOverflow) {
 		t.Errorf("slow subscription's Stream = %v, want ErrOverflow", err)

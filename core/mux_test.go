@@ -98,8 +98,7 @@ func TestMuxFansOutOnceInOrderAndCutsOnlyTheSlow(t *testing.T) {
 		t.Errorf("fast subscription got %q more than the %d published", body, n)
 	default:
 	}
-	var err error
-	err = slow.Stream(func(*amqp.Delivery) error { return nil })
+	err := slow.Stream(func(*amqp.Delivery) error { return nil })
 	if !errors.Is(err, core.ErrOverflow) {
 		t.Errorf("slow subscription's Stream = %v, want ErrOverflow", err)
 	}

@@ -9,6 +9,10 @@
 //     or EXTERNAL with a client certificate); a failed dial is explained
 //     (DialError) in the log line of each attempt.
 //   - Publisher publishes with publisher confirms on a pool of channels.
+//   - Mux carries every subscription to one exchange on one queue and one
+//     consumer: bindings counted by key (bound for the first subscription,
+//     unbound after the last), each delivery handed to the bounded buffer of
+//     every subscription whose key matches (MatchKey), then acknowledged.
 //   - Subscriber and Subscription consume a queue for one client (a gRPC
 //     stream): a pump that owns its channel, a bounded buffer, an
 //     acknowledgement only after the hand-off.
@@ -37,7 +41,7 @@
 //     linked to what they answer or carry (see Tracing).
 //
 // Components are built on a Supervisor before it runs (NewPublisher,
-// NewSubscriber, NewClient, NewServer, NewInspector add themselves to it
+// NewMux, NewSubscriber, NewClient, NewServer, NewInspector add themselves to it
 // as Components),
 // so they follow its connection: they fail fast with ErrNotConnected
 // while there is none, fail what was waiting with ErrConnectionLost when
@@ -57,7 +61,8 @@
 // close) by a goroutine of the component that asked for it. Publish, Call,
 // Subscribe and Stream never wait longer than their context's deadline or
 // their component's timeout. Exactly one goroutine may call a
-// Subscription's Stream; everything else is safe for concurrent use.
+// Subscription's (or MuxSubscription's) Stream; everything else is safe
+// for concurrent use.
 //
 // A channel exception (a 404 or 406) kills a channel: the publishing pool
 // opens a new one on next use (chanPool, the one place that reopens

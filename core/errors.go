@@ -32,9 +32,10 @@ var (
 	ErrNoConsumer = errors.New("core: no worker is consuming the queue")
 	// ErrShutdown: the component is shutting down.
 	ErrShutdown = errors.New("core: shutting down")
-	// ErrOverflow: a subscription's client read too slowly; its queue
-	// reached its length limit and the broker dropped messages.
-	ErrOverflow = errors.New("core: subscription too slow: its queue reached its length limit and the broker dropped messages")
+	// ErrOverflow: a subscription's client read too slowly; its backlog
+	// (its queue, or its buffer in a Mux) reached its length limit and
+	// messages were dropped.
+	ErrOverflow = errors.New("core: subscription too slow: its backlog reached its length limit and messages were dropped")
 	// ErrTooManyChannels: the connection has no channel left
 	// (channel_max), so no further subscription fits on it.
 	ErrTooManyChannels = errors.New("core: too many subscriptions on this broker connection")

@@ -38,9 +38,9 @@ func TestBadInputLogService(t *testing.T) {
 		}
 		return b
 	}
-	many := make([]string, 1000)
+	many := make([]string, 10000)
 	for i := range many {
-		many[i] = "k"
+		many[i] = fmt.Sprint("k", i)
 	}
 	cases := []wt.BadCase{
 		{Name: "emit empty request", Method: emit, Msgs: [][]byte{nil}, Want: codes.OK},
@@ -61,7 +61,11 @@ func TestBadInputLogService(t *testing.T) {
 		{Name: "subscribe topic key mixing wildcards", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(topic, "kern*")}, Want: codes.InvalidArgument},
 		{Name: "subscribe topic key over 255 bytes", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(topic, long)}, Want: codes.InvalidArgument},
 		{Name: "subscribe direct key over 255 bytes", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(direct, long)}, Want: codes.InvalidArgument},
-		{Name: "subscribe too many keys", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(direct, many...)}, Want: codes.InvalidArgument},
+		{Name: "subscribe topic empty key", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(topic, "")}, Want: codes.OK},
+		{Name: "subscribe topic key of empty words", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(topic, "a..b", ".", "..#")}, Want: codes.OK},
+		{Name: "subscribe direct key of 255 bytes", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(direct, long[1:])}, Want: codes.OK},
+		{Name: "subscribe 10,000 keys", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(direct, many...)}, Want: codes.InvalidArgument, WantMsg: "10000 binding keys, more than 64"},
+		{Name: "subscribe too many keys", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(direct, many[:65]...)}, Want: codes.InvalidArgument},
 		{Name: "subscribe unknown exchange", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{ex(99)}, Want: codes.InvalidArgument},
 		{Name: "subscribe key invalid UTF-8", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(direct, wt.BadInvalidUTF8)}, Want: codes.Internal},
 		{Name: "subscribe over 4 MiB", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(direct, wt.BadHuge())}, Want: codes.ResourceExhausted},

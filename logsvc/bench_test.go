@@ -31,9 +31,10 @@ import (
 const benchBody = "info: a log line of about sixty bytes, like a real one......"
 
 // BenchmarkDeliveries: deliveries/s to N = 1, 100 and 1,000 gRPC streams (SubscribeLogs over
-// bufconn) next to N raw amqp091-go consumers with the same prefetch and
-// the same ack batching, on the same fanout exchange, fed by the same raw
-// confirm-mode publisher.
+// bufconn, all on the exchange's one queue) next to the raw design of one
+// exclusive queue per subscriber: N raw amqp091-go consumers, each with a
+// queue of its own, the same prefetch and ack batching, on the same fanout
+// exchange, fed by the same raw confirm-mode publisher.
 func BenchmarkDeliveries(b *testing.B) {
 	for _, tc := range []struct{ streams, msgs int }{{1, 9000}, {100, 500}, {1000, 50}} {
 		b.Run(fmt.Sprintf("streams=%d", tc.streams), func(b *testing.B) {

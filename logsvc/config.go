@@ -31,24 +31,27 @@ type Config struct {
 	// Default: "topic_logs" (Topics tutorial).
 	TopicExchange string
 
-	// Prefetch is the basic.qos prefetch count of each subscription: the
-	// deliveries the broker sends before it waits for an acknowledgement.
-	// A delivery is acknowledged once it was handed to the stream (in
-	// batches of up to Prefetch/2), so Prefetch is also the most a
-	// subscription holds in the gateway. Default: 256.
+	// Prefetch is the basic.qos prefetch count of each exchange's one
+	// consumer (core.MuxConfig.Prefetch): the deliveries the broker sends
+	// before it waits for an acknowledgement. A delivery is acknowledged
+	// once it is in the buffer of every subscription it matches.
+	// Default: 1024.
 	Prefetch int
-	// MaxLength is the x-max-length of each subscription's queue: the
-	// backlog the broker keeps for a client that reads slowly. A
-	// subscription whose queue reaches it ends with RESOURCE_EXHAUSTED.
-	// Default: 10000.
+	// MaxLength bounds the messages one subscription holds in the gateway
+	// while its client reads slowly: one more ends that subscription with
+	// RESOURCE_EXHAUSTED, and no other. Default: 10000.
 	MaxLength int
-	// Overflow is the x-overflow policy the broker applies at MaxLength
-	// until the gateway notices and ends the subscription. Default:
-	// OverflowDropHead. Other values are passed to the broker as they are.
+	// Overflow was the x-overflow policy of each subscription's own queue.
+	//
+	// Deprecated: subscriptions share one queue per exchange, and a slow
+	// one overflows its buffer in the gateway (MaxLength); Overflow is
+	// ignored.
 	Overflow string
-	// OverflowCheck is how often, while deliveries wait for a client, the
-	// gateway asks the broker for the length of the subscription's queue;
-	// idle subscriptions are never asked about. Default: 1s.
+	// OverflowCheck was how often the gateway asked the broker for the
+	// length of a subscription's own queue.
+	//
+	// Deprecated: a subscription's backlog is in the gateway, where its
+	// overflow is seen at once; OverflowCheck is ignored.
 	OverflowCheck time.Duration
 	// MaxBindingKeys bounds the binding keys of one subscription.
 	// Default: 64.
@@ -80,7 +83,7 @@ func (c Config) withDefaults() Config {
 		c.TopicExchange = DefaultTopicExchange
 	}
 	if c.Prefetch <= 0 {
-		c.Prefetch = 256
+		c.Prefetch = 1024
 	}
 	if c.MaxLength <= 0 {
 		c.MaxLength = 10000

@@ -8,10 +8,10 @@
 // `topic_logs` (topic), which a Component of the package declares on every
 // connection exactly as the tutorials do (non-durable; one that exists
 // with other properties is used as it is, with a warning), and declares
-// again when someone deleted one while the gateway runs. And one queue per
-// subscription, which the core declares and deletes: exclusive,
-// auto-delete, server-named, bound with the subscription's keys and
-// limited to Config.MaxLength messages. A pika script and warren
+// again when someone deleted one while the gateway runs. And one core.Mux
+// per exchange: one queue (exclusive, auto-delete, server-named) and one
+// consumer that every subscription to the exchange shares, bound with the
+// union of their keys. A pika script and warren
 // interoperate on the same exchanges. Everything else (channels,
 // publisher confirms, consumers, acknowledgements, reconnection) is the
 // core's: the package opens no channel but the short-lived ones that
@@ -33,26 +33,20 @@
 //
 // # Subscriptions
 //
-// SubscribeLogs subscribes through a core.Subscriber and sends the
-// QueueHeader response header once its queue is bound and consumed from;
-// messages emitted after that reach it. Every message routed to the queue
-// reaches the client, in order, or the stream ends with an error.
+// SubscribeLogs subscribes on the exchange's core.Mux and sends the
+// QueueHeader response header once its keys are bound; messages emitted
+// after that reach it. The Mux hands each delivery to every subscription
+// with a matching key (core.MatchKey) and acknowledges it once it is in
+// all their buffers. Every message whose routing key matches reaches the
+// client, in the order the broker delivered it, or the stream ends with an
+// error.
 //
-// Memory is bounded at both ends. The gateway holds at most
-// Config.Prefetch deliveries per subscription: the core acknowledges a
-// delivery only once it was handed to gRPC (stream.Send returned), so
-// while a client reads slowly the backlog waits in the broker's queue,
-// which is limited to Config.MaxLength messages with the drop-head
-// overflow policy. While deliveries wait for the client the subscription
-// asks the broker for the queue's length every Config.OverflowCheck, and
-// once it reached MaxLength ends the stream with RESOURCE_EXHAUSTED and
-// deletes the queue at once, even while the handler is blocked in Send. A
-// burst shorter than MaxLength is absorbed; a client that falls further
-// behind learns that it lost messages. The check is a sample: a queue that
-// overflows and drains again between two checks loses messages
-// unreported. Publishers are never nacked or slowed by a slow
-// subscription (reject-publish would nack them), and other streams do not
-// wait for it.
+// Memory is bounded: a subscription holds at most Config.MaxLength
+// messages in the gateway while its client reads slowly; one more ends
+// it with RESOURCE_EXHAUSTED at once (the consumer never waits for a
+// client), so publishers and other streams are never slowed by it. A
+// gateway crash loses what its buffers held: delivery to subscribers is
+// at most once, and their streams end.
 //
 // # Errors
 //
@@ -68,16 +62,17 @@
 // a client's cancel is CANCELLED. A subscription ends with UNAVAILABLE
 // when the broker connection is lost or the gateway shuts down (the
 // gateway cancels every stream with gateway.ErrShutdown). When its handler
-// returns, its queue and consumer are gone from the broker.
+// returns, its keys no other subscription holds are unbound (after
+// core.MuxConfig.Linger).
 //
 // # Concurrency contract
 //
 // A Service serves once a gateway attached it (gateway.New calls Attach
 // and Register); from then on its methods are safe for concurrent use.
-// Each subscription has exactly two goroutines: the gRPC handler's, the
-// only one that calls stream.Send (inside core.Subscription.Stream), and
-// the core's pump, which owns the subscription's AMQP channel and ends
-// with the subscription, the stream's context or the connection. The
+// Each subscription has one goroutine, the gRPC handler's, the only one
+// that calls stream.Send (inside core.MuxSubscription.Stream); each
+// exchange's Mux has one pump, which owns its consumer's channel and ends
+// with the connection. The
 // exchanges' Component is called by the Supervisor's goroutine; a repair
 // after a deleted exchange holds its lock across the broker round trips,
 // so concurrent emits that noticed the same deletion wait for one repair.

@@ -24,6 +24,7 @@ type exchanges struct {
 	list    []exchange
 	inspect *core.Inspector // asks whether an exchange still exists
 	log     *slog.Logger
+	rebind  func(exchange string) error // binds the subscriptions' keys again; may be nil
 
 	mu   sync.Mutex // serialises repairs; guards conn
 	conn *core.Conn // nil between connections
@@ -86,6 +87,11 @@ func (e *exchanges) repair(ex exchange, since uint64, err error) bool {
 	}
 	e.gen.Add(1)
 	e.log.Warn("logsvc: exchange was deleted; declared it again", "exchange", ex.name)
+	if e.rebind != nil {
+		if err := e.rebind(ex.name); err != nil {
+			e.log.Warn("logsvc: exchange declared again; binding its subscriptions' keys again failed", "exchange", ex.name, "err", err)
+		}
+	}
 	return true
 }
 

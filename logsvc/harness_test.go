@@ -240,30 +240,6 @@ func queueExists(t testing.TB, conn *amqp.Connection, name string) bool {
 	return false
 }
 
-// waitGone waits up to 5s until the broker has none of the queues.
-func waitGone(t testing.TB, queues []string) {
-	t.Helper()
-	c := brokertest.Dial(t)
-	left := queues
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		var still []string
-		for _, q := range left {
-			if queueExists(t, c, q) {
-				still = append(still, q)
-			}
-		}
-		if len(still) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d queues still on the broker 5s after their streams ended, e.g. %q", len(still), len(queues), still[0])
-		}
-		left = still
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // brokerChannels counts the channels of the connection named name with
 // rabbitmqctl, which (unlike the management API's statistics) answers
 // with the live count; ok is false without rabbitmqctl.

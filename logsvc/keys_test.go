@@ -59,7 +59,7 @@ func TestConfigDefaults(t *testing.T) {
 		name      string
 		got, want any
 	}{
-		{"prefetch", c.Prefetch, 256},
+		{"prefetch", c.Prefetch, 1024},
 		{"max length", c.MaxLength, 10000},
 		{"overflow check", c.OverflowCheck, time.Second},
 		{"max binding keys", c.MaxBindingKeys, 64},

@@ -14,10 +14,10 @@ import (
 type Service struct {
 	warrenv1.UnimplementedLogServiceServer
 
-	cfg  Config
-	ex   *exchanges
-	pub  *core.Publisher
-	subs *core.Subscriber
+	cfg Config
+	ex  *exchanges
+	pub *core.Publisher
+	mux map[string]*core.Mux // by exchange name: one queue and consumer each
 }
 
 var _ warrenv1.LogServiceServer = (*Service)(nil)
@@ -30,7 +30,8 @@ func (s *Service) Name() string { return warrenv1.LogService_ServiceDesc.Service
 
 // Attach implements gateway.Service: the exchanges' Component first, so
 // that the exchanges exist on every connection before anything is
-// published to them, then the Publisher and the Subscriber.
+// published to them, then the Publisher and one core.Mux per exchange,
+// which carries all of that exchange's subscriptions on one queue.
 //
 // The Publisher has a single channel: every emit goes out on it in the
 // order it was made, so the messages of one EmitLogs stream reach their
@@ -47,7 +48,13 @@ func (s *Service) Attach(sup *core.Supervisor) {
 	s.ex = &exchanges{list: s.cfg.exchanges(), inspect: core.NewInspector(sup, core.InspectorConfig{Timeout: s.cfg.DefaultTimeout}), log: log}
 	sup.Add(s.ex)
 	s.pub = core.NewPublisher(sup, core.PublisherConfig{Channels: 1, Timeout: s.cfg.DefaultTimeout})
-	s.subs = core.NewSubscriber(sup)
+	s.mux = map[string]*core.Mux{}
+	for _, ex := range s.cfg.exchanges() {
+		s.mux[ex.name] = core.NewMux(sup, core.MuxConfig{Exchange: ex.name, Kind: ex.kind, Prefetch: s.cfg.Prefetch, MaxLength: s.cfg.MaxLength})
+	}
+	// An exchange declared again lost its bindings: bind the live
+	// subscriptions' keys once more.
+	s.ex.rebind = func(name string) error { return s.mux[name].Rebind() }
 }
 
 // Register implements gateway.Service.

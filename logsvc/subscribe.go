@@ -10,25 +10,26 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/warrenrpc/warren/core"
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
 	"github.com/warrenrpc/warren/internal/wire"
 )
 
 // QueueHeader is the response header SubscribeLogs sends once the
-// subscription's queue is declared, bound and consumed from. Its value is
-// the server-named queue. A client that must not miss messages emitted
-// right after it subscribed waits for the header (stream.Header()).
+// subscription is bound: from then on it receives every message routed to
+// its keys. Its value is the gateway's queue for the exchange, which all
+// of the exchange's subscriptions share. A client that must not miss
+// messages emitted right after it subscribed waits for the header
+// (stream.Header()).
 const QueueHeader = wire.HeaderQueue
 
-// SubscribeLogs subscribes with a queue of its own (exclusive,
-// auto-delete, server-named, at most cfg.MaxLength messages) bound to the
-// exchange with the request's keys, sends the QueueHeader, and streams
-// every message routed to the queue until the client cancels, the queue
-// overflows (core.ErrOverflow), the broker connection is lost or the
-// gateway shuts down. When it returns, the consumer and the queue are gone
-// from the broker. A subscription that found its exchange deleted declares
-// the exchanges again and subscribes once more.
+// SubscribeLogs subscribes on the exchange's core.Mux: the gateway's one
+// queue for the exchange is bound with the request's keys (those no other
+// subscription holds yet), and every message routed to the queue whose
+// routing key one of them matches is streamed, until the client cancels,
+// its backlog in the gateway overflows (core.ErrOverflow), the broker
+// connection is lost or the gateway shuts down. When it returns, the keys
+// no other subscription holds are unbound. A subscription that found its
+// exchange deleted declares the exchanges again and subscribes once more.
 func (s *Service) SubscribeLogs(req *warrenv1.SubscribeLogsRequest, stream grpc.ServerStreamingServer[warrenv1.SubscribeLogsResponse]) error {
 	ex, err := s.cfg.exchange(req.GetExchange())
 	if err != nil {
@@ -38,22 +39,12 @@ func (s *Service) SubscribeLogs(req *warrenv1.SubscribeLogsRequest, stream grpc.
 	if err != nil {
 		return err
 	}
-	cfg := core.SubscriptionConfig{
-		Queue:         core.QueueSpec{}, // server-named, deleted at the end
-		Bindings:      make([]core.Binding, len(keys)),
-		Prefetch:      s.cfg.Prefetch,
-		MaxLength:     s.cfg.MaxLength,
-		Overflow:      s.cfg.Overflow,
-		OverflowCheck: s.cfg.OverflowCheck,
-	}
-	for i, k := range keys {
-		cfg.Bindings[i] = core.Binding{Exchange: ex.name, Key: k}
-	}
+	mux := s.mux[ex.name]
 	ctx := stream.Context()
 	gen := s.ex.generation()
-	sub, err := s.subs.Subscribe(ctx, cfg)
+	sub, err := mux.Subscribe(ctx, keys)
 	if err != nil && s.ex.repair(ex, gen, err) {
-		sub, err = s.subs.Subscribe(ctx, cfg)
+		sub, err = mux.Subscribe(ctx, keys)
 	}
 	if err != nil {
 		return fmt.Errorf("subscribe to %q: %w", ex.name, err)

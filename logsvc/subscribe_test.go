@@ -143,70 +143,94 @@ func TestSubscribeInvalid(t *testing.T) {
 	}
 }
 
-// TestCancelDeletesQueue: after the client cancels, the server-named queue
-// is gone from the broker (passive declare answers 404).
-func TestCancelDeletesQueue(t *testing.T) {
+// TestCancelUnbinds: subscriptions to one exchange share the gateway's
+// queue for it; a key is bound while a subscription holds it and unbound
+// when its last subscription ends.
+func TestCancelUnbinds(t *testing.T) {
 	t.Parallel()
 	h := start(t, Config{})
-	conn := brokertest.Dial(t)
-	s := h.subscribe(t, direct, "info")
-	if !queueExists(t, conn, s.queue) {
-		t.Fatalf("queue %q of a live subscription: not found on the broker", s.queue)
+	a := h.subscribe(t, direct, "info", "error")
+	b := h.subscribe(t, direct, "info")
+	if a.queue != b.queue {
+		t.Fatalf("queues %q and %q: want one shared queue", a.queue, b.queue)
 	}
-	s.cancel()
-	waitGone(t, []string{s.queue})
+	want := func(keys ...string) {
+		t.Helper()
+		waitBindings(t, h.cfg.DirectExchange, a.queue, keys)
+	}
+	want("error", "info")
+	a.cancel()
+	want("info")
+	b.cancel()
+	want()
 }
 
-// TestSubscribeCancelCycles: 100 subscribe/cancel cycles leave no queue on
-// the broker, and the gateway's connection holds only its publishing
-// channel (so no channel, hence no consumer, leaked).
+// waitBindings waits up to 5s until the broker binds exchange to queue
+// with exactly keys (sorted), and to no other queue.
+func waitBindings(t testing.TB, exchange, queue string, keys []string) {
+	t.Helper()
+	var got []string
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got = got[:0]
+		other := ""
+		for _, b := range brokertest.Bindings(t, exchange) {
+			if b.Queue != queue {
+				other = b.Queue
+			}
+			got = append(got, b.Key)
+		}
+		slices.Sort(got)
+		if other == "" && slices.Equal(got, keys) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bindings of %q: got keys %q (another queue: %q), want %q to %q only", exchange, got, other, keys, queue)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestSubscribeCancelCycles: 100 subscribe/cancel cycles on the three
+// exchanges use one queue per exchange, leave no binding behind, and the
+// gateway's connection holds its publishing channel and two channels per
+// exchange (consumer and bindings), so no channel leaked.
 func TestSubscribeCancelCycles(t *testing.T) {
 	t.Parallel()
 	h := start(t, Config{})
-	var queues []string
+	queues := map[warrenv1.LogExchange]string{}
 	for i := range 100 {
 		ex, k := []warrenv1.LogExchange{fanout, direct, topic}[i%3], fmt.Sprint("k", i)
 		s := h.subscribe(t, ex, k)
-		queues = append(queues, s.queue)
+		if q, ok := queues[ex]; ok && q != s.queue {
+			t.Fatalf("cycle %d: queue %q, want the exchange's queue %q", i, s.queue, q)
+		}
+		queues[ex] = s.queue
 		s.cancel()
 	}
-	if n := len(slices.Compact(slices.Sorted(slices.Values(queues)))); n != 100 {
-		t.Fatalf("got %d distinct queue names, want 100", n)
-	}
-	waitGone(t, queues)
+	waitBindings(t, h.cfg.FanoutExchange, queues[fanout], nil)
+	waitBindings(t, h.cfg.DirectExchange, queues[direct], nil)
+	waitBindings(t, h.cfg.TopicExchange, queues[topic], nil)
 	channels, ok := brokerChannels(t, h.connName)
 	if !ok {
-		t.Log("rabbitmqctl unavailable: channel count not checked (queues were)")
+		t.Log("rabbitmqctl unavailable: channel count not checked (bindings were)")
 		return
 	}
-	// A subscription closes its channel before its handler returns; give
-	// the last one a moment to be gone from the broker's records.
-	deadline := time.Now().Add(5 * time.Second)
-	for channels != 1 && time.Now().Before(deadline) {
-		time.Sleep(200 * time.Millisecond)
-		channels, _ = brokerChannels(t, h.connName)
-	}
-	t.Logf("after 100 cycles: 100 queues gone, gateway connection has %d channel(s) on the broker", channels)
-	if channels != 1 {
-		t.Errorf("gateway connection has %d channels on the broker, want 1 (publishing)", channels)
+	t.Logf("after 100 cycles: 3 queues, no binding, gateway connection has %d channel(s) on the broker", channels)
+	if channels != 7 {
+		t.Errorf("gateway connection has %d channels on the broker, want 7 (publishing, and per exchange its consumer's and its bindings')", channels)
 	}
 }
 
-// TestSlowSubscriber: a client that stops reading gets its backlog kept
-// by the broker up to MaxLength; then its subscription ends with
-// RESOURCE_EXHAUSTED and its queue is deleted at once, although the
-// handler is still blocked sending to it. What it did receive is in order
-// without gaps. Meanwhile the emitter and a fast subscriber on the same
-// exchange go at full speed and lose nothing.
-//
-// The gateway holds at most Prefetch deliveries of the slow stream (it
-// acknowledges each only once handed to gRPC), so the backlog builds up in
-// the broker's queue, whose length the subscription checks every
-// OverflowCheck while deliveries wait.
+// TestSlowSubscriber: a client that stops reading gets a backlog of
+// MaxLength in the gateway; then its subscription ends with
+// RESOURCE_EXHAUSTED. What it did receive is in order without gaps.
+// Meanwhile the emitter and a fast subscriber on the same exchange and
+// key, fed by the same delivery, go at full speed and lose nothing.
 func TestSlowSubscriber(t *testing.T) {
 	t.Parallel()
 	const n, chunk = 1500, 100
-	h := startTCP(t, Config{Prefetch: 8, MaxLength: 500, OverflowCheck: 50 * time.Millisecond})
+	h := startTCP(t, Config{Prefetch: 8, MaxLength: 500})
 	// A small fixed HTTP/2 window (this also turns off BDP window growth),
 	// so the slow client's transport holds only about 64 messages.
 	slowClient := h.dial(t, grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
@@ -217,8 +241,6 @@ func TestSlowSubscriber(t *testing.T) {
 	t.Cleanup(slow.cancel)
 	fast := h.subscribe(t, direct, "k")
 
-	// Emit in chunks the fast subscriber reads in between, so its queue
-	// never nears MaxLength while the slow one's overflows.
 	body := strings.Repeat("x", 1000)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -242,8 +264,6 @@ func TestSlowSubscriber(t *testing.T) {
 			}
 		}
 	}
-	// The slow subscription's queue is gone before its client reads.
-	waitGone(t, []string{slow.queue})
 
 	st, got := slow.recvEnd(t, 10*time.Second)
 	t.Logf("slow subscriber: %d messages, then %v %q", len(got), st.Code(), st.Message())
@@ -258,11 +278,14 @@ func TestSlowSubscriber(t *testing.T) {
 			t.Fatalf("slow subscriber message %d: body %.10q, want %d… (in order, no gaps)", i, m.GetBody(), i)
 		}
 	}
+	// The fast one's key is still bound, the slow one's end did not take it.
+	waitBindings(t, h.cfg.DirectExchange, fast.queue, []string{"k"})
 }
 
 // TestShutdownEndsStreams: when the gateway shuts down, every stream ends
-// with UNAVAILABLE "gateway: shutting down" and its queue is gone from the
-// broker by the time shutdown returned.
+// with UNAVAILABLE "gateway: shutting down" and the gateway's queues are
+// gone from the broker by the time shutdown returned (they are exclusive
+// to its connection).
 func TestShutdownEndsStreams(t *testing.T) {
 	t.Parallel()
 	h := start(t, Config{})

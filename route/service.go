@@ -45,9 +45,9 @@ type Config struct {
 	// Logger receives warnings, such as an event exchange that exists
 	// with other properties. Default: the gateway's.
 	Logger *slog.Logger
-	// MaxLength is the x-max-length of a subscription's queue: the
-	// backlog the broker keeps for a client that reads slowly; a
-	// subscription whose queue reaches it ends with RESOURCE_EXHAUSTED.
+	// MaxLength bounds the messages one subscription holds in the gateway
+	// while its client reads slowly (core.MuxConfig.MaxLength): one more
+	// ends that subscription with RESOURCE_EXHAUSTED, and no other.
 	// Default: 10000.
 	MaxLength int
 	// MaxBindingKeys bounds the binding keys of one subscription.
@@ -66,10 +66,10 @@ type Config struct {
 type Service struct {
 	routes    Routes
 	cfg       Config
-	client    *core.Client     // RPC routes' requests
-	publisher *core.Publisher  // task and event routes' publishings
-	subs      *core.Subscriber // subscribe routes' subscriptions
-	tapped    bool             // the gateway puts forwarded metadata in the context (UseIncomingMetadata)
+	client    *core.Client         // RPC routes' requests
+	publisher *core.Publisher      // task and event routes' publishings
+	mux       map[string]*core.Mux // subscribe routes' subscriptions, by exchange
+	tapped    bool                 // the gateway puts forwarded metadata in the context (UseIncomingMetadata)
 }
 
 // NewService returns the gateway side of r.
@@ -122,7 +122,7 @@ func (s *Service) Name() string { return string(s.routes.Desc.FullName()) }
 
 // Attach implements gateway.Service: the core components the routes need
 // (a Client for rpc and stream routes, a Publisher for task and event
-// routes, a Subscriber for subscribe routes), and the declaration of the
+// routes, one core.Mux per exchange of the subscribe routes), and the declaration of the
 // exchanges the event and subscribe routes name.
 func (s *Service) Attach(sup *core.Supervisor) {
 	var exchanges []core.ExchangeSpec
@@ -144,8 +144,11 @@ func (s *Service) Attach(sup *core.Supervisor) {
 				s.publisher = core.NewPublisher(sup, core.PublisherConfig{Timeout: s.cfg.DefaultTimeout})
 			}
 		case Subscribe:
-			if s.subs == nil {
-				s.subs = core.NewSubscriber(sup)
+			if s.mux == nil {
+				s.mux = map[string]*core.Mux{}
+			}
+			if s.mux[m.Exchange] == nil {
+				s.mux[m.Exchange] = core.NewMux(sup, core.MuxConfig{Exchange: m.Exchange, Kind: m.Kind, MaxLength: s.cfg.MaxLength})
 			}
 		}
 		if (m.Pattern == Event || m.Pattern == Subscribe) && !declared[m.Exchange] {

@@ -71,11 +71,12 @@ func (s *Service) relay(m Method, in *frame.Frame, stream grpc.ServerStream) err
 	}
 }
 
-// subscribe binds a queue of the call's own (server-named, exclusive,
-// at most MaxLength messages) to m's exchange with the request's keys,
-// sends the wire.HeaderQueue response header, and streams every message
-// routed to the queue until the client cancels, the queue overflows, the
-// connection is lost or the gateway shuts down. A message that cannot be
+// subscribe subscribes on the core.Mux of m's exchange with the request's
+// keys (the gateway's one queue for the exchange is bound with those no
+// other subscription holds), sends the wire.HeaderQueue response header,
+// and streams every message whose routing key one of them matches until
+// the client cancels, its backlog in the gateway overflows (MaxLength),
+// the connection is lost or the gateway shuts down. A message that cannot be
 // a response (another type, another content type, or not protobuf's wire
 // format: a foreign publisher's) is skipped and logged; it does not end
 // the stream.
@@ -92,11 +93,7 @@ func (s *Service) subscribe(m Method, in *frame.Frame, stream grpc.ServerStream)
 	if err != nil {
 		return err
 	}
-	cfg := core.SubscriptionConfig{MaxLength: s.cfg.MaxLength}
-	for _, k := range keys {
-		cfg.Bindings = append(cfg.Bindings, core.Binding{Exchange: m.Exchange, Key: k})
-	}
-	sub, err := s.subs.Subscribe(stream.Context(), cfg)
+	sub, err := s.mux[m.Exchange].Subscribe(stream.Context(), keys)
 	if err != nil {
 		return fmt.Errorf("subscribe to %q: %w", m.Exchange, err)
 	}

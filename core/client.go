@@ -556,24 +556,11 @@ func (s *ReplyStream) Close() {
 type presence struct {
 	queue     string
 	consumers atomic.Int64 // -1: the queue does not exist
-	ready     atomic.Int64 // messages ready, as last read
 	last      atomic.Int64 // unix nanos of the last refresh
-	seen      atomic.Int64 // unix nanos of the last refresh that found a consumer
 }
 
 // recheckAfter is how old a zero count may be before a call refreshes it.
 const recheckAfter = 20 * time.Millisecond
-
-// presenceGrace is how long after the last refresh that found a consumer
-// a count of none lets new calls through anyway. A quorum queue answers a
-// passive declare with 0 consumers and 0 messages while its leader is
-// unknown or busy (RabbitMQ 3.10's rabbit_quorum_queue:stat falls back to
-// that after 250 ms: an election, a node rejoining), which would fail
-// calls to a queue whose workers are all there. A call let through to a
-// queue that truly lost its workers still fails soon: its request waits
-// in the queue, ready, and watchPresence fails the waiting calls of a
-// queue with ready messages and no consumer.
-const presenceGrace = 30 * time.Second
 
 func (p *presence) err(n int64) error {
 	switch {
@@ -585,8 +572,7 @@ func (p *presence) err(n int64) error {
 	return nil
 }
 
-// present returns nil when queue has a consumer, or had one less than
-// presenceGrace ago and exists.
+// present returns nil when queue has a consumer.
 func (c *Client) present(s *clientSession, queue string) error {
 	p := c.presence(queue)
 	if p.consumers.Load() > 0 {
@@ -597,44 +583,31 @@ func (c *Client) present(s *clientSession, queue string) error {
 			return fmt.Errorf("check request queue: %w", err)
 		}
 	}
-	n := p.consumers.Load()
-	if n == 0 && time.Since(time.Unix(0, p.seen.Load())) < presenceGrace {
-		return nil // maybe a quorum queue without a leader for now
-	}
-	return p.err(n)
+	return p.err(p.consumers.Load())
 }
 
 // refresh asks the broker for the queue's consumer count (a passive
 // declare).
 func (c *Client) refresh(s *clientSession, p *presence) error {
-	var n, ready int64
+	var n int64
 	q, err := s.check.queue(p.queue)
 	switch {
 	case err == nil:
-		n, ready = int64(q.Consumers), int64(q.Messages)
+		n = int64(q.Consumers)
 	case IsNotFound(err):
 		n = -1
 	default:
 		return err
 	}
-	now := time.Now().UnixNano()
 	p.consumers.Store(n)
-	p.ready.Store(ready)
-	p.last.Store(now)
-	if n > 0 {
-		p.seen.Store(now)
-	}
+	p.last.Store(time.Now().UnixNano())
 	return nil
 }
 
 // watchPresence refreshes every watched queue's consumer count until the
 // session ends. When a queue's last worker goes, the calls waiting for a
 // reply from it fail at once: nobody will answer them before their
-// deadline. A queue with no consumer fails them only when it also holds
-// ready messages (the requests of a dead worker go back to the queue; the
-// requests of calls let through by presenceGrace wait in it), or no
-// longer exists: a quorum queue without a leader reports no consumer and
-// no message, and its workers are still there.
+// deadline.
 func (c *Client) watchPresence(s *clientSession) {
 	t := time.NewTicker(c.cfg.PresenceInterval)
 	defer t.Stop()
@@ -649,7 +622,7 @@ func (c *Client) watchPresence(s *clientSession) {
 			if err := c.refresh(s, p); err != nil {
 				break // the connection is going; Disconnected follows
 			}
-			if n := p.consumers.Load(); n < 0 || n == 0 && p.ready.Load() > 0 {
+			if n := p.consumers.Load(); n <= 0 {
 				c.failQueue(p.queue, p.err(n))
 			}
 		}

@@ -131,7 +131,7 @@ func TestSecretsNeverAppear(t *testing.T) {
 
 	t.Run("bad password", func(t *testing.T) {
 		p := startProc(t, env(badURL), "worker")
-		p.waitLog(t, 1, "amqp connect failed", "403")
+		p.waitLog(t, 1, "amqp connect failed", "login refused")
 		p.signal(t, syscall.SIGTERM)
 		ran("bad password exits cleanly", p.wait(t, 20*time.Second) == 0)
 		out.addProc("worker, bad password", p)

@@ -195,10 +195,15 @@ func TestNodeLossUnderLoad(t *testing.T) {
 			// Let the survivors serve for a while before the node
 			// comes back: at least until calls succeed again.
 			time.Sleep(2 * time.Second)
+			var lastErr error
 			warrentest.Eventually(t, 30*time.Second, "calls succeed after the kill", func() bool {
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 				defer cancel()
 				_, err := fib.Fibonacci(ctx, &warrenv1.FibonacciRequest{N: 10})
+				if err != nil && (lastErr == nil || err.Error() != lastErr.Error()) {
+					t.Logf("%s #%d: a call %v after the kill: %v", kind, i+1, time.Since(k.at).Round(100*time.Millisecond), err)
+				}
+				lastErr = err
 				return err == nil
 			})
 			ks[len(ks)-1].restart = time.Now()

@@ -70,7 +70,9 @@ type Server struct {
 
 // New builds a Server serving services. Nothing is dialled or served until
 // Serve. opts are applied after the gateway's own server options, so they
-// can override them.
+// can override them: a grpc.InTapHandle among them replaces the gateway's,
+// which hands the callers' metadata to routed services (MetadataReader),
+// and those then forward none.
 func New(cfg Config, services []Service, opts ...grpc.ServerOption) *Server {
 	cfg = cfg.withDefaults()
 	s := &Server{

@@ -64,7 +64,8 @@ func TestMetricsOfATaskWorker(t *testing.T) {
 		want   float64
 	}{
 		{"warren_worker_handled_total", map[string]string{"queue": n.tasks, "code": "OK"}, 2},
-		{"warren_worker_handled_total", map[string]string{"queue": n.tasks, "code": "Unknown"}, 2},
+		// A plain error counts as core.Status maps it, as for a server.
+		{"warren_worker_handled_total", map[string]string{"queue": n.tasks, "code": "Unavailable"}, 2},
 		{"warren_worker_dead_lettered_total", q, 1},
 		{"warren_worker_in_flight", q, 0},
 	}

@@ -13,8 +13,6 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/warrenrpc/warren/core"
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
@@ -275,13 +273,9 @@ func (w *Worker) work(ctx context.Context, d *amqp.Delivery) {
 	w.event(ctx, t, warrenv1.TaskState_TASK_STATE_STARTED, "")
 	err := w.cfg.Handler(ctx, d.Body)
 	if err != nil {
-		// The metrics count a failed attempt under the handler's gRPC code
-		// (UNKNOWN for a plain error), as a handler of a server's.
-		if _, ok := status.FromError(err); !ok {
-			core.SetOutcome(ctx, status.Error(codes.Unknown, err.Error()))
-		} else {
-			core.SetOutcome(ctx, err)
-		}
+		// The metrics count a failed attempt under the code core.Status
+		// gives its error, as they count a core.Server handler's.
+		core.SetOutcome(ctx, err)
 	}
 	switch {
 	case err == nil:

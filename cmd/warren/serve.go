@@ -200,20 +200,12 @@ func newGatewayCmd() *cobra.Command {
 		Short: "Run the gRPC gateway",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log := af.logger(cmd)
-			ctx, cancel := context.WithCancel(cmd.Context())
-			m, waitMetrics, err := mf.serve(ctx, log)
-			if err != nil {
-				cancel()
-				return err
-			}
-			defer waitMetrics()
-			defer cancel()
-			stopTracing, err := af.trace(ctx, "warren-gateway", cmd.OutOrStdout(), log)
+			sv, err := startServing(cmd, &af, &mf, "warren-gateway")
 			if err != nil {
 				return err
 			}
-			defer stopTracing()
+			defer sv.stop()
+			ctx, m, log := sv.ctx, sv.metrics, sv.log
 			srv, err := gf.gateway(&af, m, log)
 			if err != nil {
 				return err
@@ -225,6 +217,41 @@ func newGatewayCmd() *cobra.Command {
 	gf.register(cmd)
 	mf.register(cmd)
 	return cmd
+}
+
+// serving is what every server command (gateway, worker, dev) sets up
+// before it builds its servers: its logger, a context that ends with the
+// command, the metrics server (when --metrics-listen asks) and tracing
+// (when the OTEL_* variables ask).
+type serving struct {
+	ctx     context.Context
+	log     *slog.Logger
+	metrics *metrics.Metrics // nil: no metrics
+	stop    func()
+}
+
+// startServing sets up what a server command needs; service names its
+// traces. stop ends tracing, then the context, then the metrics server,
+// which so answers scrapes while the servers drain.
+func startServing(cmd *cobra.Command, af *amqpFlags, mf *metricsFlags, service string) (*serving, error) {
+	log := af.logger(cmd)
+	ctx, cancel := context.WithCancel(cmd.Context())
+	m, waitMetrics, err := mf.serve(ctx, log)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	stopTracing, err := af.trace(ctx, service, cmd.OutOrStdout(), log)
+	if err != nil {
+		cancel()
+		waitMetrics()
+		return nil, err
+	}
+	return &serving{ctx: ctx, log: log, metrics: m, stop: func() {
+		stopTracing()
+		cancel()
+		waitMetrics()
+	}}, nil
 }
 
 func serveGateway(ctx context.Context, addr string, srv *gateway.Server, log *slog.Logger) error {
@@ -247,20 +274,12 @@ func newWorkerCmd() *cobra.Command {
 		Short: "Run the workers (rpc_server.py and worker.py)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log := af.logger(cmd)
-			ctx, cancel := context.WithCancel(cmd.Context())
-			m, waitMetrics, err := mf.serve(ctx, log)
-			if err != nil {
-				cancel()
-				return err
-			}
-			defer waitMetrics()
-			defer cancel()
-			stopTracing, err := af.trace(ctx, "warren-worker", cmd.OutOrStdout(), log)
+			sv, err := startServing(cmd, &af, &mf, "warren-worker")
 			if err != nil {
 				return err
 			}
-			defer stopTracing()
+			defer sv.stop()
+			ctx, m, log := sv.ctx, sv.metrics, sv.log
 			g, err := wf.workers(&af, wf.rpcQueue, wf.taskQueue, wf.eventsExchange, wf.queueType, m, log)
 			if err != nil {
 				return err
@@ -289,22 +308,12 @@ func newDevCmd() *cobra.Command {
   warren dev --listen 127.0.0.1:6000`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log := af.logger(cmd)
-			ctx, cancel := context.WithCancel(cmd.Context())
-			m, waitMetrics, err := mf.serve(ctx, log)
-			if err != nil {
-				cancel()
-				return err
-			}
-			// The metrics server stops last: it answers scrapes while
-			// the gateway and the workers drain.
-			defer waitMetrics()
-			defer cancel()
-			stopTracing, err := af.trace(ctx, "warren", cmd.OutOrStdout(), log)
+			sv, err := startServing(cmd, &af, &mf, "warren")
 			if err != nil {
 				return err
 			}
-			defer stopTracing()
+			defer sv.stop()
+			ctx, m, log := sv.ctx, sv.metrics, sv.log
 			srv, err := gf.gateway(&af, m, log)
 			if err != nil {
 				return err

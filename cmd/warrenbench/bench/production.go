@@ -189,7 +189,7 @@ func Production(ctx context.Context, w io.Writer, o Options) error {
 					return fmt.Errorf("%s, all %s: %w", method, name[setting], r.Err)
 				}
 				if method == "SubmitTask" {
-					if _, err := admin.QueuePurge(name2queue(prefix, setting), false); err != nil {
+					if _, err := admin.QueuePurge(map[bool]string{false: off, true: on}[setting]+".tasks", false); err != nil {
 						return err
 					}
 				}
@@ -208,11 +208,4 @@ func Production(ctx context.Context, w io.Writer, o Options) error {
 			method, median(results[key{method, false}]).Rate, median(results[key{method, true}]).Rate, ratio, targetVerdict(ratio >= 0.9))
 	}
 	return nil
-}
-
-func name2queue(prefix string, on bool) string {
-	if on {
-		return prefix + ".on.tasks"
-	}
-	return prefix + ".off.tasks"
 }

@@ -101,6 +101,8 @@ func Argumentf(format string, args ...any) error {
 //
 //   - context.Canceled → CANCELLED; context.DeadlineExceeded → DEADLINE_EXCEEDED
 //   - Argumentf → INVALID_ARGUMENT
+//   - *OffsetError (a start outside a history) → OUT_OF_RANGE;
+//     ErrHistoryOff → FAILED_PRECONDITION
 //   - ErrBlocked, ErrOverflow, ErrTooManyChannels, amqp.ErrChannelMax → RESOURCE_EXHAUSTED
 //   - a broker's 403 (ACCESS_REFUSED) → PERMISSION_DENIED; its 404 → NOT_FOUND
 //     (ErrNoQueue, a missing worker queue, is UNAVAILABLE: a worker may come)
@@ -118,12 +120,17 @@ func Status(err error) error {
 	}
 	var (
 		arg  *argumentError
+		off  *OffsetError
 		aerr *amqp.Error
 	)
 	code := codes.Unavailable
 	switch {
 	case errors.As(err, &arg):
 		code = codes.InvalidArgument
+	case errors.As(err, &off):
+		code = codes.OutOfRange
+	case errors.Is(err, ErrHistoryOff):
+		code = codes.FailedPrecondition
 	case errors.Is(err, context.DeadlineExceeded):
 		code = codes.DeadlineExceeded
 	case errors.Is(err, context.Canceled):

@@ -35,6 +35,8 @@ func TestStatusMapsEveryErrorOnce(t *testing.T) {
 		{name: "return", err: &ReturnError{RoutingKey: "q", Code: 312, Text: "NO_ROUTE"}, want: codes.Unavailable},
 		{name: "shutdown", err: ErrShutdown, want: codes.Unavailable},
 		{name: "overflow", err: ErrOverflow, want: codes.ResourceExhausted},
+		{name: "history off", err: wrap(ErrHistoryOff), want: codes.FailedPrecondition},
+		{name: "offset out of range", err: wrap(&OffsetError{msg: "start offset 9 is past the end"}), want: codes.OutOfRange},
 		{name: "too many channels", err: wrap(ErrTooManyChannels), want: codes.ResourceExhausted},
 		{name: "amqp channel max", err: amqp.ErrChannelMax, want: codes.ResourceExhausted},
 		{name: "broker 403", err: wrap(&amqp.Error{Code: amqp.AccessRefused, Reason: "ACCESS_REFUSED"}), want: codes.PermissionDenied},

@@ -33,6 +33,11 @@ type MuxConfig struct {
 	// again meanwhile needs no bind). Deliveries for a lingering key reach
 	// nobody and are acknowledged. Default: 1s; negative: unbind at once.
 	Linger time.Duration
+	// History, when set, keeps the exchange's messages in a stream that
+	// carries the Mux's subscriptions instead of a queue of its own: see
+	// HistoryConfig. Nil: no history, and SubscribeFrom fails with
+	// ErrHistoryOff.
+	History *HistoryConfig
 }
 
 func (c MuxConfig) withDefaults() MuxConfig {
@@ -80,6 +85,38 @@ type Mux struct {
 	sess *muxSession
 }
 
+// streamBindingKeys are the keys that bind a history stream to every
+// message of its exchange, for the kinds that have one.
+func (m *Mux) streamBindingKeys() []string {
+	switch m.cfg.Kind {
+	case "topic":
+		return []string{"#"}
+	case "direct":
+		return m.cfg.History.Keys
+	}
+	return []string{""}
+}
+
+// declareHistory declares the history stream and binds it to the exchange,
+// on a channel of its own.
+func (m *Mux) declareHistory(conn *Conn) error {
+	h := m.cfg.History
+	ch, err := conn.Channel()
+	if err != nil {
+		return ChannelError("open channel", err)
+	}
+	defer func() { _ = ch.Close() }()
+	if _, err := ch.QueueDeclare(h.Stream, true, false, false, false, h.arguments()); err != nil {
+		return ChannelError(fmt.Sprintf("declare stream %q", h.Stream), err)
+	}
+	for _, k := range m.streamBindingKeys() {
+		if err := ch.QueueBind(h.Stream, k, m.cfg.Exchange, false, nil); err != nil {
+			return ChannelError(fmt.Sprintf("bind stream %q to %q with %q", h.Stream, m.cfg.Exchange, k), err)
+		}
+	}
+	return nil
+}
+
 // NewMux returns a Mux on sup's connection; it adds itself to sup, so it
 // must be built before sup runs.
 func NewMux(sup *Supervisor, cfg MuxConfig) *Mux {
@@ -88,9 +125,14 @@ func NewMux(sup *Supervisor, cfg MuxConfig) *Mux {
 	return m
 }
 
-// Connected implements Component. The session is made by the first
-// Subscribe.
+// Connected implements Component: it declares and binds the history
+// stream, if any. The session is made by the first Subscribe.
 func (m *Mux) Connected(_ context.Context, conn *Conn) error {
+	if m.cfg.History != nil {
+		if err := m.declareHistory(conn); err != nil {
+			return err
+		}
+	}
 	m.mu.Lock()
 	m.conn = conn
 	m.mu.Unlock()
@@ -198,9 +240,12 @@ func (m *Mux) Subscribe(ctx context.Context, keys []string) (*MuxSubscription, e
 // exchange was deleted and declared again, which removed its bindings.
 func (m *Mux) Rebind() error {
 	m.mu.Lock()
-	s := m.sess
+	s, conn := m.sess, m.conn
 	m.mu.Unlock()
-	if s == nil {
+	if s == nil || s.ctx.Err() != nil {
+		if m.cfg.History != nil && conn != nil {
+			return m.declareHistory(conn)
+		}
 		return nil
 	}
 	return s.rebind()
@@ -250,16 +295,24 @@ func newMuxSession(m *Mux, conn *Conn) (s *muxSession, err error) {
 	if err = ch.Qos(m.cfg.Prefetch, 0, false); err != nil {
 		return nil, ChannelError("set prefetch", err)
 	}
-	q, err := ch.QueueDeclare("", false, true, true, false, nil)
-	if err != nil {
-		return nil, ChannelError("declare queue", err)
+	// With a history, the stream from its next message; otherwise a queue
+	// of the connection's own.
+	queue, exclusive, args := "", true, amqp.Table(nil)
+	if h := m.cfg.History; h != nil {
+		queue, exclusive, args = h.Stream, false, amqp.Table{"x-stream-offset": "next"}
+	} else {
+		q, err := ch.QueueDeclare("", false, true, true, false, nil)
+		if err != nil {
+			return nil, ChannelError("declare queue", err)
+		}
+		queue = q.Name
 	}
-	deliveries, err := ch.Consume(q.Name, "", false, true, false, false, nil)
+	deliveries, err := ch.Consume(queue, "", false, exclusive, false, false, args)
 	if err != nil {
-		return nil, ChannelError(fmt.Sprintf("consume %q", q.Name), err)
+		return nil, ChannelError(fmt.Sprintf("consume %q", queue), err)
 	}
 	s = &muxSession{
-		m: m, conn: conn, queue: q.Name, ch: ch,
+		m: m, conn: conn, queue: queue, ch: ch,
 		done:  make(chan struct{}),
 		keys:  map[string]*muxKey{},
 		exact: map[string]map[*MuxSubscription]struct{}{},
@@ -271,8 +324,13 @@ func newMuxSession(m *Mux, conn *Conn) (s *muxSession, err error) {
 }
 
 // bind binds the queue with key: the one place where a subscription's
-// binding reaches the broker.
+// binding reaches the broker. A history stream is bound with every key of
+// a topic or fanout exchange already (Connected); a direct exchange's
+// stream with each key a subscription asks for, once per session.
 func (s *muxSession) bind(key string) error {
+	if s.m.cfg.History != nil && s.m.cfg.Kind != "direct" {
+		return nil
+	}
 	return s.control(func(ch *amqp.Channel) error {
 		if err := ch.QueueBind(s.queue, key, s.m.cfg.Exchange, false, nil); err != nil {
 			return ChannelError(fmt.Sprintf("bind queue to %q with %q", s.m.cfg.Exchange, key), err)
@@ -281,8 +339,12 @@ func (s *muxSession) bind(key string) error {
 	})
 }
 
-// unbind removes the queue's binding with key.
+// unbind removes the queue's binding with key; a history stream keeps its
+// bindings, so that the history of a key has no holes.
 func (s *muxSession) unbind(key string) error {
+	if s.m.cfg.History != nil {
+		return nil
+	}
 	return s.control(func(ch *amqp.Channel) error {
 		if err := ch.QueueUnbind(s.queue, key, s.m.cfg.Exchange, nil); err != nil {
 			return ChannelError(fmt.Sprintf("unbind queue from %q with %q", s.m.cfg.Exchange, key), err)
@@ -402,8 +464,14 @@ func (s *muxSession) stopLingering() {
 	}
 }
 
-// rebind binds every key that is bound once more.
+// rebind binds every key that is bound once more, and a history stream's
+// own keys.
 func (s *muxSession) rebind() error {
+	if s.m.cfg.History != nil {
+		if err := s.m.declareHistory(s.conn); err != nil {
+			return err
+		}
+	}
 	s.keysMu.Lock()
 	keys := make([]string, 0, len(s.keys))
 	for key := range s.keys {
@@ -582,7 +650,8 @@ func (s *muxSession) lost(closed <-chan *amqp.Error) error {
 // MuxSubscription is one client's subscription on a Mux: a bounded buffer
 // the pump fills and Stream drains.
 type MuxSubscription struct {
-	sess     *muxSession
+	sess     *muxSession // nil for a replay
+	replay   *muxReplay  // nil for a live subscription
 	keys     []string
 	acquired int // keys[:acquired] hold a reference; set by Subscribe
 
@@ -627,8 +696,14 @@ func (m *MuxSubscription) offer(d *amqp.Delivery) {
 }
 
 // Queue is the name of the queue the subscription's deliveries come from,
-// shared with the other subscriptions of its Mux.
-func (m *MuxSubscription) Queue() string { return m.sess.queue }
+// shared with the other subscriptions of its Mux: the history stream when
+// the Mux keeps one.
+func (m *MuxSubscription) Queue() string {
+	if m.replay != nil {
+		return m.replay.stream
+	}
+	return m.sess.queue
+}
 
 // Close ends the subscription: it leaves the index and unbinds the keys
 // no other subscription holds. It is idempotent.
@@ -638,13 +713,17 @@ func (m *MuxSubscription) end(reason CloseReason, cause error) {
 	m.reason.CompareAndSwap(nil, reason)
 	m.cancel(cause)
 	m.once.Do(func() {
-		m.sess.remove(m)
+		if m.replay != nil {
+			_ = m.replay.ch.Close() // cancels its consumer
+		} else {
+			m.sess.remove(m)
+		}
 		m.mu.Lock()
 		m.buf, m.spare = nil, nil
 		m.mu.Unlock()
 		if m.mt.on {
 			r, _ := m.reason.Load().(CloseReason)
-			if r == CloseEnded && m.sess.ctx.Err() != nil {
+			if r == CloseEnded && m.sess != nil && m.sess.ctx.Err() != nil {
 				r = CloseLost
 			}
 			m.mt.SubscriptionClosed(m.label, "", r)
@@ -671,6 +750,9 @@ func (m *MuxSubscription) send(send func(*amqp.Delivery) error, d *amqp.Delivery
 // of the connection or channel. Only one goroutine may call Stream.
 func (m *MuxSubscription) Stream(send func(*amqp.Delivery) error) error {
 	defer m.Close()
+	if m.replay != nil {
+		return m.streamReplay(send)
+	}
 	for {
 		select {
 		case <-m.ready:
@@ -698,5 +780,162 @@ func (m *MuxSubscription) Stream(send func(*amqp.Delivery) error) error {
 			m.spare = batch[:0] // small enough to keep for the next batch
 		}
 		m.mu.Unlock()
+	}
+}
+
+// muxReplay is what a subscription that starts in the history reads: a
+// consumer of the stream of its own, on a channel of its own.
+type muxReplay struct {
+	conn       *Conn
+	ch         *amqp.Channel
+	stream     string
+	deliveries <-chan amqp.Delivery
+	closed     chan *amqp.Error
+	from       int64 // the first offset to hand over; -1: any
+	kind       string
+	prefetch   int
+}
+
+// SubscribeFrom is Subscribe with a starting point in the Mux's history:
+// the subscription gets the messages its keys match from start on, the
+// history first and then the live messages, all from one consumer of the
+// stream (so nothing is missed or repeated at the switch), on a channel
+// of its own. It reads at its client's pace: the broker sends at most
+// Prefetch deliveries ahead of what the client took, so it never
+// overflows. It fails with ErrHistoryOff when the Mux keeps no history,
+// and with an *OffsetError when start is outside the history.
+func (m *Mux) SubscribeFrom(ctx context.Context, keys []string, start StreamStart) (*MuxSubscription, error) {
+	h := m.cfg.History
+	if h == nil {
+		return nil, ErrHistoryOff
+	}
+	for _, k := range keys {
+		if err := CheckScope(ctx, KeySubscribe, m.cfg.Exchange, k); err != nil {
+			return nil, err
+		}
+	}
+	m.mu.Lock()
+	conn := m.conn
+	m.mu.Unlock()
+	if conn == nil || conn.IsClosed() {
+		return nil, ErrNotConnected
+	}
+	if conn.Blocked() {
+		return nil, ErrBlocked
+	}
+	arg, from, err := start.consumeArgument(conn, h.Stream, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return nil, ChannelError("open channel", err)
+	}
+	fail := func(err error) (*MuxSubscription, error) {
+		_ = ch.Close()
+		return nil, err
+	}
+	if m.cfg.Kind == "direct" {
+		// The keys' history starts now if no subscription asked for them
+		// before; binding keys the stream has is harmless.
+		for _, k := range keys {
+			if err := ch.QueueBind(h.Stream, k, m.cfg.Exchange, false, nil); err != nil {
+				return fail(ChannelError(fmt.Sprintf("bind stream %q to %q with %q", h.Stream, m.cfg.Exchange, k), err))
+			}
+		}
+	}
+	if err := ch.Qos(m.cfg.Prefetch, 0, false); err != nil {
+		return fail(ChannelError("set prefetch", err))
+	}
+	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
+	deliveries, err := ch.Consume(h.Stream, "", false, false, false, false, amqp.Table{"x-stream-offset": arg})
+	if err != nil {
+		return fail(ChannelError(fmt.Sprintf("consume %q", h.Stream), err))
+	}
+	sub := &MuxSubscription{
+		replay: &muxReplay{conn: conn, ch: ch, stream: h.Stream, deliveries: deliveries, closed: closed,
+			from: from, kind: m.cfg.Kind, prefetch: m.cfg.Prefetch},
+		keys: keys,
+		mt:   m.mt,
+		tc:   m.tc,
+		name: m.cfg.Exchange,
+	}
+	sub.ctx, sub.cancel = context.WithCancelCause(ctx)
+	if m.mt.on {
+		sub.label = m.mt.name(m.cfg.Exchange)
+		m.mt.SubscriptionOpened(sub.label, "")
+	}
+	return sub, nil
+}
+
+// matches reports whether one of the subscription's keys matches key.
+func (m *MuxSubscription) matches(kind, key string) bool {
+	for _, k := range m.keys {
+		if MatchKey(kind, k, key) {
+			return true
+		}
+	}
+	return false
+}
+
+// streamReplay is Stream for a replay: it hands each delivery its keys
+// match, from the start offset on, to send, and acknowledges it after
+// (multiple, whenever no further delivery waits and at least every
+// Prefetch/4), until the subscription ends.
+func (m *MuxSubscription) streamReplay(send func(*amqp.Delivery) error) error {
+	r := m.replay
+	batch := max(1, r.prefetch/4)
+	var last uint64
+	unacked := 0
+	ack := func() {
+		if unacked > 0 {
+			_ = r.ch.Ack(last, true)
+			unacked = 0
+		}
+	}
+	for {
+		var d amqp.Delivery
+		var ok bool
+		select {
+		case d, ok = <-r.deliveries:
+		default:
+			ack()
+			select {
+			case d, ok = <-r.deliveries:
+			case <-m.ctx.Done():
+				return context.Cause(m.ctx)
+			}
+		}
+		if !ok {
+			m.reason.CompareAndSwap(nil, CloseLost)
+			if r.conn.IsClosed() {
+				return ErrConnectionLost
+			}
+			select {
+			case e, ok := <-r.closed:
+				if ok && e != nil {
+					return fmt.Errorf("core: the broker closed the subscription's channel: %w", e)
+				}
+			default:
+			}
+			return fmt.Errorf("core: the broker ended the subscription's consumer: %w", ErrConnectionLost)
+		}
+		if m.ctx.Err() != nil {
+			return context.Cause(m.ctx)
+		}
+		// The broker starts at the chunk that holds the start offset:
+		// skip what comes before it.
+		if off, ok := StreamOffset(&d); !ok || off >= r.from {
+			if m.matches(r.kind, d.RoutingKey) {
+				if err := m.send(send, &d); err != nil {
+					return err
+				}
+			}
+		}
+		last = d.DeliveryTag
+		unacked++
+		if unacked >= batch {
+			ack()
+		}
 	}
 }

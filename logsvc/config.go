@@ -3,6 +3,8 @@ package logsvc
 import (
 	"log/slog"
 	"time"
+
+	"github.com/warrenrpc/warren/core"
 )
 
 // OverflowDropHead is the default x-overflow policy of a subscription's
@@ -67,6 +69,10 @@ type Config struct {
 	// confirm only when the window is full. Default: 512.
 	EmitWindow int
 
+	// History keeps each exchange's messages in a RabbitMQ stream, from
+	// which SubscribeLogs may start in the past and resume. Default: off.
+	History History
+
 	// Logger receives the exchanges' events (one used as it is, one
 	// declared again). Default: the Supervisor's logger.
 	Logger *slog.Logger
@@ -103,5 +109,74 @@ func (c Config) withDefaults() Config {
 	if c.EmitWindow <= 0 {
 		c.EmitWindow = 512
 	}
+	if c.History.MaxAge == 0 {
+		c.History.MaxAge = DefaultHistoryMaxAge
+	}
+	if c.History.MaxBytes == 0 {
+		c.History.MaxBytes = DefaultHistoryMaxBytes
+	}
+	if c.History.SegmentBytes == 0 {
+		c.History.SegmentBytes = DefaultHistorySegmentBytes
+	}
+	if c.History.DirectKeys == nil {
+		c.History.DirectKeys = DefaultHistoryDirectKeys
+	}
 	return c
+}
+
+// HistorySuffix makes the name of an exchange's history stream: the
+// exchange's name and ".history" (logs.history, topic_logs.history).
+const HistorySuffix = ".history"
+
+// History's defaults.
+const (
+	DefaultHistoryMaxAge       = 24 * time.Hour
+	DefaultHistoryMaxBytes     = 1 << 30  // 1 GiB per exchange
+	DefaultHistorySegmentBytes = 64 << 20 // the unit retention deletes
+)
+
+// DefaultHistoryDirectKeys are the keys a direct exchange's history is
+// bound with from the start: the Routing tutorial's severities.
+var DefaultHistoryDirectKeys = []string{"info", "warning", "error"}
+
+// History configures the exchanges' log history: one RabbitMQ stream per
+// exchange (x-queue-type: stream), named after it (HistorySuffix), bound so
+// that it gets every message emitted to the exchange, by warren or by
+// anyone else (see core.HistoryConfig), and carrying the gateway's
+// subscriptions, so that every message streamed has its offset. The
+// streams are durable and shared by the gateways that use the same
+// exchanges, which must configure them alike.
+type History struct {
+	// Enabled turns the history on.
+	Enabled bool
+	// MaxAge is how long the stream keeps messages (x-max-age, to the
+	// second; retention deletes whole segments). Default: 24h; negative:
+	// no limit.
+	MaxAge time.Duration
+	// MaxBytes bounds the stream's size (x-max-length-bytes). Default:
+	// 1 GiB; negative: no limit.
+	MaxBytes int64
+	// SegmentBytes is the size of the stream's segment files, the unit in
+	// which retention deletes (x-stream-max-segment-size-bytes).
+	// Default: 64 MiB.
+	SegmentBytes int64
+	// DirectKeys are the keys a direct exchange's stream is bound with from
+	// the start; a key a subscription asks for is bound when it first does
+	// (its history starts then) and stays bound. Default: info, warning,
+	// error.
+	DirectKeys []string
+}
+
+// core is the HistoryConfig of the exchange's stream, or nil when off.
+func (h History) core(exchange string) *core.HistoryConfig {
+	if !h.Enabled {
+		return nil
+	}
+	return &core.HistoryConfig{
+		Stream:       exchange + HistorySuffix,
+		MaxAge:       max(h.MaxAge, 0),
+		MaxBytes:     max(h.MaxBytes, 0),
+		SegmentBytes: max(h.SegmentBytes, 0),
+		Keys:         h.DirectKeys,
+	}
 }

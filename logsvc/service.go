@@ -50,7 +50,10 @@ func (s *Service) Attach(sup *core.Supervisor) {
 	s.pub = core.NewPublisher(sup, core.PublisherConfig{Channels: 1, Timeout: s.cfg.DefaultTimeout})
 	s.mux = map[string]*core.Mux{}
 	for _, ex := range s.cfg.exchanges() {
-		s.mux[ex.name] = core.NewMux(sup, core.MuxConfig{Exchange: ex.name, Kind: ex.kind, Prefetch: s.cfg.Prefetch, MaxLength: s.cfg.MaxLength})
+		s.mux[ex.name] = core.NewMux(sup, core.MuxConfig{
+			Exchange: ex.name, Kind: ex.kind, Prefetch: s.cfg.Prefetch, MaxLength: s.cfg.MaxLength,
+			History: s.cfg.History.core(ex.name),
+		})
 	}
 	// An exchange declared again lost its bindings: bind the live
 	// subscriptions' keys once more.

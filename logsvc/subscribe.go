@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/warrenrpc/warren/core"
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
 	"github.com/warrenrpc/warren/internal/wire"
 )
@@ -39,12 +40,22 @@ func (s *Service) SubscribeLogs(req *warrenv1.SubscribeLogsRequest, stream grpc.
 	if err != nil {
 		return err
 	}
+	start, err := startOf(req)
+	if err != nil {
+		return err
+	}
 	mux := s.mux[ex.name]
 	ctx := stream.Context()
+	subscribe := func() (*core.MuxSubscription, error) {
+		if start == nil {
+			return mux.Subscribe(ctx, keys)
+		}
+		return mux.SubscribeFrom(ctx, keys, *start)
+	}
 	gen := s.ex.generation()
-	sub, err := mux.Subscribe(ctx, keys)
+	sub, err := subscribe()
 	if err != nil && s.ex.repair(ex, gen, err) {
-		sub, err = mux.Subscribe(ctx, keys)
+		sub, err = subscribe()
 	}
 	if err != nil {
 		return fmt.Errorf("subscribe to %q: %w", ex.name, err)
@@ -56,11 +67,44 @@ func (s *Service) SubscribeLogs(req *warrenv1.SubscribeLogsRequest, stream grpc.
 	return sub.Stream(func(d *amqp.Delivery) error { return stream.Send(response(d)) })
 }
 
+// startOf is the request's starting point in the history, or nil.
+func startOf(req *warrenv1.SubscribeLogsRequest) (*core.StreamStart, error) {
+	var s core.StreamStart
+	switch start := req.GetStart().(type) {
+	case nil:
+		return nil, nil
+	case *warrenv1.SubscribeLogsRequest_StartAt:
+		switch start.StartAt {
+		case warrenv1.HistoryStart_HISTORY_START_FIRST:
+			s = core.StartFirst()
+		case warrenv1.HistoryStart_HISTORY_START_LAST:
+			s = core.StartLast()
+		default:
+			return nil, core.Argumentf("start_at %v is not a starting point: use HISTORY_START_FIRST or HISTORY_START_LAST", start.StartAt)
+		}
+	case *warrenv1.SubscribeLogsRequest_StartOffset:
+		if start.StartOffset < 0 {
+			return nil, core.Argumentf("start_offset %d is negative: offsets start at 0", start.StartOffset)
+		}
+		s = core.StartOffset(start.StartOffset)
+	case *warrenv1.SubscribeLogsRequest_StartTime:
+		if err := start.StartTime.CheckValid(); err != nil {
+			return nil, core.Argumentf("start_time: %v", err)
+		}
+		s = core.StartTime(start.StartTime.AsTime())
+	}
+	return &s, nil
+}
+
 // response converts a delivery into a stream message: the body as text
-// when it is UTF-8, as raw bytes otherwise, and the publishing's
-// timestamp, or the time of delivery when it has none.
+// when it is UTF-8, as raw bytes otherwise, the publishing's timestamp, or
+// the time of delivery when it has none, and the offset when it came from
+// a history stream.
 func response(d *amqp.Delivery) *warrenv1.SubscribeLogsResponse {
 	m := &warrenv1.SubscribeLogsResponse{RoutingKey: d.RoutingKey}
+	if off, ok := core.StreamOffset(d); ok {
+		m.Offset = &off
+	}
 	if utf8.Valid(d.Body) {
 		m.Body = string(d.Body)
 	} else {

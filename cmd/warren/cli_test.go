@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
 )
@@ -149,6 +150,12 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"dev", "--log-level", "loud"}, "warren: dev: invalid argument \"loud\" for \"--log-level\" flag"},
 		{[]string{"worker", "--fib=false", "--tasks=false"}, "warren: worker: no worker to run: --fib and --tasks are both false\n"},
 		{[]string{"receive", "hola"}, "warren: receive: unexpected argument \"hola\"\n"},
+		{[]string{"log", "tail", "--from", "yesterday", "#"}, "warren: log tail: --from \"yesterday\": want first, last, an offset or an RFC 3339 time"},
+		{[]string{"log", "tail", "--from", "-3", "#"}, "warren: log tail: --from -3: offsets start at 0\n"},
+		{[]string{"gateway", "--log-history-max-bytes", "12XB"}, "warren: gateway: invalid argument \"12XB\" for \"--log-history-max-bytes\" flag: \"12XB\" is not a size"},
+		{[]string{"gateway", "--log-history", "--log-history-max-age", "10ms"}, "warren: gateway: --log-history-max-age 10ms is less than a second, the stream's unit\n"},
+		{[]string{"gateway", "--log-history", "--log-history-segment-bytes", "0"}, "warren: gateway: --log-history-segment-bytes must be more than 0\n"},
+		{[]string{"dev", "--log-history", "--log-history-direct-keys", "ok," + strings.Repeat("k", 256)}, "warren: dev: --log-history-direct-keys: "},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -357,5 +364,29 @@ func TestSubscribeTimeout(t *testing.T) {
 	_, stderr, err := runCLI(t, nil, "log", "tail", "--addr", g.addr, "--timeout", "100ms")
 	if exitCode(err) != 1 || stderr != "warren: log tail: DeadlineExceeded: not subscribed within 100ms\n" {
 		t.Errorf("tail with no header: stderr %q, exit %d", stderr, exitCode(err))
+	}
+}
+
+// TestParseFrom: log tail --from's forms become the request's start.
+func TestParseFrom(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		from string
+		want *warrenv1.SubscribeLogsRequest
+	}{
+		{"first", &warrenv1.SubscribeLogsRequest{Start: &warrenv1.SubscribeLogsRequest_StartAt{StartAt: warrenv1.HistoryStart_HISTORY_START_FIRST}}},
+		{"last", &warrenv1.SubscribeLogsRequest{Start: &warrenv1.SubscribeLogsRequest_StartAt{StartAt: warrenv1.HistoryStart_HISTORY_START_LAST}}},
+		{"0", &warrenv1.SubscribeLogsRequest{Start: &warrenv1.SubscribeLogsRequest_StartOffset{StartOffset: 0}}},
+		{"4242", &warrenv1.SubscribeLogsRequest{Start: &warrenv1.SubscribeLogsRequest_StartOffset{StartOffset: 4242}}},
+		{at.Format(time.RFC3339), &warrenv1.SubscribeLogsRequest{Start: &warrenv1.SubscribeLogsRequest_StartTime{StartTime: timestamppb.New(at)}}},
+	} {
+		req := &warrenv1.SubscribeLogsRequest{}
+		if err := parseFrom(tc.from, req); err != nil {
+			t.Fatalf("--from %s: %v", tc.from, err)
+		}
+		if !proto.Equal(req, tc.want) {
+			t.Errorf("--from %s: request %v, want %v", tc.from, req, tc.want)
+		}
 	}
 }

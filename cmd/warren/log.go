@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
 )
@@ -83,7 +86,8 @@ routing key defaults to "info" (direct) or "anonymous.info" (topic).`,
 
 func newLogTailCmd() *cobra.Command {
 	var cf clientFlags
-	var exchange string
+	var exchange, from string
+	var offsets bool
 	cmd := &cobra.Command{
 		Use:   "tail [BINDING_KEY...]",
 		Short: "Print log messages as they come (receive_logs.py, receive_logs_direct.py, receive_logs_topic.py)",
@@ -94,14 +98,25 @@ and topic exchanges need at least one binding key: severities for direct,
 patterns such as "kern.*" or "#" for topic.
 
 Once the subscription's queue is bound, tail says so on stderr ("warren: log
-tail: subscribed to …"); messages emitted before that line do not reach it.`,
+tail: subscribed to …"); messages emitted before that line do not reach it,
+unless --from starts it in the log history of a gateway that keeps one
+(warren gateway --log-history): first, last, an offset, or an RFC 3339 time.
+--offsets prints each message's offset in that history first; a tail that
+was cut off resumes with --from set to the last offset it printed plus one.`,
 		Example: `  warren log tail
   warren log tail --exchange direct warning error > logs_from_rabbit.log
-  warren log tail --exchange topic 'kern.*' '*.critical'`,
+  warren log tail --exchange topic 'kern.*' '*.critical'
+  warren log tail --exchange topic --from first --offsets '#'`,
 		RunE: func(cmd *cobra.Command, keys []string) error {
 			ex := logExchanges[exchange]
 			if ex != warrenv1.LogExchange_LOG_EXCHANGE_FANOUT && len(keys) == 0 {
 				return usagef("the %s exchange needs at least one binding key", exchange)
+			}
+			req := &warrenv1.SubscribeLogsRequest{Exchange: ex, BindingKeys: keys}
+			if from != "" {
+				if err := parseFrom(from, req); err != nil {
+					return err
+				}
 			}
 			conn, err := cf.dial()
 			if err != nil {
@@ -110,7 +125,7 @@ tail: subscribed to …"); messages emitted before that line do not reach it.`,
 			defer conn.Close()
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
-			stream, err := warrenv1.NewLogServiceClient(conn).SubscribeLogs(ctx, &warrenv1.SubscribeLogsRequest{Exchange: ex, BindingKeys: keys})
+			stream, err := warrenv1.NewLogServiceClient(conn).SubscribeLogs(ctx, req)
 			if err != nil {
 				return streamEnd(cmd.Context(), err)
 			}
@@ -132,6 +147,11 @@ tail: subscribed to …"); messages emitted before that line do not reach it.`,
 				if len(m.GetRawBody()) > 0 {
 					body = string(m.GetRawBody())
 				}
+				if offsets && m.Offset != nil {
+					if _, err := fmt.Fprintf(out, "%d ", m.GetOffset()); err != nil {
+						return err
+					}
+				}
 				if _, err := fmt.Fprintf(out, "[%s] %s\n", m.GetRoutingKey(), body); err != nil {
 					return err
 				}
@@ -140,5 +160,32 @@ tail: subscribed to …"); messages emitted before that line do not reach it.`,
 	}
 	cf.register(cmd, "how long to wait for the subscription")
 	exchangeFlag(cmd, &exchange)
+	cmd.Flags().StringVar(&from, "from", "", "start in the gateway's log history: first, last, an offset (a number) or an RFC 3339 time")
+	cmd.Flags().BoolVar(&offsets, "offsets", false, "print each message's offset in the log history before it")
 	return cmd
+}
+
+// parseFrom sets req's start from --from: first, last, an offset or an
+// RFC 3339 time.
+func parseFrom(s string, req *warrenv1.SubscribeLogsRequest) error {
+	switch s {
+	case "first":
+		req.Start = &warrenv1.SubscribeLogsRequest_StartAt{StartAt: warrenv1.HistoryStart_HISTORY_START_FIRST}
+		return nil
+	case "last":
+		req.Start = &warrenv1.SubscribeLogsRequest_StartAt{StartAt: warrenv1.HistoryStart_HISTORY_START_LAST}
+		return nil
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if n < 0 {
+			return usagef("--from %d: offsets start at 0", n)
+		}
+		req.Start = &warrenv1.SubscribeLogsRequest_StartOffset{StartOffset: n}
+		return nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		req.Start = &warrenv1.SubscribeLogsRequest_StartTime{StartTime: timestamppb.New(t)}
+		return nil
+	}
+	return usagef("--from %q: want first, last, an offset or an RFC 3339 time such as 2026-11-30T08:00:00Z", s)
 }

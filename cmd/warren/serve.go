@@ -39,6 +39,7 @@ type gatewayFlags struct {
 	routePrefix    string
 	queueType      string
 	accessLog      bool
+	history        historyFlags
 	sec            serverSecurityFlags
 }
 
@@ -62,6 +63,7 @@ func (f *gatewayFlags) register(cmd *cobra.Command) {
 	fs.StringSliceVar(&f.descriptorSets, "descriptor-set", nil, "a FileDescriptorSet (buf build -o FILE) whose services with warren routes the gateway serves too; repeat it or separate files with commas")
 	fs.StringVar(&f.routePrefix, "route-prefix", "", "put before the names of the queues and exchanges of the routes in --descriptor-set (their workers must use the same prefix)")
 	accessLogFlag(cmd, &f.accessLog)
+	f.history.register(cmd)
 }
 
 // gateway builds the gateway and its services from the flags, counting
@@ -75,6 +77,10 @@ func (f *gatewayFlags) gateway(af *amqpFlags, m *metrics.Metrics, log *slog.Logg
 	if err != nil {
 		return nil, &usageError{err}
 	}
+	history, err := f.history.config()
+	if err != nil {
+		return nil, err
+	}
 	services := []gateway.Service{
 		fibsvc.New(fibsvc.Config{Queue: f.rpcQueue, ReplyMode: mode, DefaultTimeout: f.timeout}),
 		tasksvc.New(tasksvc.Config{
@@ -87,6 +93,7 @@ func (f *gatewayFlags) gateway(af *amqpFlags, m *metrics.Metrics, log *slog.Logg
 			DirectExchange: f.logExchanges[1],
 			TopicExchange:  f.logExchanges[2],
 			DefaultTimeout: f.timeout,
+			History:        history,
 		}),
 	}
 	if len(f.descriptorSets) > 0 {

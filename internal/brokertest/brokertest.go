@@ -77,7 +77,7 @@ var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
 // queue's dead-letter queue (worker.TaskDeadLetterSuffix) and an events
 // exchange's watchers queue. Name's cleanup deletes them even when the
 // management API cannot list them.
-var derived = []string{".dead", ".watchers"}
+var derived = []string{".dead", ".watchers", ".history"}
 
 // Name returns an entity name unique to this test run, derived from the test
 // name and prefix, so tests running in parallel packages never share queues

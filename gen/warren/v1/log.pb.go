@@ -83,6 +83,59 @@ func (LogExchange) EnumDescriptor() ([]byte, []int) {
 	return file_warren_v1_log_proto_rawDescGZIP(), []int{0}
 }
 
+// HistoryStart is a named starting point in a log history.
+type HistoryStart int32
+
+const (
+	// Not set: INVALID_ARGUMENT.
+	HistoryStart_HISTORY_START_UNSPECIFIED HistoryStart = 0
+	// The oldest message the history keeps.
+	HistoryStart_HISTORY_START_FIRST HistoryStart = 1
+	// The most recent message (then every message after it).
+	HistoryStart_HISTORY_START_LAST HistoryStart = 2
+)
+
+// Enum value maps for HistoryStart.
+var (
+	HistoryStart_name = map[int32]string{
+		0: "HISTORY_START_UNSPECIFIED",
+		1: "HISTORY_START_FIRST",
+		2: "HISTORY_START_LAST",
+	}
+	HistoryStart_value = map[string]int32{
+		"HISTORY_START_UNSPECIFIED": 0,
+		"HISTORY_START_FIRST":       1,
+		"HISTORY_START_LAST":        2,
+	}
+)
+
+func (x HistoryStart) Enum() *HistoryStart {
+	p := new(HistoryStart)
+	*p = x
+	return p
+}
+
+func (x HistoryStart) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (HistoryStart) Descriptor() protoreflect.EnumDescriptor {
+	return file_warren_v1_log_proto_enumTypes[1].Descriptor()
+}
+
+func (HistoryStart) Type() protoreflect.EnumType {
+	return &file_warren_v1_log_proto_enumTypes[1]
+}
+
+func (x HistoryStart) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use HistoryStart.Descriptor instead.
+func (HistoryStart) EnumDescriptor() ([]byte, []int) {
+	return file_warren_v1_log_proto_rawDescGZIP(), []int{1}
+}
+
 // EmitLogRequest is one log message.
 type EmitLogRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -302,7 +355,23 @@ type SubscribeLogsRequest struct {
 	// Binding keys: severities for the direct exchange, patterns for the
 	// topic exchange; ignored by the fanout exchange. At least one is needed
 	// for direct and topic.
-	BindingKeys   []string `protobuf:"bytes,2,rep,name=binding_keys,json=bindingKeys,proto3" json:"binding_keys,omitempty"`
+	BindingKeys []string `protobuf:"bytes,2,rep,name=binding_keys,json=bindingKeys,proto3" json:"binding_keys,omitempty"`
+	// Where the subscription starts in the exchange's log history (the
+	// gateway's --log-history: a RabbitMQ stream per exchange). Not set: with
+	// the messages emitted from the moment the subscription is bound. Set:
+	// the history from that point, then the live messages, with no gap and
+	// no duplicate between the two. Set while the gateway keeps no history:
+	// FAILED_PRECONDITION. An offset or time outside the history kept:
+	// OUT_OF_RANGE, never a silent start elsewhere. Such a subscription reads
+	// the stream with a consumer of its own, at the client's pace: it never
+	// ends for being slow.
+	//
+	// Types that are valid to be assigned to Start:
+	//
+	//	*SubscribeLogsRequest_StartAt
+	//	*SubscribeLogsRequest_StartOffset
+	//	*SubscribeLogsRequest_StartTime
+	Start         isSubscribeLogsRequest_Start `protobuf_oneof:"start"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -351,6 +420,72 @@ func (x *SubscribeLogsRequest) GetBindingKeys() []string {
 	return nil
 }
 
+func (x *SubscribeLogsRequest) GetStart() isSubscribeLogsRequest_Start {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *SubscribeLogsRequest) GetStartAt() HistoryStart {
+	if x != nil {
+		if x, ok := x.Start.(*SubscribeLogsRequest_StartAt); ok {
+			return x.StartAt
+		}
+	}
+	return HistoryStart_HISTORY_START_UNSPECIFIED
+}
+
+func (x *SubscribeLogsRequest) GetStartOffset() int64 {
+	if x != nil {
+		if x, ok := x.Start.(*SubscribeLogsRequest_StartOffset); ok {
+			return x.StartOffset
+		}
+	}
+	return 0
+}
+
+func (x *SubscribeLogsRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		if x, ok := x.Start.(*SubscribeLogsRequest_StartTime); ok {
+			return x.StartTime
+		}
+	}
+	return nil
+}
+
+type isSubscribeLogsRequest_Start interface {
+	isSubscribeLogsRequest_Start()
+}
+
+type SubscribeLogsRequest_StartAt struct {
+	// The oldest message kept, or the most recent one.
+	StartAt HistoryStart `protobuf:"varint,3,opt,name=start_at,json=startAt,proto3,enum=warren.v1.HistoryStart,oneof"`
+}
+
+type SubscribeLogsRequest_StartOffset struct {
+	// The message at this offset (SubscribeLogsResponse.offset), or the
+	// first after it when no message has that offset. A client that lost
+	// its stream passes the last offset it received plus one to resume
+	// exactly where it was. At most the history's last offset plus one;
+	// an offset no longer kept (retention) is OUT_OF_RANGE.
+	StartOffset int64 `protobuf:"varint,4,opt,name=start_offset,json=startOffset,proto3,oneof"`
+}
+
+type SubscribeLogsRequest_StartTime struct {
+	// The first messages written at or after this time, to the second (a
+	// few written shortly before it may come too: the broker starts at a
+	// chunk of messages). Before 1970 or more than a minute ahead of the
+	// gateway's clock: OUT_OF_RANGE.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=start_time,json=startTime,proto3,oneof"`
+}
+
+func (*SubscribeLogsRequest_StartAt) isSubscribeLogsRequest_Start() {}
+
+func (*SubscribeLogsRequest_StartOffset) isSubscribeLogsRequest_Start() {}
+
+func (*SubscribeLogsRequest_StartTime) isSubscribeLogsRequest_Start() {}
+
 // SubscribeLogsResponse is one log message.
 type SubscribeLogsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -362,7 +497,11 @@ type SubscribeLogsResponse struct {
 	RawBody []byte `protobuf:"bytes,3,opt,name=raw_body,json=rawBody,proto3" json:"raw_body,omitempty"`
 	// When the gateway received the message from the broker, or the AMQP
 	// timestamp when the publisher set one.
-	Time          *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=time,proto3" json:"time,omitempty"`
+	Time *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=time,proto3" json:"time,omitempty"`
+	// The message's offset in the exchange's history when the gateway keeps
+	// one (--log-history), for every message, live or replayed; absent
+	// otherwise. Offsets grow with every message but may skip numbers.
+	Offset        *int64 `protobuf:"varint,6,opt,name=offset,proto3,oneof" json:"offset,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -425,6 +564,13 @@ func (x *SubscribeLogsResponse) GetTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *SubscribeLogsResponse) GetOffset() int64 {
+	if x != nil && x.Offset != nil {
+		return *x.Offset
+	}
+	return 0
+}
+
 var File_warren_v1_log_proto protoreflect.FileDescriptor
 
 const file_warren_v1_log_proto_rawDesc = "" +
@@ -442,21 +588,32 @@ const file_warren_v1_log_proto_rawDesc = "" +
 	"routingKey\x12\x12\n" +
 	"\x04body\x18\x03 \x01(\tR\x04body\"(\n" +
 	"\x10EmitLogsResponse\x12\x14\n" +
-	"\x05count\x18\x01 \x01(\x04R\x05count\"m\n" +
+	"\x05count\x18\x01 \x01(\x04R\x05count\"\x8e\x02\n" +
 	"\x14SubscribeLogsRequest\x122\n" +
 	"\bexchange\x18\x01 \x01(\x0e2\x16.warren.v1.LogExchangeR\bexchange\x12!\n" +
-	"\fbinding_keys\x18\x02 \x03(\tR\vbindingKeys\"\xa6\x01\n" +
+	"\fbinding_keys\x18\x02 \x03(\tR\vbindingKeys\x124\n" +
+	"\bstart_at\x18\x03 \x01(\x0e2\x17.warren.v1.HistoryStartH\x00R\astartAt\x12#\n" +
+	"\fstart_offset\x18\x04 \x01(\x03H\x00R\vstartOffset\x12;\n" +
+	"\n" +
+	"start_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampH\x00R\tstartTimeB\a\n" +
+	"\x05start\"\xce\x01\n" +
 	"\x15SubscribeLogsResponse\x12\x1f\n" +
 	"\vrouting_key\x18\x01 \x01(\tR\n" +
 	"routingKey\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\tR\x04body\x12\x19\n" +
 	"\braw_body\x18\x03 \x01(\fR\arawBody\x12.\n" +
-	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04timeJ\x04\b\x05\x10\x06R\adropped*u\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1b\n" +
+	"\x06offset\x18\x06 \x01(\x03H\x00R\x06offset\x88\x01\x01B\t\n" +
+	"\a_offsetJ\x04\b\x05\x10\x06R\adropped*u\n" +
 	"\vLogExchange\x12\x1c\n" +
 	"\x18LOG_EXCHANGE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13LOG_EXCHANGE_FANOUT\x10\x01\x12\x17\n" +
 	"\x13LOG_EXCHANGE_DIRECT\x10\x02\x12\x16\n" +
-	"\x12LOG_EXCHANGE_TOPIC\x10\x032\xeb\x01\n" +
+	"\x12LOG_EXCHANGE_TOPIC\x10\x03*^\n" +
+	"\fHistoryStart\x12\x1d\n" +
+	"\x19HISTORY_START_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13HISTORY_START_FIRST\x10\x01\x12\x16\n" +
+	"\x12HISTORY_START_LAST\x10\x022\xeb\x01\n" +
 	"\n" +
 	"LogService\x12@\n" +
 	"\aEmitLog\x12\x19.warren.v1.EmitLogRequest\x1a\x1a.warren.v1.EmitLogResponse\x12E\n" +
@@ -477,34 +634,37 @@ func file_warren_v1_log_proto_rawDescGZIP() []byte {
 	return file_warren_v1_log_proto_rawDescData
 }
 
-var file_warren_v1_log_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_warren_v1_log_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_warren_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_warren_v1_log_proto_goTypes = []any{
 	(LogExchange)(0),              // 0: warren.v1.LogExchange
-	(*EmitLogRequest)(nil),        // 1: warren.v1.EmitLogRequest
-	(*EmitLogResponse)(nil),       // 2: warren.v1.EmitLogResponse
-	(*EmitLogsRequest)(nil),       // 3: warren.v1.EmitLogsRequest
-	(*EmitLogsResponse)(nil),      // 4: warren.v1.EmitLogsResponse
-	(*SubscribeLogsRequest)(nil),  // 5: warren.v1.SubscribeLogsRequest
-	(*SubscribeLogsResponse)(nil), // 6: warren.v1.SubscribeLogsResponse
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(HistoryStart)(0),             // 1: warren.v1.HistoryStart
+	(*EmitLogRequest)(nil),        // 2: warren.v1.EmitLogRequest
+	(*EmitLogResponse)(nil),       // 3: warren.v1.EmitLogResponse
+	(*EmitLogsRequest)(nil),       // 4: warren.v1.EmitLogsRequest
+	(*EmitLogsResponse)(nil),      // 5: warren.v1.EmitLogsResponse
+	(*SubscribeLogsRequest)(nil),  // 6: warren.v1.SubscribeLogsRequest
+	(*SubscribeLogsResponse)(nil), // 7: warren.v1.SubscribeLogsResponse
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
 }
 var file_warren_v1_log_proto_depIdxs = []int32{
 	0, // 0: warren.v1.EmitLogRequest.exchange:type_name -> warren.v1.LogExchange
 	0, // 1: warren.v1.EmitLogsRequest.exchange:type_name -> warren.v1.LogExchange
 	0, // 2: warren.v1.SubscribeLogsRequest.exchange:type_name -> warren.v1.LogExchange
-	7, // 3: warren.v1.SubscribeLogsResponse.time:type_name -> google.protobuf.Timestamp
-	1, // 4: warren.v1.LogService.EmitLog:input_type -> warren.v1.EmitLogRequest
-	3, // 5: warren.v1.LogService.EmitLogs:input_type -> warren.v1.EmitLogsRequest
-	5, // 6: warren.v1.LogService.SubscribeLogs:input_type -> warren.v1.SubscribeLogsRequest
-	2, // 7: warren.v1.LogService.EmitLog:output_type -> warren.v1.EmitLogResponse
-	4, // 8: warren.v1.LogService.EmitLogs:output_type -> warren.v1.EmitLogsResponse
-	6, // 9: warren.v1.LogService.SubscribeLogs:output_type -> warren.v1.SubscribeLogsResponse
-	7, // [7:10] is the sub-list for method output_type
-	4, // [4:7] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	1, // 3: warren.v1.SubscribeLogsRequest.start_at:type_name -> warren.v1.HistoryStart
+	8, // 4: warren.v1.SubscribeLogsRequest.start_time:type_name -> google.protobuf.Timestamp
+	8, // 5: warren.v1.SubscribeLogsResponse.time:type_name -> google.protobuf.Timestamp
+	2, // 6: warren.v1.LogService.EmitLog:input_type -> warren.v1.EmitLogRequest
+	4, // 7: warren.v1.LogService.EmitLogs:input_type -> warren.v1.EmitLogsRequest
+	6, // 8: warren.v1.LogService.SubscribeLogs:input_type -> warren.v1.SubscribeLogsRequest
+	3, // 9: warren.v1.LogService.EmitLog:output_type -> warren.v1.EmitLogResponse
+	5, // 10: warren.v1.LogService.EmitLogs:output_type -> warren.v1.EmitLogsResponse
+	7, // 11: warren.v1.LogService.SubscribeLogs:output_type -> warren.v1.SubscribeLogsResponse
+	9, // [9:12] is the sub-list for method output_type
+	6, // [6:9] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_warren_v1_log_proto_init() }
@@ -512,12 +672,18 @@ func file_warren_v1_log_proto_init() {
 	if File_warren_v1_log_proto != nil {
 		return
 	}
+	file_warren_v1_log_proto_msgTypes[4].OneofWrappers = []any{
+		(*SubscribeLogsRequest_StartAt)(nil),
+		(*SubscribeLogsRequest_StartOffset)(nil),
+		(*SubscribeLogsRequest_StartTime)(nil),
+	}
+	file_warren_v1_log_proto_msgTypes[5].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_warren_v1_log_proto_rawDesc), len(file_warren_v1_log_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,

@@ -31,23 +31,25 @@ const (
 // LogService is the Publish/Subscribe, Routing and Topics tutorials
 // (emit_log*.py / receive_logs*.py): log messages emitted to the `logs`
 // (fanout), `direct_logs` (direct) or `topic_logs` (topic) exchange, and
-// server-streaming subscriptions, each backed by an exclusive, auto-delete,
-// server-named queue bound with the subscription's keys.
+// server-streaming subscriptions. The gateway carries every subscription to
+// an exchange on one queue of its own, bound with the union of their keys;
+// with --log-history, on a RabbitMQ stream that keeps the exchange's
+// messages, from which a subscription may start in the past and resume.
 type LogServiceClient interface {
 	// EmitLog publishes one log message.
 	EmitLog(ctx context.Context, in *EmitLogRequest, opts ...grpc.CallOption) (*EmitLogResponse, error)
 	// EmitLogs publishes a stream of log messages and answers once, after the
 	// client closed its side, with the count published. For high rates.
 	EmitLogs(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[EmitLogsRequest, EmitLogsResponse], error)
-	// SubscribeLogs streams the messages routed to a new queue bound to the
-	// exchange with the given keys. The queue is gone when the stream ends.
-	// Response header warren-queue (the queue's name) means the queue is
-	// bound: messages emitted after it arrive. Every message routed to the
-	// queue arrives, in order, unless the client reads so slowly that the
-	// queue fills up to its length limit: then the stream ends with
-	// RESOURCE_EXHAUSTED (messages were lost). Invalid keys fail with
-	// INVALID_ARGUMENT; the loss of the broker connection or the gateway's
-	// shutdown ends the stream with UNAVAILABLE.
+	// SubscribeLogs streams the messages emitted to the exchange whose
+	// routing key one of the binding keys matches. Response header
+	// warren-queue (the gateway's queue for the exchange) means the
+	// subscription is bound: messages emitted after it arrive, in order,
+	// unless the client reads so slowly that its backlog in the gateway
+	// reaches its limit: then the stream ends with RESOURCE_EXHAUSTED
+	// (messages were lost). Invalid keys fail with INVALID_ARGUMENT; the loss
+	// of the broker connection or the gateway's shutdown ends the stream with
+	// UNAVAILABLE. With a start, the stream begins in the exchange's history.
 	SubscribeLogs(ctx context.Context, in *SubscribeLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SubscribeLogsResponse], error)
 }
 
@@ -108,23 +110,25 @@ type LogService_SubscribeLogsClient = grpc.ServerStreamingClient[SubscribeLogsRe
 // LogService is the Publish/Subscribe, Routing and Topics tutorials
 // (emit_log*.py / receive_logs*.py): log messages emitted to the `logs`
 // (fanout), `direct_logs` (direct) or `topic_logs` (topic) exchange, and
-// server-streaming subscriptions, each backed by an exclusive, auto-delete,
-// server-named queue bound with the subscription's keys.
+// server-streaming subscriptions. The gateway carries every subscription to
+// an exchange on one queue of its own, bound with the union of their keys;
+// with --log-history, on a RabbitMQ stream that keeps the exchange's
+// messages, from which a subscription may start in the past and resume.
 type LogServiceServer interface {
 	// EmitLog publishes one log message.
 	EmitLog(context.Context, *EmitLogRequest) (*EmitLogResponse, error)
 	// EmitLogs publishes a stream of log messages and answers once, after the
 	// client closed its side, with the count published. For high rates.
 	EmitLogs(grpc.ClientStreamingServer[EmitLogsRequest, EmitLogsResponse]) error
-	// SubscribeLogs streams the messages routed to a new queue bound to the
-	// exchange with the given keys. The queue is gone when the stream ends.
-	// Response header warren-queue (the queue's name) means the queue is
-	// bound: messages emitted after it arrive. Every message routed to the
-	// queue arrives, in order, unless the client reads so slowly that the
-	// queue fills up to its length limit: then the stream ends with
-	// RESOURCE_EXHAUSTED (messages were lost). Invalid keys fail with
-	// INVALID_ARGUMENT; the loss of the broker connection or the gateway's
-	// shutdown ends the stream with UNAVAILABLE.
+	// SubscribeLogs streams the messages emitted to the exchange whose
+	// routing key one of the binding keys matches. Response header
+	// warren-queue (the gateway's queue for the exchange) means the
+	// subscription is bound: messages emitted after it arrive, in order,
+	// unless the client reads so slowly that its backlog in the gateway
+	// reaches its limit: then the stream ends with RESOURCE_EXHAUSTED
+	// (messages were lost). Invalid keys fail with INVALID_ARGUMENT; the loss
+	// of the broker connection or the gateway's shutdown ends the stream with
+	// UNAVAILABLE. With a start, the stream begins in the exchange's history.
 	SubscribeLogs(*SubscribeLogsRequest, grpc.ServerStreamingServer[SubscribeLogsResponse]) error
 	mustEmbedUnimplementedLogServiceServer()
 }

@@ -16,9 +16,12 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/warrenrpc/warren/core"
+	"github.com/warrenrpc/warren/gateway"
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
 	"github.com/warrenrpc/warren/internal/brokertest"
 	"github.com/warrenrpc/warren/internal/faultproxy"
+	"github.com/warrenrpc/warren/internal/warrentest"
 )
 
 // withHistory is a Config with the history on.
@@ -411,4 +414,87 @@ func (h *harness) dialAddr(t testing.TB, addr string) warrenv1.LogServiceClient 
 	}
 	t.Cleanup(func() { _ = cc.Close() })
 	return warrenv1.NewLogServiceClient(cc)
+}
+
+// TestHistoryAcrossLosses: live and replaying subscriptions end with
+// UNAVAILABLE when the gateway loses its broker connection and when it
+// shuts down; what was published meanwhile (here by another AMQP client,
+// while the gateway had no connection) is in the history, so a client
+// that resumes from its last offset plus one, on the gateway again or on
+// a new one, misses nothing and gets nothing twice.
+func TestHistoryAcrossLosses(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, withHistory(History{}))
+	h := start(t, cfg)
+	live := h.subscribe(t, topic, "#")
+	replay, err := subscribeReq(t, h.client, &warrenv1.SubscribeLogsRequest{Exchange: topic, BindingKeys: []string{"#"},
+		Start: &warrenv1.SubscribeLogsRequest_StartAt{StartAt: warrenv1.HistoryStart_HISTORY_START_FIRST}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.emitNumbered(t, topic, "k", 0, 5)
+	wantRun(t, numbers(t, live.recvN(t, 5, 10*time.Second)), 0)
+	ms := replay.recvN(t, 5, 10*time.Second)
+	wantRun(t, numbers(t, ms), 0)
+	last := *ms[4].Offset
+
+	warrentest.CloseConnections(t, h.connName)
+	for name, s := range map[string]*sub{"live": live, "replay": replay} {
+		st, _ := s.recvEnd(t, 10*time.Second)
+		if st.Code() != codes.Unavailable || st.Message() != core.ErrConnectionLost.Error() {
+			t.Errorf("%s: ended with %v %q, want UNAVAILABLE %q", name, st.Code(), st.Message(), core.ErrConnectionLost)
+		}
+	}
+	ch := brokertest.Channel(t)
+	for _, body := range []string{"5", "6"} {
+		if err := ch.PublishWithContext(context.Background(), h.cfg.TopicExchange, "k", false, false, amqp.Publishing{Body: []byte(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resume := func(client warrenv1.LogServiceClient) *sub {
+		t.Helper()
+		var s *sub
+		warrentest.Eventually(t, 10*time.Second, "SubscribeLogs from the last offset plus one", func() bool {
+			var err error
+			s, err = subscribeReq(t, client, &warrenv1.SubscribeLogsRequest{Exchange: topic, BindingKeys: []string{"#"},
+				Start: &warrenv1.SubscribeLogsRequest_StartOffset{StartOffset: last + 1}})
+			return err == nil
+		})
+		return s
+	}
+	s := resume(h.client)
+	wantRun(t, numbers(t, s.recvN(t, 2, 10*time.Second)), 5)
+
+	h.gw.Stop()
+	if st, _ := s.recvEnd(t, 5*time.Second); st.Code() != codes.Unavailable || st.Message() != gateway.ErrShutdown.Error() {
+		t.Errorf("replay at shutdown: ended with %v %q, want UNAVAILABLE %q", st.Code(), st.Message(), gateway.ErrShutdown)
+	}
+	// A new gateway on the same exchanges: the history is the broker's.
+	h2 := start(t, cfg)
+	s = resume(h2.client)
+	wantRun(t, numbers(t, s.recvN(t, 2, 10*time.Second)), 5)
+}
+
+// TestHistoryExchangeDeleted: an exchange deleted and declared again lost
+// its bindings, the history stream's among them; the gateway binds the
+// stream again with the exchange, so the history goes on.
+func TestHistoryExchangeDeleted(t *testing.T) {
+	t.Parallel()
+	h := start(t, withHistory(History{}))
+	h.emit(t, topic, "a", "before")
+	ch := brokertest.Channel(t)
+	if err := ch.ExchangeDelete(h.cfg.TopicExchange, false, false); err != nil {
+		t.Fatal(err)
+	}
+	h.emit(t, topic, "a", "repaired") // declares the exchange again
+	h.emit(t, topic, "a", "after")
+	s, err := subscribeReq(t, h.client, &warrenv1.SubscribeLogsRequest{Exchange: topic, BindingKeys: []string{"#"},
+		Start: &warrenv1.SubscribeLogsRequest_StartAt{StartAt: warrenv1.HistoryStart_HISTORY_START_FIRST}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := keys(s.recvN(t, 2, 10*time.Second))
+	if got[0] != "a:before" || got[1] != "a:repaired" && got[1] != "a:after" {
+		t.Fatalf("history %q, want a:before then a:repaired (or a:after)", got)
+	}
 }

@@ -48,6 +48,20 @@
 // gateway crash loses what its buffers held: delivery to subscribers is
 // at most once, and their streams end.
 //
+// # History
+//
+// With Config.History on, each exchange's messages are also kept in a
+// RabbitMQ stream, <exchange>.history (core.HistoryConfig), and the
+// exchange's Mux reads that stream instead of a queue of its own, so that
+// every message streamed carries its offset. A request with a start
+// (first, last, an offset, a time) subscribes with core.Mux.SubscribeFrom:
+// a consumer of the stream of its own, from there on, history and then
+// live messages, at the client's pace. A client that lost its stream
+// resumes with its last offset plus one, on any gateway, and misses
+// nothing. A start the history cannot honour is OUT_OF_RANGE
+// (core.OffsetError); a start without history is FAILED_PRECONDITION
+// (core.ErrHistoryOff).
+//
 // # Errors
 //
 // Handlers return Go errors; the gateway's interceptors turn them into

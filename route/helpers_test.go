@@ -46,6 +46,10 @@ func queuePrefix(t testing.TB) string {
 			_ = ch.ExchangeDelete(prefix+eventsExchange, false, false)
 			_ = ch.Close()
 		}
+		if ch, err := conn.Channel(); err == nil {
+			_, _ = ch.QueueDelete(prefix+eventsExchange+".history", false, false, false)
+			_ = ch.Close()
+		}
 	})
 	return prefix
 }

@@ -85,6 +85,13 @@ type Method struct {
 	// Subscribe: the request's field that holds the binding keys; nil
 	// for a fanout exchange that names none.
 	KeysField protoreflect.FieldDescriptor
+	// Subscribe: the exchange's history stream, or nil; the request's
+	// fields that start a call in it and the response's field that gets
+	// each message's offset, each nil when the messages have none.
+	History          *core.HistoryConfig
+	StartOffsetField protoreflect.FieldDescriptor
+	StartTimeField   protoreflect.FieldDescriptor
+	OffsetField      protoreflect.FieldDescriptor
 }
 
 // FullMethod is the method's gRPC name, "/pkg.Service/Method".
@@ -115,6 +122,23 @@ func Methods(sd protoreflect.ServiceDescriptor) ([]Method, error) {
 			continue
 		}
 		methods = append(methods, m)
+	}
+	// The subscribe routes on one exchange share its queue or stream.
+	first := map[string]Method{}
+	for _, m := range methods {
+		if m.Pattern != Subscribe {
+			continue
+		}
+		o, seen := first[m.Exchange]
+		if !seen {
+			first[m.Exchange] = m
+			continue
+		}
+		if (o.History == nil) != (m.History == nil) || o.History != nil &&
+			(o.History.MaxAge != m.History.MaxAge || o.History.MaxBytes != m.History.MaxBytes || o.History.SegmentBytes != m.History.SegmentBytes) {
+			errs = append(errs, fmt.Errorf("route: %s: exchange %q has another history in %s: the subscribe routes of one exchange must give it the same history, or none",
+				m.Desc.FullName(), m.Exchange, o.Desc.Name()))
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -217,6 +241,11 @@ func method(md protoreflect.MethodDescriptor, r *warrenv1.Route, defaults *warre
 		default:
 			m.KeysField = fd
 		}
+		if h := p.Subscribe.GetHistory(); h != nil {
+			if err := m.setHistory(h); err != nil {
+				return m, err
+			}
+		}
 	case nil:
 		return m, errors.New("the route names no pattern (set one of its fields, such as rpc)")
 	default:
@@ -315,6 +344,93 @@ func WithPrefix(methods []Method, prefix string) []Method {
 		if out[i].Exchange != "" && !strings.HasPrefix(out[i].Exchange, "amq.") {
 			out[i].Exchange = prefix + out[i].Exchange
 		}
+		if h := out[i].History; h != nil {
+			c := *h
+			c.Stream = prefix + c.Stream
+			out[i].History = &c
+		}
 	}
 	return out
+}
+
+// History's defaults, as LogService's --log-history.
+const (
+	defaultHistoryMaxAge       = 24 * time.Hour
+	defaultHistoryMaxBytes     = 1 << 30
+	defaultHistorySegmentBytes = 64 << 20
+)
+
+// setHistory sets a subscribe route's history and checks the fields it
+// names.
+func (m *Method) setHistory(h *warrenv1.SubscribeHistory) error {
+	if strings.HasPrefix(m.Exchange, "amq.") {
+		// The broker refuses queues named amq.*, and the stream is named
+		// after its exchange.
+		return fmt.Errorf("a history needs an exchange of your own: the stream is named after it, and names starting with amq. are the broker's (%q)", m.Exchange)
+	}
+	cfg := &core.HistoryConfig{
+		Stream:       m.Exchange + ".history",
+		MaxAge:       defaultHistoryMaxAge,
+		MaxBytes:     h.GetMaxBytes(),
+		SegmentBytes: h.GetSegmentBytes(),
+	}
+	if d := h.GetMaxAge(); d != nil {
+		if err := d.CheckValid(); err != nil || d.AsDuration() < time.Second {
+			return fmt.Errorf("the history's max_age %v is not a duration of a second or more", d.AsDuration())
+		}
+		cfg.MaxAge = d.AsDuration()
+	}
+	switch {
+	case cfg.MaxBytes < 0 || cfg.SegmentBytes < 0:
+		return fmt.Errorf("the history's max_bytes (%d) and segment_bytes (%d) must not be negative", cfg.MaxBytes, cfg.SegmentBytes)
+	case cfg.MaxBytes == 0:
+		cfg.MaxBytes = defaultHistoryMaxBytes
+	}
+	if cfg.SegmentBytes == 0 {
+		cfg.SegmentBytes = defaultHistorySegmentBytes
+	}
+	m.History = cfg
+
+	in, out := m.Desc.Input(), m.Desc.Output()
+	var err error
+	m.StartOffsetField, err = historyField(in, h.GetStartOffsetField(), "start_offset", "start_offset_field",
+		"an int64 field with presence (proto3 optional)", func(fd protoreflect.FieldDescriptor) bool {
+			return fd.Kind() == protoreflect.Int64Kind && fd.HasPresence() && !fd.IsList()
+		})
+	if err != nil {
+		return err
+	}
+	m.StartTimeField, err = historyField(in, h.GetStartTimeField(), "start_time", "start_time_field",
+		"a google.protobuf.Timestamp field", func(fd protoreflect.FieldDescriptor) bool {
+			return fd.Kind() == protoreflect.MessageKind && !fd.IsList() && !fd.IsMap() && fd.Message().FullName() == "google.protobuf.Timestamp"
+		})
+	if err != nil {
+		return err
+	}
+	m.OffsetField, err = historyField(out, h.GetOffsetField(), "offset", "offset_field",
+		"an int64 or uint64 field", func(fd protoreflect.FieldDescriptor) bool {
+			return (fd.Kind() == protoreflect.Int64Kind || fd.Kind() == protoreflect.Uint64Kind) && !fd.IsList()
+		})
+	return err
+}
+
+// historyField is the field of msg that a history option names (option),
+// or the one named def when the option is empty and msg has it; nil when
+// neither. A field that is missing or of another type than ok accepts is
+// an error that names it.
+func historyField(msg protoreflect.MessageDescriptor, name, def, option, want string, ok func(protoreflect.FieldDescriptor) bool) (protoreflect.FieldDescriptor, error) {
+	explicit := name != ""
+	if !explicit {
+		name = def
+	}
+	fd := msg.Fields().ByName(protoreflect.Name(name))
+	switch {
+	case fd == nil && !explicit:
+		return nil, nil
+	case fd == nil:
+		return nil, fmt.Errorf("the history's %s names %q, which %s does not have", option, name, msg.FullName())
+	case !ok(fd):
+		return nil, fmt.Errorf("the history's %s: %s.%s must be %s", option, msg.FullName(), name, want)
+	}
+	return fd, nil
 }

@@ -73,6 +73,26 @@ func subscribe(exchange, kind string) *warrenv1.Route {
 	return &warrenv1.Route{Pattern: &warrenv1.Route_Subscribe{Subscribe: &warrenv1.Subscribe{Exchange: exchange, Kind: kind}}}
 }
 
+// withHistory is a subscription to the fanout exchange "x" with history h.
+func withHistory(h *warrenv1.SubscribeHistory) *warrenv1.Route {
+	r := subscribe("x", "fanout")
+	r.GetSubscribe().History = h
+	return r
+}
+
+// TestOneExchangeOneHistory: the subscribe routes of one exchange share
+// its queue or stream, so they must agree on its history.
+func TestOneExchangeOneHistory(t *testing.T) {
+	t.Parallel()
+	path := warrentest.WriteProto(t, setOf(testFile(nil, map[string]*warrenv1.Route{
+		"ServerWatch": withHistory(&warrenv1.SubscribeHistory{}), "ServerTail": subscribe("x", "fanout"),
+	})))
+	_, err := route.NewServices(route.Config{}, path)
+	if err == nil || !strings.Contains(err.Error(), `exchange "x" has another history in `) {
+		t.Fatalf("NewServices: %v, want an error about the exchange's two histories", err)
+	}
+}
+
 func rpc(queue string) *warrenv1.Route {
 	return &warrenv1.Route{Pattern: &warrenv1.Route_Rpc{Rpc: &warrenv1.RPC{Queue: queue}}}
 }
@@ -136,6 +156,11 @@ func TestWrongRoutesAreStartupErrorsNamingTheMethod(t *testing.T) {
 		{"subscribe on a unary method", subscribe("x", ""), "Get", "a subscribe route needs a server-streaming method; this one is unary"},
 		{"subscribe without a keys field", subscribe("x", "topic"), "ServerWatch", `test.v1.Svc.ServerWatch: a subscribe route's request test.v1.Msg needs a string field "binding_keys"`},
 		{"one exchange of two kinds", nil, "", `name the exchange "x" as `},
+		{"history start field missing", withHistory(&warrenv1.SubscribeHistory{StartOffsetField: "nope"}), "ServerWatch", `test.v1.Svc.ServerWatch: the history's start_offset_field names "nope", which test.v1.Msg does not have`},
+		{"history offset field missing", withHistory(&warrenv1.SubscribeHistory{OffsetField: "nope"}), "ServerWatch", `the history's offset_field names "nope", which test.v1.Msg does not have`},
+		{"history max_age under a second", withHistory(&warrenv1.SubscribeHistory{MaxAge: durationpb.New(10 * time.Millisecond)}), "ServerWatch", "the history's max_age 10ms is not a duration of a second or more"},
+		{"history negative size", withHistory(&warrenv1.SubscribeHistory{MaxBytes: -1}), "ServerWatch", "the history's max_bytes (-1) and segment_bytes (0) must not be negative"},
+		{"history on the broker's exchange", &warrenv1.Route{Pattern: &warrenv1.Route_Subscribe{Subscribe: &warrenv1.Subscribe{Exchange: "amq.fanout", Kind: "fanout", History: &warrenv1.SubscribeHistory{}}}}, "ServerWatch", "a history needs an exchange of your own"},
 		{"negative timeout", &warrenv1.Route{Pattern: rpc("").Pattern, Timeout: durationpb.New(-time.Second)}, "Get", "test.v1.Svc.Get: timeout -1s: want a positive duration"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	inventoryv1 "github.com/warrenrpc/warren/examples/inventory/gen/inventory/v1"
 	"github.com/warrenrpc/warren/examples/inventory/store"
@@ -216,7 +217,7 @@ func TestReflectionServesTheLoadedDescriptorsWithComments(t *testing.T) {
 		{Path: []int32{6, 0}, Span: []int32{7, 0, 30, 1}, LeadingComments: proto.String(comment)},
 	}}
 	set := &descriptorpb.FileDescriptorSet{}
-	for _, dep := range []protoreflect.FileDescriptor{descriptorpb.File_google_protobuf_descriptor_proto, durationpb.File_google_protobuf_duration_proto, warrenv1.File_warren_v1_options_proto} {
+	for _, dep := range []protoreflect.FileDescriptor{descriptorpb.File_google_protobuf_descriptor_proto, durationpb.File_google_protobuf_duration_proto, timestamppb.File_google_protobuf_timestamp_proto, warrenv1.File_warren_v1_options_proto} {
 		set.File = append(set.File, protodesc.ToFileDescriptorProto(dep))
 	}
 	set.File = append(set.File, fdp)

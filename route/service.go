@@ -125,8 +125,19 @@ func (s *Service) Name() string { return string(s.routes.Desc.FullName()) }
 // routes, one core.Mux per exchange of the subscribe routes), and the declaration of the
 // exchanges the event and subscribe routes name.
 func (s *Service) Attach(sup *core.Supervisor) {
+	// The exchanges first: a history stream is bound to its exchange when
+	// its Mux connects.
 	var exchanges []core.ExchangeSpec
 	declared := map[string]bool{}
+	for _, m := range s.routes.Methods {
+		if (m.Pattern == Event || m.Pattern == Subscribe) && !declared[m.Exchange] {
+			declared[m.Exchange] = true
+			exchanges = append(exchanges, core.ExchangeSpec{Name: m.Exchange, Kind: m.Kind, Durable: true})
+		}
+	}
+	if len(exchanges) > 0 {
+		sup.Add(declarer{exchanges: exchanges, log: s.cfg.Logger})
+	}
 	for _, m := range s.routes.Methods {
 		sup.Known(m.Queue, m.Exchange) // labels of the metrics
 		switch m.Pattern {
@@ -148,16 +159,9 @@ func (s *Service) Attach(sup *core.Supervisor) {
 				s.mux = map[string]*core.Mux{}
 			}
 			if s.mux[m.Exchange] == nil {
-				s.mux[m.Exchange] = core.NewMux(sup, core.MuxConfig{Exchange: m.Exchange, Kind: m.Kind, MaxLength: s.cfg.MaxLength})
+				s.mux[m.Exchange] = core.NewMux(sup, core.MuxConfig{Exchange: m.Exchange, Kind: m.Kind, MaxLength: s.cfg.MaxLength, History: m.History})
 			}
 		}
-		if (m.Pattern == Event || m.Pattern == Subscribe) && !declared[m.Exchange] {
-			declared[m.Exchange] = true
-			exchanges = append(exchanges, core.ExchangeSpec{Name: m.Exchange, Kind: m.Kind, Durable: true})
-		}
-	}
-	if len(exchanges) > 0 {
-		sup.Add(declarer{exchanges: exchanges, log: s.cfg.Logger})
 	}
 }
 

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/warrenrpc/warren/core"
@@ -82,18 +84,30 @@ func (s *Service) relay(m Method, in *frame.Frame, stream grpc.ServerStream) err
 // the stream.
 func (s *Service) subscribe(m Method, in *frame.Frame, stream grpc.ServerStream) error {
 	var keys []string
-	if m.KeysField != nil {
+	var start *core.StreamStart
+	if m.KeysField != nil || m.StartOffsetField != nil || m.StartTimeField != nil {
 		req, err := m.decode(in)
 		if err != nil {
 			return err
 		}
-		keys = stringValues(req, m.KeysField)
+		if m.KeysField != nil {
+			keys = stringValues(req, m.KeysField)
+		}
+		if start, err = startOf(m, req); err != nil {
+			return err
+		}
 	}
 	keys, err := core.BindingKeys(m.Kind, keys, s.cfg.MaxBindingKeys)
 	if err != nil {
 		return err
 	}
-	sub, err := s.mux[m.Exchange].Subscribe(stream.Context(), keys)
+	mux := s.mux[m.Exchange]
+	var sub *core.MuxSubscription
+	if start != nil {
+		sub, err = mux.SubscribeFrom(stream.Context(), keys, *start)
+	} else {
+		sub, err = mux.Subscribe(stream.Context(), keys)
+	}
 	if err != nil {
 		return fmt.Errorf("subscribe to %q: %w", m.Exchange, err)
 	}
@@ -108,8 +122,48 @@ func (s *Service) subscribe(m Method, in *frame.Frame, stream grpc.ServerStream)
 				"method", m.FullMethod(), "exchange", m.Exchange, "routing_key", d.RoutingKey, "err", err)
 			return nil
 		}
+		if off, ok := core.StreamOffset(d); ok && m.OffsetField != nil {
+			pb = withOffset(pb, m.OffsetField, off)
+		}
 		return stream.SendMsg(&frame.Frame{Data: pb})
 	})
+}
+
+// startOf is where a call starts in the history: the request's start
+// offset or time, or nil for the live messages only.
+func startOf(m Method, req protoreflect.Message) (*core.StreamStart, error) {
+	var start *core.StreamStart
+	if fd := m.StartOffsetField; fd != nil && req.Has(fd) {
+		s := core.StartOffset(req.Get(fd).Int())
+		if req.Get(fd).Int() < 0 {
+			return nil, core.Argumentf("%s %d is negative: offsets start at 0", fd.Name(), req.Get(fd).Int())
+		}
+		start = &s
+	}
+	if fd := m.StartTimeField; fd != nil && req.Has(fd) {
+		if start != nil {
+			return nil, core.Argumentf("%s and %s are both set: give one starting point", m.StartOffsetField.Name(), fd.Name())
+		}
+		ts := req.Get(fd).Message()
+		secs := ts.Get(ts.Descriptor().Fields().ByName("seconds")).Int()
+		nanos := ts.Get(ts.Descriptor().Fields().ByName("nanos")).Int()
+		if nanos < 0 || nanos >= 1e9 {
+			return nil, core.Argumentf("%s has nanos %d: want 0 to 999,999,999", fd.Name(), nanos)
+		}
+		s := core.StartTime(time.Unix(secs, nanos))
+		start = &s
+	}
+	return start, nil
+}
+
+// withOffset returns the message pb with field fd set to off: a field
+// appended to protobuf's encoding replaces an earlier one, so the
+// message needs no decode. pb is not changed (it may be the delivery's).
+func withOffset(pb []byte, fd protoreflect.FieldDescriptor, off int64) []byte {
+	out := make([]byte, 0, len(pb)+protowire.SizeTag(fd.Number())+protowire.SizeVarint(uint64(off)))
+	out = append(out, pb...)
+	out = protowire.AppendTag(out, fd.Number(), protowire.VarintType)
+	return protowire.AppendVarint(out, uint64(off))
 }
 
 // stringValues returns the value of the string field fd of m, or its

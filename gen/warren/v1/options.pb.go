@@ -512,7 +512,13 @@ type Subscribe struct {
 	// keys_field names the request's string field, repeated or not, that
 	// holds the binding keys. Empty: "binding_keys". A fanout exchange needs
 	// none.
-	KeysField     string `protobuf:"bytes,3,opt,name=keys_field,json=keysField,proto3" json:"keys_field,omitempty"`
+	KeysField string `protobuf:"bytes,3,opt,name=keys_field,json=keysField,proto3" json:"keys_field,omitempty"`
+	// history keeps the exchange's messages in a RabbitMQ stream,
+	// <exchange>.history, that carries the route's subscriptions: every
+	// message gets an offset, and a call may start in the past and resume
+	// from the last offset it received plus one (as LogService's
+	// --log-history does). Unset: no history.
+	History       *SubscribeHistory `protobuf:"bytes,4,opt,name=history,proto3" json:"history,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -568,6 +574,116 @@ func (x *Subscribe) GetKeysField() string {
 	return ""
 }
 
+func (x *Subscribe) GetHistory() *SubscribeHistory {
+	if x != nil {
+		return x.History
+	}
+	return nil
+}
+
+// SubscribeHistory is a subscribe route's history: its retention, and the
+// fields that carry starting points and offsets. The stream is bound with
+// "#" to a topic exchange, "" to a fanout one, and to a direct exchange
+// with each key a call asks for, from the first time one does. Every
+// gateway and route on the exchange must give it the same retention.
+type SubscribeHistory struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// max_age is how long the stream keeps messages, to the second. Unset:
+	// 24 hours.
+	MaxAge *durationpb.Duration `protobuf:"bytes,1,opt,name=max_age,json=maxAge,proto3" json:"max_age,omitempty"`
+	// max_bytes bounds the stream's size in bytes. 0: 1 GiB.
+	MaxBytes int64 `protobuf:"varint,2,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
+	// segment_bytes is the size of the stream's segment files, the unit in
+	// which retention deletes. 0: 64 MiB.
+	SegmentBytes int64 `protobuf:"varint,3,opt,name=segment_bytes,json=segmentBytes,proto3" json:"segment_bytes,omitempty"`
+	// start_offset_field names the request's int64 field, with presence
+	// (proto3 optional), that holds an offset: when set, the call starts
+	// there. Empty: "start_offset", when the request has that field.
+	StartOffsetField string `protobuf:"bytes,4,opt,name=start_offset_field,json=startOffsetField,proto3" json:"start_offset_field,omitempty"`
+	// start_time_field names the request's google.protobuf.Timestamp field:
+	// when set, the call starts at the messages written at or after it.
+	// Empty: "start_time", when the request has that field.
+	StartTimeField string `protobuf:"bytes,5,opt,name=start_time_field,json=startTimeField,proto3" json:"start_time_field,omitempty"`
+	// offset_field names the response's int64 field that the gateway sets
+	// to each message's offset (by appending it to the message's bytes, with
+	// no decode). Empty: "offset", when the response has that field.
+	OffsetField   string `protobuf:"bytes,6,opt,name=offset_field,json=offsetField,proto3" json:"offset_field,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubscribeHistory) Reset() {
+	*x = SubscribeHistory{}
+	mi := &file_warren_v1_options_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubscribeHistory) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubscribeHistory) ProtoMessage() {}
+
+func (x *SubscribeHistory) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_options_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubscribeHistory.ProtoReflect.Descriptor instead.
+func (*SubscribeHistory) Descriptor() ([]byte, []int) {
+	return file_warren_v1_options_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *SubscribeHistory) GetMaxAge() *durationpb.Duration {
+	if x != nil {
+		return x.MaxAge
+	}
+	return nil
+}
+
+func (x *SubscribeHistory) GetMaxBytes() int64 {
+	if x != nil {
+		return x.MaxBytes
+	}
+	return 0
+}
+
+func (x *SubscribeHistory) GetSegmentBytes() int64 {
+	if x != nil {
+		return x.SegmentBytes
+	}
+	return 0
+}
+
+func (x *SubscribeHistory) GetStartOffsetField() string {
+	if x != nil {
+		return x.StartOffsetField
+	}
+	return ""
+}
+
+func (x *SubscribeHistory) GetStartTimeField() string {
+	if x != nil {
+		return x.StartTimeField
+	}
+	return ""
+}
+
+func (x *SubscribeHistory) GetOffsetField() string {
+	if x != nil {
+		return x.OffsetField
+	}
+	return ""
+}
+
 // Stream routes a server-streaming method as a request whose worker
 // answers with several replies and an end marker carrying the final
 // status (docs/wire-contract.md).
@@ -584,7 +700,7 @@ type Stream struct {
 
 func (x *Stream) Reset() {
 	*x = Stream{}
-	mi := &file_warren_v1_options_proto_msgTypes[5]
+	mi := &file_warren_v1_options_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -596,7 +712,7 @@ func (x *Stream) String() string {
 func (*Stream) ProtoMessage() {}
 
 func (x *Stream) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_options_proto_msgTypes[5]
+	mi := &file_warren_v1_options_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -609,7 +725,7 @@ func (x *Stream) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Stream.ProtoReflect.Descriptor instead.
 func (*Stream) Descriptor() ([]byte, []int) {
-	return file_warren_v1_options_proto_rawDescGZIP(), []int{5}
+	return file_warren_v1_options_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Stream) GetQueue() string {
@@ -641,7 +757,7 @@ type ServiceRoute struct {
 
 func (x *ServiceRoute) Reset() {
 	*x = ServiceRoute{}
-	mi := &file_warren_v1_options_proto_msgTypes[6]
+	mi := &file_warren_v1_options_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -653,7 +769,7 @@ func (x *ServiceRoute) String() string {
 func (*ServiceRoute) ProtoMessage() {}
 
 func (x *ServiceRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_options_proto_msgTypes[6]
+	mi := &file_warren_v1_options_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -666,7 +782,7 @@ func (x *ServiceRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceRoute.ProtoReflect.Descriptor instead.
 func (*ServiceRoute) Descriptor() ([]byte, []int) {
-	return file_warren_v1_options_proto_rawDescGZIP(), []int{6}
+	return file_warren_v1_options_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ServiceRoute) GetQueueType() QueueType {
@@ -755,12 +871,20 @@ const file_warren_v1_options_proto_rawDesc = "" +
 	"\bexchange\x18\x01 \x01(\tR\bexchange\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1f\n" +
 	"\vrouting_key\x18\x03 \x01(\tR\n" +
-	"routingKey\"Z\n" +
+	"routingKey\"\x91\x01\n" +
 	"\tSubscribe\x12\x1a\n" +
 	"\bexchange\x18\x01 \x01(\tR\bexchange\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1d\n" +
 	"\n" +
-	"keys_field\x18\x03 \x01(\tR\tkeysField\"S\n" +
+	"keys_field\x18\x03 \x01(\tR\tkeysField\x125\n" +
+	"\ahistory\x18\x04 \x01(\v2\x1b.warren.v1.SubscribeHistoryR\ahistory\"\x83\x02\n" +
+	"\x10SubscribeHistory\x122\n" +
+	"\amax_age\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x06maxAge\x12\x1b\n" +
+	"\tmax_bytes\x18\x02 \x01(\x03R\bmaxBytes\x12#\n" +
+	"\rsegment_bytes\x18\x03 \x01(\x03R\fsegmentBytes\x12,\n" +
+	"\x12start_offset_field\x18\x04 \x01(\tR\x10startOffsetField\x12(\n" +
+	"\x10start_time_field\x18\x05 \x01(\tR\x0estartTimeField\x12!\n" +
+	"\foffset_field\x18\x06 \x01(\tR\voffsetField\"S\n" +
 	"\x06Stream\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\x123\n" +
 	"\n" +
@@ -797,7 +921,7 @@ func file_warren_v1_options_proto_rawDescGZIP() []byte {
 }
 
 var file_warren_v1_options_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_warren_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_warren_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_warren_v1_options_proto_goTypes = []any{
 	(Codec)(0),                          // 0: warren.v1.Codec
 	(QueueType)(0),                      // 1: warren.v1.QueueType
@@ -806,35 +930,38 @@ var file_warren_v1_options_proto_goTypes = []any{
 	(*Task)(nil),                        // 4: warren.v1.Task
 	(*Event)(nil),                       // 5: warren.v1.Event
 	(*Subscribe)(nil),                   // 6: warren.v1.Subscribe
-	(*Stream)(nil),                      // 7: warren.v1.Stream
-	(*ServiceRoute)(nil),                // 8: warren.v1.ServiceRoute
-	(*durationpb.Duration)(nil),         // 9: google.protobuf.Duration
-	(*descriptorpb.MethodOptions)(nil),  // 10: google.protobuf.MethodOptions
-	(*descriptorpb.ServiceOptions)(nil), // 11: google.protobuf.ServiceOptions
+	(*SubscribeHistory)(nil),            // 7: warren.v1.SubscribeHistory
+	(*Stream)(nil),                      // 8: warren.v1.Stream
+	(*ServiceRoute)(nil),                // 9: warren.v1.ServiceRoute
+	(*durationpb.Duration)(nil),         // 10: google.protobuf.Duration
+	(*descriptorpb.MethodOptions)(nil),  // 11: google.protobuf.MethodOptions
+	(*descriptorpb.ServiceOptions)(nil), // 12: google.protobuf.ServiceOptions
 }
 var file_warren_v1_options_proto_depIdxs = []int32{
 	3,  // 0: warren.v1.Route.rpc:type_name -> warren.v1.RPC
 	4,  // 1: warren.v1.Route.task:type_name -> warren.v1.Task
 	5,  // 2: warren.v1.Route.event:type_name -> warren.v1.Event
 	6,  // 3: warren.v1.Route.subscribe:type_name -> warren.v1.Subscribe
-	7,  // 4: warren.v1.Route.stream:type_name -> warren.v1.Stream
-	9,  // 5: warren.v1.Route.timeout:type_name -> google.protobuf.Duration
+	8,  // 4: warren.v1.Route.stream:type_name -> warren.v1.Stream
+	10, // 5: warren.v1.Route.timeout:type_name -> google.protobuf.Duration
 	0,  // 6: warren.v1.Route.codec:type_name -> warren.v1.Codec
 	1,  // 7: warren.v1.RPC.queue_type:type_name -> warren.v1.QueueType
 	1,  // 8: warren.v1.Task.queue_type:type_name -> warren.v1.QueueType
-	1,  // 9: warren.v1.Stream.queue_type:type_name -> warren.v1.QueueType
-	1,  // 10: warren.v1.ServiceRoute.queue_type:type_name -> warren.v1.QueueType
-	9,  // 11: warren.v1.ServiceRoute.timeout:type_name -> google.protobuf.Duration
-	0,  // 12: warren.v1.ServiceRoute.codec:type_name -> warren.v1.Codec
-	10, // 13: warren.v1.route:extendee -> google.protobuf.MethodOptions
-	11, // 14: warren.v1.service:extendee -> google.protobuf.ServiceOptions
-	2,  // 15: warren.v1.route:type_name -> warren.v1.Route
-	8,  // 16: warren.v1.service:type_name -> warren.v1.ServiceRoute
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	15, // [15:17] is the sub-list for extension type_name
-	13, // [13:15] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	7,  // 9: warren.v1.Subscribe.history:type_name -> warren.v1.SubscribeHistory
+	10, // 10: warren.v1.SubscribeHistory.max_age:type_name -> google.protobuf.Duration
+	1,  // 11: warren.v1.Stream.queue_type:type_name -> warren.v1.QueueType
+	1,  // 12: warren.v1.ServiceRoute.queue_type:type_name -> warren.v1.QueueType
+	10, // 13: warren.v1.ServiceRoute.timeout:type_name -> google.protobuf.Duration
+	0,  // 14: warren.v1.ServiceRoute.codec:type_name -> warren.v1.Codec
+	11, // 15: warren.v1.route:extendee -> google.protobuf.MethodOptions
+	12, // 16: warren.v1.service:extendee -> google.protobuf.ServiceOptions
+	2,  // 17: warren.v1.route:type_name -> warren.v1.Route
+	9,  // 18: warren.v1.service:type_name -> warren.v1.ServiceRoute
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	17, // [17:19] is the sub-list for extension type_name
+	15, // [15:17] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_warren_v1_options_proto_init() }
@@ -855,7 +982,7 @@ func file_warren_v1_options_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_warren_v1_options_proto_rawDesc), len(file_warren_v1_options_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 2,
 			NumServices:   0,
 		},

@@ -10,6 +10,7 @@ import (
 	_ "github.com/warrenrpc/warren/gen/warren/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -459,7 +460,11 @@ func (x *RestockResponse) GetTaskId() string {
 type WatchLevelsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Topic binding keys over "<sku>.<level>".
-	BindingKeys   []string `protobuf:"bytes,1,rep,name=binding_keys,json=bindingKeys,proto3" json:"binding_keys,omitempty"`
+	BindingKeys []string `protobuf:"bytes,1,rep,name=binding_keys,json=bindingKeys,proto3" json:"binding_keys,omitempty"`
+	// Start at this offset in the history (StockLevel.offset).
+	StartOffset *int64 `protobuf:"varint,2,opt,name=start_offset,json=startOffset,proto3,oneof" json:"start_offset,omitempty"`
+	// Start at the levels reported at or after this time.
+	StartTime     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -497,6 +502,20 @@ func (*WatchLevelsRequest) Descriptor() ([]byte, []int) {
 func (x *WatchLevelsRequest) GetBindingKeys() []string {
 	if x != nil {
 		return x.BindingKeys
+	}
+	return nil
+}
+
+func (x *WatchLevelsRequest) GetStartOffset() int64 {
+	if x != nil && x.StartOffset != nil {
+		return *x.StartOffset
+	}
+	return 0
+}
+
+func (x *WatchLevelsRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
 	}
 	return nil
 }
@@ -546,7 +565,10 @@ type StockLevel struct {
 	// The level.
 	Level StockLevel_Level `protobuf:"varint,2,opt,name=level,proto3,enum=inventory.v1.StockLevel_Level" json:"level,omitempty"`
 	// Units in stock.
-	Stock         uint32 `protobuf:"varint,3,opt,name=stock,proto3" json:"stock,omitempty"`
+	Stock uint32 `protobuf:"varint,3,opt,name=stock,proto3" json:"stock,omitempty"`
+	// Set by the gateway on what WatchLevels streams: the level's offset in
+	// the exchange's history.
+	Offset        *int64 `protobuf:"varint,4,opt,name=offset,proto3,oneof" json:"offset,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -598,6 +620,13 @@ func (x *StockLevel) GetLevel() StockLevel_Level {
 func (x *StockLevel) GetStock() uint32 {
 	if x != nil {
 		return x.Stock
+	}
+	return 0
+}
+
+func (x *StockLevel) GetOffset() int64 {
+	if x != nil && x.Offset != nil {
+		return *x.Offset
 	}
 	return 0
 }
@@ -790,7 +819,7 @@ var File_inventory_v1_inventory_proto protoreflect.FileDescriptor
 
 const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\n" +
-	"\x1cinventory/v1/inventory.proto\x12\finventory.v1\x1a\x17warren/v1/options.proto\"S\n" +
+	"\x1cinventory/v1/inventory.proto\x12\finventory.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17warren/v1/options.proto\"S\n" +
 	"\x0eReserveRequest\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\rR\x05count\x12\x19\n" +
@@ -810,20 +839,26 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\rR\x05count\"*\n" +
 	"\x0fRestockResponse\x12\x17\n" +
-	"\atask_id\x18\x01 \x01(\tR\x06taskId\"7\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\"\xab\x01\n" +
 	"\x12WatchLevelsRequest\x12!\n" +
-	"\fbinding_keys\x18\x01 \x03(\tR\vbindingKeys\"\x15\n" +
-	"\x13ReportLevelResponse\"\xb6\x01\n" +
+	"\fbinding_keys\x18\x01 \x03(\tR\vbindingKeys\x12&\n" +
+	"\fstart_offset\x18\x02 \x01(\x03H\x00R\vstartOffset\x88\x01\x01\x129\n" +
+	"\n" +
+	"start_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTimeB\x0f\n" +
+	"\r_start_offset\"\x15\n" +
+	"\x13ReportLevelResponse\"\xde\x01\n" +
 	"\n" +
 	"StockLevel\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x124\n" +
 	"\x05level\x18\x02 \x01(\x0e2\x1e.inventory.v1.StockLevel.LevelR\x05level\x12\x14\n" +
-	"\x05stock\x18\x03 \x01(\rR\x05stock\"J\n" +
+	"\x05stock\x18\x03 \x01(\rR\x05stock\x12\x1b\n" +
+	"\x06offset\x18\x04 \x01(\x03H\x00R\x06offset\x88\x01\x01\"J\n" +
 	"\x05Level\x12\x15\n" +
 	"\x11LEVEL_UNSPECIFIED\x10\x00\x12\f\n" +
 	"\bLEVEL_OK\x10\x01\x12\r\n" +
 	"\tLEVEL_LOW\x10\x02\x12\r\n" +
-	"\tLEVEL_OUT\x10\x03\"&\n" +
+	"\tLEVEL_OUT\x10\x03B\t\n" +
+	"\a_offset\"&\n" +
 	"\x10StocktakeRequest\x12\x12\n" +
 	"\x04skus\x18\x01 \x03(\tR\x04skus\"k\n" +
 	"\x11StocktakeResponse\x12&\n" +
@@ -831,7 +866,7 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\acounted\x18\x02 \x01(\rR\acounted\x12\x14\n" +
 	"\x05total\x18\x03 \x01(\rR\x05total\"\x0e\n" +
 	"\fAuditRequest\"\x0f\n" +
-	"\rAuditResponse2\xbf\x05\n" +
+	"\rAuditResponse2\xc7\x05\n" +
 	"\x10InventoryService\x12a\n" +
 	"\aReserve\x12\x1c.inventory.v1.ReserveRequest\x1a\x1d.inventory.v1.ReserveResponse\"\x19\xfa\xa9\x19\x15\n" +
 	"\x13\n" +
@@ -841,9 +876,10 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\aRestock\x12\x1c.inventory.v1.RestockRequest\x1a\x1d.inventory.v1.RestockResponse\"\x19\xfa\xa9\x19\x15\x12\x13\n" +
 	"\x11inventory.restock\x12s\n" +
 	"\vReportLevel\x12\x18.inventory.v1.StockLevel\x1a!.inventory.v1.ReportLevelResponse\"'\xfa\xa9\x19#\x1a!\n" +
-	"\x10inventory.events\x1a\r{sku}.{level}\x12e\n" +
-	"\vWatchLevels\x12 .inventory.v1.WatchLevelsRequest\x1a\x18.inventory.v1.StockLevel\"\x18\xfa\xa9\x19\x14\"\x12\n" +
-	"\x10inventory.events0\x01\x12k\n" +
+	"\x10inventory.events\x1a\r{sku}.{level}\x12m\n" +
+	"\vWatchLevels\x12 .inventory.v1.WatchLevelsRequest\x1a\x18.inventory.v1.StockLevel\" \xfa\xa9\x19\x1c\"\x1a\n" +
+	"\x10inventory.events\"\x06\n" +
+	"\x04\b\x80\xa3\x050\x01\x12k\n" +
 	"\tStocktake\x12\x1e.inventory.v1.StocktakeRequest\x1a\x1f.inventory.v1.StocktakeResponse\"\x1b\xfa\xa9\x19\x17*\x15\n" +
 	"\x13inventory.stocktake0\x01\x12@\n" +
 	"\x05Audit\x12\x1a.inventory.v1.AuditRequest\x1a\x1b.inventory.v1.AuditResponse\x1a\b\xfa\xa9\x19\x04\x12\x02\b\x05B\xc0\x01\n" +
@@ -864,45 +900,47 @@ func file_inventory_v1_inventory_proto_rawDescGZIP() []byte {
 var file_inventory_v1_inventory_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_inventory_v1_inventory_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_inventory_v1_inventory_proto_goTypes = []any{
-	(StockLevel_Level)(0),       // 0: inventory.v1.StockLevel.Level
-	(*ReserveRequest)(nil),      // 1: inventory.v1.ReserveRequest
-	(*ReserveResponse)(nil),     // 2: inventory.v1.ReserveResponse
-	(*GetItemRequest)(nil),      // 3: inventory.v1.GetItemRequest
-	(*GetItemResponse)(nil),     // 4: inventory.v1.GetItemResponse
-	(*Item)(nil),                // 5: inventory.v1.Item
-	(*RestockRequest)(nil),      // 6: inventory.v1.RestockRequest
-	(*RestockResponse)(nil),     // 7: inventory.v1.RestockResponse
-	(*WatchLevelsRequest)(nil),  // 8: inventory.v1.WatchLevelsRequest
-	(*ReportLevelResponse)(nil), // 9: inventory.v1.ReportLevelResponse
-	(*StockLevel)(nil),          // 10: inventory.v1.StockLevel
-	(*StocktakeRequest)(nil),    // 11: inventory.v1.StocktakeRequest
-	(*StocktakeResponse)(nil),   // 12: inventory.v1.StocktakeResponse
-	(*AuditRequest)(nil),        // 13: inventory.v1.AuditRequest
-	(*AuditResponse)(nil),       // 14: inventory.v1.AuditResponse
+	(StockLevel_Level)(0),         // 0: inventory.v1.StockLevel.Level
+	(*ReserveRequest)(nil),        // 1: inventory.v1.ReserveRequest
+	(*ReserveResponse)(nil),       // 2: inventory.v1.ReserveResponse
+	(*GetItemRequest)(nil),        // 3: inventory.v1.GetItemRequest
+	(*GetItemResponse)(nil),       // 4: inventory.v1.GetItemResponse
+	(*Item)(nil),                  // 5: inventory.v1.Item
+	(*RestockRequest)(nil),        // 6: inventory.v1.RestockRequest
+	(*RestockResponse)(nil),       // 7: inventory.v1.RestockResponse
+	(*WatchLevelsRequest)(nil),    // 8: inventory.v1.WatchLevelsRequest
+	(*ReportLevelResponse)(nil),   // 9: inventory.v1.ReportLevelResponse
+	(*StockLevel)(nil),            // 10: inventory.v1.StockLevel
+	(*StocktakeRequest)(nil),      // 11: inventory.v1.StocktakeRequest
+	(*StocktakeResponse)(nil),     // 12: inventory.v1.StocktakeResponse
+	(*AuditRequest)(nil),          // 13: inventory.v1.AuditRequest
+	(*AuditResponse)(nil),         // 14: inventory.v1.AuditResponse
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
 }
 var file_inventory_v1_inventory_proto_depIdxs = []int32{
 	5,  // 0: inventory.v1.GetItemResponse.item:type_name -> inventory.v1.Item
-	0,  // 1: inventory.v1.StockLevel.level:type_name -> inventory.v1.StockLevel.Level
-	5,  // 2: inventory.v1.StocktakeResponse.item:type_name -> inventory.v1.Item
-	1,  // 3: inventory.v1.InventoryService.Reserve:input_type -> inventory.v1.ReserveRequest
-	3,  // 4: inventory.v1.InventoryService.GetItem:input_type -> inventory.v1.GetItemRequest
-	6,  // 5: inventory.v1.InventoryService.Restock:input_type -> inventory.v1.RestockRequest
-	10, // 6: inventory.v1.InventoryService.ReportLevel:input_type -> inventory.v1.StockLevel
-	8,  // 7: inventory.v1.InventoryService.WatchLevels:input_type -> inventory.v1.WatchLevelsRequest
-	11, // 8: inventory.v1.InventoryService.Stocktake:input_type -> inventory.v1.StocktakeRequest
-	13, // 9: inventory.v1.InventoryService.Audit:input_type -> inventory.v1.AuditRequest
-	2,  // 10: inventory.v1.InventoryService.Reserve:output_type -> inventory.v1.ReserveResponse
-	4,  // 11: inventory.v1.InventoryService.GetItem:output_type -> inventory.v1.GetItemResponse
-	7,  // 12: inventory.v1.InventoryService.Restock:output_type -> inventory.v1.RestockResponse
-	9,  // 13: inventory.v1.InventoryService.ReportLevel:output_type -> inventory.v1.ReportLevelResponse
-	10, // 14: inventory.v1.InventoryService.WatchLevels:output_type -> inventory.v1.StockLevel
-	12, // 15: inventory.v1.InventoryService.Stocktake:output_type -> inventory.v1.StocktakeResponse
-	14, // 16: inventory.v1.InventoryService.Audit:output_type -> inventory.v1.AuditResponse
-	10, // [10:17] is the sub-list for method output_type
-	3,  // [3:10] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	15, // 1: inventory.v1.WatchLevelsRequest.start_time:type_name -> google.protobuf.Timestamp
+	0,  // 2: inventory.v1.StockLevel.level:type_name -> inventory.v1.StockLevel.Level
+	5,  // 3: inventory.v1.StocktakeResponse.item:type_name -> inventory.v1.Item
+	1,  // 4: inventory.v1.InventoryService.Reserve:input_type -> inventory.v1.ReserveRequest
+	3,  // 5: inventory.v1.InventoryService.GetItem:input_type -> inventory.v1.GetItemRequest
+	6,  // 6: inventory.v1.InventoryService.Restock:input_type -> inventory.v1.RestockRequest
+	10, // 7: inventory.v1.InventoryService.ReportLevel:input_type -> inventory.v1.StockLevel
+	8,  // 8: inventory.v1.InventoryService.WatchLevels:input_type -> inventory.v1.WatchLevelsRequest
+	11, // 9: inventory.v1.InventoryService.Stocktake:input_type -> inventory.v1.StocktakeRequest
+	13, // 10: inventory.v1.InventoryService.Audit:input_type -> inventory.v1.AuditRequest
+	2,  // 11: inventory.v1.InventoryService.Reserve:output_type -> inventory.v1.ReserveResponse
+	4,  // 12: inventory.v1.InventoryService.GetItem:output_type -> inventory.v1.GetItemResponse
+	7,  // 13: inventory.v1.InventoryService.Restock:output_type -> inventory.v1.RestockResponse
+	9,  // 14: inventory.v1.InventoryService.ReportLevel:output_type -> inventory.v1.ReportLevelResponse
+	10, // 15: inventory.v1.InventoryService.WatchLevels:output_type -> inventory.v1.StockLevel
+	12, // 16: inventory.v1.InventoryService.Stocktake:output_type -> inventory.v1.StocktakeResponse
+	14, // 17: inventory.v1.InventoryService.Audit:output_type -> inventory.v1.AuditResponse
+	11, // [11:18] is the sub-list for method output_type
+	4,  // [4:11] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_inventory_v1_inventory_proto_init() }
@@ -910,6 +948,8 @@ func file_inventory_v1_inventory_proto_init() {
 	if File_inventory_v1_inventory_proto != nil {
 		return
 	}
+	file_inventory_v1_inventory_proto_msgTypes[7].OneofWrappers = []any{}
+	file_inventory_v1_inventory_proto_msgTypes[9].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -51,10 +51,13 @@ type InventoryServiceClient interface {
 	// ReportLevel publishes an item's stock level to the inventory.events
 	// topic exchange, routed by "<sku>.<level>", as in "tea.LEVEL_LOW".
 	ReportLevel(ctx context.Context, in *StockLevel, opts ...grpc.CallOption) (*ReportLevelResponse, error)
-	// WatchLevels streams the stock levels reported from now on whose
-	// routing key matches one of the request's binding keys ("tea.*",
-	// "*.LEVEL_OUT", "#"). The response header warren-queue says the
-	// subscription is bound: levels reported after it arrive.
+	// WatchLevels streams the stock levels reported whose routing key
+	// matches one of the request's binding keys ("tea.*", "*.LEVEL_OUT",
+	// "#"): from now on, or from a start_offset or start_time in the
+	// exchange's history (a RabbitMQ stream that keeps a day of them). The
+	// response header warren-queue says the subscription is bound: levels
+	// reported after it arrive. Each level carries its offset: a watcher
+	// that was cut off resumes with start_offset = the last offset + 1.
 	WatchLevels(ctx context.Context, in *WatchLevelsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StockLevel], error)
 	// Stocktake counts items one by one and reports each as it is counted:
 	// a worker's stream of replies, relayed in order, then ended with the
@@ -184,10 +187,13 @@ type InventoryServiceServer interface {
 	// ReportLevel publishes an item's stock level to the inventory.events
 	// topic exchange, routed by "<sku>.<level>", as in "tea.LEVEL_LOW".
 	ReportLevel(context.Context, *StockLevel) (*ReportLevelResponse, error)
-	// WatchLevels streams the stock levels reported from now on whose
-	// routing key matches one of the request's binding keys ("tea.*",
-	// "*.LEVEL_OUT", "#"). The response header warren-queue says the
-	// subscription is bound: levels reported after it arrive.
+	// WatchLevels streams the stock levels reported whose routing key
+	// matches one of the request's binding keys ("tea.*", "*.LEVEL_OUT",
+	// "#"): from now on, or from a start_offset or start_time in the
+	// exchange's history (a RabbitMQ stream that keeps a day of them). The
+	// response header warren-queue says the subscription is bound: levels
+	// reported after it arrive. Each level carries its offset: a watcher
+	// that was cut off resumes with start_offset = the last offset + 1.
 	WatchLevels(*WatchLevelsRequest, grpc.ServerStreamingServer[StockLevel]) error
 	// Stocktake counts items one by one and reports each as it is counted:
 	// a worker's stream of replies, relayed in order, then ended with the

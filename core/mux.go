@@ -83,6 +83,8 @@ type Mux struct {
 	mu   sync.Mutex // guards conn and sess; held while a session is made
 	conn *Conn
 	sess *muxSession
+
+	spills atomic.Int64 // replays whose buffer overflowed while they joined
 }
 
 // streamBindingKeys are the keys that bind a history stream to every
@@ -216,6 +218,9 @@ func (m *Mux) Subscribe(ctx context.Context, keys []string) (*MuxSubscription, e
 		mt:    m.mt,
 		tc:    m.tc,
 		name:  m.cfg.Exchange,
+	}
+	if m.cfg.History != nil {
+		sub.h = newSubHistory(m) // it may fall back on the history
 	}
 	sub.ctx, sub.cancel = context.WithCancelCause(ctx)
 	if !s.add(sub) {
@@ -650,8 +655,8 @@ func (s *muxSession) lost(closed <-chan *amqp.Error) error {
 // MuxSubscription is one client's subscription on a Mux: a bounded buffer
 // the pump fills and Stream drains.
 type MuxSubscription struct {
-	sess     *muxSession // nil for a replay
-	replay   *muxReplay  // nil for a live subscription
+	sess     *muxSession // nil while it replays; see subHistory
+	h        *subHistory // nil when the Mux keeps no history
 	keys     []string
 	acquired int // keys[:acquired] hold a reference; set by Subscribe
 
@@ -674,14 +679,38 @@ type MuxSubscription struct {
 }
 
 // offer appends d to the buffer, or ends the subscription with
-// ErrOverflow if the buffer is full. It never blocks (the pump calls it).
+// ErrOverflow if the buffer is full; with a history, it spills the buffer
+// instead, and Stream reads on from the history. It never blocks (the
+// pump calls it).
 func (m *MuxSubscription) offer(d *amqp.Delivery) {
 	if m.ctx.Err() != nil {
 		return
 	}
 	m.mu.Lock()
+	h := m.h
+	if h != nil {
+		if h.spilled {
+			m.mu.Unlock()
+			return
+		}
+		if h.first < 0 {
+			if off, ok := StreamOffset(d); ok {
+				h.first = off
+			}
+		}
+	}
 	if len(m.buf) >= m.sess.m.cfg.MaxLength {
 		m.buf = nil // the client will not get these: let them go now
+		if h != nil {
+			h.spilled = true
+			m.mu.Unlock()
+			m.sess.m.spills.Add(1)
+			select {
+			case m.ready <- struct{}{}:
+			default:
+			}
+			return
+		}
 		m.mu.Unlock()
 		m.reason.CompareAndSwap(nil, CloseOverflow)
 		m.cancel(ErrOverflow)
@@ -699,8 +728,8 @@ func (m *MuxSubscription) offer(d *amqp.Delivery) {
 // shared with the other subscriptions of its Mux: the history stream when
 // the Mux keeps one.
 func (m *MuxSubscription) Queue() string {
-	if m.replay != nil {
-		return m.replay.stream
+	if m.h != nil {
+		return m.h.stream
 	}
 	return m.sess.queue
 }
@@ -713,17 +742,26 @@ func (m *MuxSubscription) end(reason CloseReason, cause error) {
 	m.reason.CompareAndSwap(nil, reason)
 	m.cancel(cause)
 	m.once.Do(func() {
-		if m.replay != nil {
-			_ = m.replay.ch.Close() // cancels its consumer
+		sess := m.sess
+		if h := m.h; h != nil {
+			// Stream may be joining or leaving the live feed: wait.
+			h.stateMu.Lock()
+			h.ended = true
+			h.closeReplay()
+			sess = m.sess
+			if sess != nil {
+				sess.remove(m)
+			}
+			h.stateMu.Unlock()
 		} else {
-			m.sess.remove(m)
+			sess.remove(m)
 		}
 		m.mu.Lock()
 		m.buf, m.spare = nil, nil
 		m.mu.Unlock()
 		if m.mt.on {
 			r, _ := m.reason.Load().(CloseReason)
-			if r == CloseEnded && m.sess != nil && m.sess.ctx.Err() != nil {
+			if r == CloseEnded && sess != nil && sess.ctx.Err() != nil {
 				r = CloseLost
 			}
 			m.mt.SubscriptionClosed(m.label, "", r)
@@ -747,12 +785,35 @@ func (m *MuxSubscription) send(send func(*amqp.Delivery) error, d *amqp.Delivery
 // them, until the subscription ends; then it closes the subscription and
 // returns why it ended: send's error, the context's cause (the client's
 // cancel, or what the caller cancelled it with), ErrOverflow, or the loss
-// of the connection or channel. Only one goroutine may call Stream.
+// of the connection or channel. With a history, a subscription never ends
+// with ErrOverflow: it reads on from the history at its client's pace
+// (subHistory). Only one goroutine may call Stream.
 func (m *MuxSubscription) Stream(send func(*amqp.Delivery) error) error {
 	defer m.Close()
-	if m.replay != nil {
-		return m.streamReplay(send)
+	for {
+		if h := m.h; h != nil && h.replaying.Load() {
+			if err := m.streamReplay(send); err != errJoined {
+				return err
+			}
+			h.stateMu.Lock()
+			h.closeReplay() // the live feed goes on from here
+			h.stateMu.Unlock()
+			h.replaying.Store(false)
+		}
+		if err := m.streamLive(send); err != errSpilled {
+			return err
+		}
+		if err := m.fallBack(); err != nil {
+			return err
+		}
 	}
+}
+
+// streamLive is Stream on the live feed: it hands over the buffer's
+// deliveries until the subscription ends, or, with a history, until its
+// buffer spilled (errSpilled).
+func (m *MuxSubscription) streamLive(send func(*amqp.Delivery) error) error {
+	h := m.h
 	for {
 		select {
 		case <-m.ready:
@@ -763,12 +824,27 @@ func (m *MuxSubscription) Stream(send func(*amqp.Delivery) error) error {
 			return context.Cause(m.ctx)
 		}
 		m.mu.Lock()
+		if h != nil && h.spilled {
+			m.mu.Unlock()
+			return errSpilled
+		}
 		batch := m.buf
 		m.buf, m.spare = m.spare[:0], nil
 		m.mu.Unlock()
 		for i, d := range batch {
 			if m.ctx.Err() != nil {
 				return context.Cause(m.ctx)
+			}
+			if h != nil {
+				// Skip what a replay that joined handed over already,
+				// and note how far the client got.
+				if off, ok := StreamOffset(d); ok {
+					if off <= h.last {
+						batch[i] = nil
+						continue
+					}
+					h.last = off
+				}
 			}
 			if err := m.send(send, d); err != nil {
 				return err
@@ -780,162 +856,5 @@ func (m *MuxSubscription) Stream(send func(*amqp.Delivery) error) error {
 			m.spare = batch[:0] // small enough to keep for the next batch
 		}
 		m.mu.Unlock()
-	}
-}
-
-// muxReplay is what a subscription that starts in the history reads: a
-// consumer of the stream of its own, on a channel of its own.
-type muxReplay struct {
-	conn       *Conn
-	ch         *amqp.Channel
-	stream     string
-	deliveries <-chan amqp.Delivery
-	closed     chan *amqp.Error
-	from       int64 // the first offset to hand over; -1: any
-	kind       string
-	prefetch   int
-}
-
-// SubscribeFrom is Subscribe with a starting point in the Mux's history:
-// the subscription gets the messages its keys match from start on, the
-// history first and then the live messages, all from one consumer of the
-// stream (so nothing is missed or repeated at the switch), on a channel
-// of its own. It reads at its client's pace: the broker sends at most
-// Prefetch deliveries ahead of what the client took, so it never
-// overflows. It fails with ErrHistoryOff when the Mux keeps no history,
-// and with an *OffsetError when start is outside the history.
-func (m *Mux) SubscribeFrom(ctx context.Context, keys []string, start StreamStart) (*MuxSubscription, error) {
-	h := m.cfg.History
-	if h == nil {
-		return nil, ErrHistoryOff
-	}
-	for _, k := range keys {
-		if err := CheckScope(ctx, KeySubscribe, m.cfg.Exchange, k); err != nil {
-			return nil, err
-		}
-	}
-	m.mu.Lock()
-	conn := m.conn
-	m.mu.Unlock()
-	if conn == nil || conn.IsClosed() {
-		return nil, ErrNotConnected
-	}
-	if conn.Blocked() {
-		return nil, ErrBlocked
-	}
-	arg, from, err := start.consumeArgument(conn, h.Stream, time.Now())
-	if err != nil {
-		return nil, err
-	}
-	ch, err := conn.Channel()
-	if err != nil {
-		return nil, ChannelError("open channel", err)
-	}
-	fail := func(err error) (*MuxSubscription, error) {
-		_ = ch.Close()
-		return nil, err
-	}
-	if m.cfg.Kind == "direct" {
-		// The keys' history starts now if no subscription asked for them
-		// before; binding keys the stream has is harmless.
-		for _, k := range keys {
-			if err := ch.QueueBind(h.Stream, k, m.cfg.Exchange, false, nil); err != nil {
-				return fail(ChannelError(fmt.Sprintf("bind stream %q to %q with %q", h.Stream, m.cfg.Exchange, k), err))
-			}
-		}
-	}
-	if err := ch.Qos(m.cfg.Prefetch, 0, false); err != nil {
-		return fail(ChannelError("set prefetch", err))
-	}
-	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
-	deliveries, err := ch.Consume(h.Stream, "", false, false, false, false, amqp.Table{"x-stream-offset": arg})
-	if err != nil {
-		return fail(ChannelError(fmt.Sprintf("consume %q", h.Stream), err))
-	}
-	sub := &MuxSubscription{
-		replay: &muxReplay{conn: conn, ch: ch, stream: h.Stream, deliveries: deliveries, closed: closed,
-			from: from, kind: m.cfg.Kind, prefetch: m.cfg.Prefetch},
-		keys: keys,
-		mt:   m.mt,
-		tc:   m.tc,
-		name: m.cfg.Exchange,
-	}
-	sub.ctx, sub.cancel = context.WithCancelCause(ctx)
-	if m.mt.on {
-		sub.label = m.mt.name(m.cfg.Exchange)
-		m.mt.SubscriptionOpened(sub.label, "")
-	}
-	return sub, nil
-}
-
-// matches reports whether one of the subscription's keys matches key.
-func (m *MuxSubscription) matches(kind, key string) bool {
-	for _, k := range m.keys {
-		if MatchKey(kind, k, key) {
-			return true
-		}
-	}
-	return false
-}
-
-// streamReplay is Stream for a replay: it hands each delivery its keys
-// match, from the start offset on, to send, and acknowledges it after
-// (multiple, whenever no further delivery waits and at least every
-// Prefetch/4), until the subscription ends.
-func (m *MuxSubscription) streamReplay(send func(*amqp.Delivery) error) error {
-	r := m.replay
-	batch := max(1, r.prefetch/4)
-	var last uint64
-	unacked := 0
-	ack := func() {
-		if unacked > 0 {
-			_ = r.ch.Ack(last, true)
-			unacked = 0
-		}
-	}
-	for {
-		var d amqp.Delivery
-		var ok bool
-		select {
-		case d, ok = <-r.deliveries:
-		default:
-			ack()
-			select {
-			case d, ok = <-r.deliveries:
-			case <-m.ctx.Done():
-				return context.Cause(m.ctx)
-			}
-		}
-		if !ok {
-			m.reason.CompareAndSwap(nil, CloseLost)
-			if r.conn.IsClosed() {
-				return ErrConnectionLost
-			}
-			select {
-			case e, ok := <-r.closed:
-				if ok && e != nil {
-					return fmt.Errorf("core: the broker closed the subscription's channel: %w", e)
-				}
-			default:
-			}
-			return fmt.Errorf("core: the broker ended the subscription's consumer: %w", ErrConnectionLost)
-		}
-		if m.ctx.Err() != nil {
-			return context.Cause(m.ctx)
-		}
-		// The broker starts at the chunk that holds the start offset:
-		// skip what comes before it.
-		if off, ok := StreamOffset(&d); !ok || off >= r.from {
-			if m.matches(r.kind, d.RoutingKey) {
-				if err := m.send(send, &d); err != nil {
-					return err
-				}
-			}
-		}
-		last = d.DeliveryTag
-		unacked++
-		if unacked >= batch {
-			ack()
-		}
 	}
 }

@@ -55,8 +55,10 @@
 // exchange's Mux reads that stream instead of a queue of its own, so that
 // every message streamed carries its offset. A request with a start
 // (first, last, an offset, a time) subscribes with core.Mux.SubscribeFrom:
-// a consumer of the stream of its own, from there on, history and then
-// live messages, at the client's pace. A client that lost its stream
+// a consumer of the stream of its own, from there on, at the client's
+// pace, until it caught up and joins the exchange's one consumer. A
+// subscription that falls behind reads on from the history instead of
+// ending with RESOURCE_EXHAUSTED. A client that lost its stream
 // resumes with its last offset plus one, on any gateway, and misses
 // nothing. A start the history cannot honour is OUT_OF_RANGE
 // (core.OffsetError); a start without history is FAILED_PRECONDITION

@@ -498,3 +498,95 @@ func TestHistoryExchangeDeleted(t *testing.T) {
 		t.Fatalf("history %q, want a:before then a:repaired (or a:after)", got)
 	}
 }
+
+// TestHistoryReplayJoinsTheLiveFeed: a subscription that starts in the
+// history reads it with a channel of its own, then, once caught up, joins
+// the exchange's one consumer and closes that channel, with no gap and no
+// duplicate at the switch, while messages keep coming; with a buffer of 64
+// and a prefetch of 16, its first tries to join overflow and are retried.
+func TestHistoryReplayJoinsTheLiveFeed(t *testing.T) {
+	t.Parallel()
+	cfg := withHistory(History{})
+	cfg.MaxLength, cfg.Prefetch = 64, 16
+	h := start(t, cfg)
+	h.emitNumbered(t, topic, "j", 0, 2000)
+	live := h.subscribe(t, topic, "x") // the Mux's consumer: its channels
+	_ = live
+	base, ok := brokerChannels(t, h.connName)
+	if !ok {
+		t.Fatal("cannot count the gateway's channels (rabbitmqctl)")
+	}
+	s, err := subscribeReq(t, h.client, &warrenv1.SubscribeLogsRequest{Exchange: topic, BindingKeys: []string{"#"},
+		Start: &warrenv1.SubscribeLogsRequest_StartAt{StartAt: warrenv1.HistoryStart_HISTORY_START_FIRST}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := brokerChannels(t, h.connName); n != base+1 {
+		t.Errorf("replaying: %d channels, want %d (its own, and the Mux's %d)", n, base+1, base)
+	}
+	const total = 6000
+	emitted := make(chan struct{})
+	go func() {
+		defer close(emitted)
+		for i := 2000; i < total; i += 100 {
+			h.emitNumbered(t, topic, "j", i, i+100)
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	got := numbers(t, s.recvN(t, total, 60*time.Second))
+	<-emitted
+	wantRun(t, got, 0)
+	warrentest.Eventually(t, 10*time.Second, "the replay's channel closed", func() bool {
+		h.emitNumbered(t, topic, "j", total, total+1) // a live message to switch on
+		n, _ := brokerChannels(t, h.connName)
+		return n == base
+	})
+}
+
+// TestHistorySlowSubscriberReadsOn is TestSlowSubscriber with a history:
+// the slow subscriber's backlog in the gateway overflows as there, but
+// instead of ending with RESOURCE_EXHAUSTED it reads on from the history
+// at its own pace, and gets all 1,500 messages, in order; the fast one
+// is not slowed.
+func TestHistorySlowSubscriberReadsOn(t *testing.T) {
+	t.Parallel()
+	const n, chunk = 1500, 100
+	cfg := withHistory(History{})
+	cfg.Prefetch, cfg.MaxLength = 8, 500
+	h := startTCP(t, cfg)
+	slowClient := h.dial(t, grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+	slow, err := subscribeWith(slowClient, direct, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(slow.cancel)
+	fast := h.subscribe(t, direct, "k")
+
+	body := strings.Repeat("x", 1000)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for c := 0; c < n; c += chunk {
+		es, err := h.client.EmitLogs(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := c; i < c+chunk; i++ {
+			if err := es.Send(&warrenv1.EmitLogsRequest{Exchange: direct, RoutingKey: "k", Body: fmt.Sprint(i, body)}); err != nil {
+				t.Fatalf("EmitLogs Send %d: %v", i, err)
+			}
+		}
+		if resp, err := es.CloseAndRecv(); err != nil || resp.GetCount() != chunk {
+			t.Fatalf("EmitLogs: got %v, %v, want count %d", resp, err, chunk)
+		}
+		for i, m := range fast.recvN(t, chunk, 20*time.Second) {
+			if !strings.HasPrefix(m.GetBody(), fmt.Sprint(c+i, "x")) {
+				t.Fatalf("fast subscriber message %d: body %.10q, want %d…", c+i, m.GetBody(), c+i)
+			}
+		}
+	}
+	for i, m := range slow.recvN(t, n, 30*time.Second) {
+		if !strings.HasPrefix(m.GetBody(), fmt.Sprint(i, "x")) {
+			t.Fatalf("slow subscriber message %d: body %.10q, want %d… (in order, no gaps)", i, m.GetBody(), i)
+		}
+	}
+}

@@ -362,9 +362,10 @@ type SubscribeLogsRequest struct {
 	// the history from that point, then the live messages, with no gap and
 	// no duplicate between the two. Set while the gateway keeps no history:
 	// FAILED_PRECONDITION. An offset or time outside the history kept:
-	// OUT_OF_RANGE, never a silent start elsewhere. Such a subscription reads
-	// the stream with a consumer of its own, at the client's pace: it never
-	// ends for being slow.
+	// OUT_OF_RANGE, never a silent start elsewhere. With a history, no
+	// subscription ends for being slow: one that falls behind reads on from
+	// the history at its client's pace (unless it fell further behind than
+	// the history keeps: OUT_OF_RANGE).
 	//
 	// Types that are valid to be assigned to Start:
 	//

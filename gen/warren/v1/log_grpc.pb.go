@@ -49,7 +49,8 @@ type LogServiceClient interface {
 	// reaches its limit: then the stream ends with RESOURCE_EXHAUSTED
 	// (messages were lost). Invalid keys fail with INVALID_ARGUMENT; the loss
 	// of the broker connection or the gateway's shutdown ends the stream with
-	// UNAVAILABLE. With a start, the stream begins in the exchange's history.
+	// UNAVAILABLE. With a start, the stream begins in the exchange's history;
+	// with a history, it never ends for being slow.
 	SubscribeLogs(ctx context.Context, in *SubscribeLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SubscribeLogsResponse], error)
 }
 
@@ -128,7 +129,8 @@ type LogServiceServer interface {
 	// reaches its limit: then the stream ends with RESOURCE_EXHAUSTED
 	// (messages were lost). Invalid keys fail with INVALID_ARGUMENT; the loss
 	// of the broker connection or the gateway's shutdown ends the stream with
-	// UNAVAILABLE. With a start, the stream begins in the exchange's history.
+	// UNAVAILABLE. With a start, the stream begins in the exchange's history;
+	// with a history, it never ends for being slow.
 	SubscribeLogs(*SubscribeLogsRequest, grpc.ServerStreamingServer[SubscribeLogsResponse]) error
 	mustEmbedUnimplementedLogServiceServer()
 }

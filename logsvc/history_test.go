@@ -502,8 +502,8 @@ func TestHistoryExchangeDeleted(t *testing.T) {
 // TestHistoryReplayJoinsTheLiveFeed: a subscription that starts in the
 // history reads it with a channel of its own, then, once caught up, joins
 // the exchange's one consumer and closes that channel, with no gap and no
-// duplicate at the switch, while messages keep coming; with a buffer of 64
-// and a prefetch of 16, its first tries to join overflow and are retried.
+// duplicate at the switch, while messages keep coming (with a buffer of 64
+// and a prefetch of 16, a try to join may overflow, and is retried).
 func TestHistoryReplayJoinsTheLiveFeed(t *testing.T) {
 	t.Parallel()
 	cfg := withHistory(History{})

@@ -636,20 +636,26 @@ func (s *muxSession) dispatch(d *amqp.Delivery, seq uint64) {
 	}
 }
 
-// lost is why the consumer's channel closed: the connection was lost, or
-// the broker closed the channel (someone deleted the queue).
+// lost is why the consumer's channel closed (consumerLost).
 func (s *muxSession) lost(closed <-chan *amqp.Error) error {
-	if s.conn.IsClosed() {
+	return consumerLost(s.conn, closed, "subscriptions'")
+}
+
+// consumerLost is why a consumer's deliveries ended: the connection was
+// lost, or the broker closed the channel (someone deleted the queue) or
+// cancelled the consumer. whose names the consumer in the error.
+func consumerLost(conn *Conn, closed <-chan *amqp.Error, whose string) error {
+	if conn.IsClosed() {
 		return ErrConnectionLost
 	}
 	select {
 	case e, ok := <-closed:
 		if ok && e != nil {
-			return fmt.Errorf("core: the broker closed the subscriptions' channel: %w", e)
+			return fmt.Errorf("core: the broker closed the %s channel: %w", whose, e)
 		}
 	default:
 	}
-	return fmt.Errorf("core: the broker ended the subscriptions' consumer: %w", ErrConnectionLost)
+	return fmt.Errorf("core: the broker ended the %s consumer: %w", whose, ErrConnectionLost)
 }
 
 // MuxSubscription is one client's subscription on a Mux: a bounded buffer

@@ -355,17 +355,7 @@ func (m *MuxSubscription) streamReplay(send func(*amqp.Delivery) error) error {
 		}
 		if !ok {
 			m.reason.CompareAndSwap(nil, CloseLost)
-			if conn.IsClosed() {
-				return ErrConnectionLost
-			}
-			select {
-			case e, ok := <-closed:
-				if ok && e != nil {
-					return fmt.Errorf("core: the broker closed the subscription's channel: %w", e)
-				}
-			default:
-			}
-			return fmt.Errorf("core: the broker ended the subscription's consumer: %w", ErrConnectionLost)
+			return consumerLost(conn, closed, "subscription's")
 		}
 		if m.ctx.Err() != nil {
 			return context.Cause(m.ctx)

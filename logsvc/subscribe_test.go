@@ -1,7 +1,6 @@
 package logsvc
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -241,29 +240,7 @@ func TestSlowSubscriber(t *testing.T) {
 	t.Cleanup(slow.cancel)
 	fast := h.subscribe(t, direct, "k")
 
-	body := strings.Repeat("x", 1000)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for c := 0; c < n; c += chunk {
-		es, err := h.client.EmitLogs(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := c; i < c+chunk; i++ {
-			if err := es.Send(&warrenv1.EmitLogsRequest{Exchange: direct, RoutingKey: "k", Body: fmt.Sprint(i, body)}); err != nil {
-				t.Fatalf("EmitLogs Send %d: %v", i, err)
-			}
-		}
-		resp, err := es.CloseAndRecv()
-		if err != nil || resp.GetCount() != chunk {
-			t.Fatalf("EmitLogs: got %v, %v, want count %d", resp, err, chunk)
-		}
-		for i, m := range fast.recvN(t, chunk, 20*time.Second) {
-			if !strings.HasPrefix(m.GetBody(), fmt.Sprint(c+i, "x")) {
-				t.Fatalf("fast subscriber message %d: body %.10q, want %d…", c+i, m.GetBody(), c+i)
-			}
-		}
-	}
+	h.emitPast(t, fast, n, chunk)
 
 	st, got := slow.recvEnd(t, 10*time.Second)
 	t.Logf("slow subscriber: %d messages, then %v %q", len(got), st.Code(), st.Message())

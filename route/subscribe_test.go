@@ -2,6 +2,7 @@ package route_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -23,18 +24,32 @@ import (
 // queue is bound.
 func watch(t *testing.T, client inventoryv1.InventoryServiceClient, keys ...string) grpc.ServerStreamingClient[inventoryv1.StockLevel] {
 	t.Helper()
-	stream, err := client.WatchLevels(warrentest.Ctx(t), &inventoryv1.WatchLevelsRequest{BindingKeys: keys})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := stream.Header()
+	stream, err := watchFrom(warrentest.Ctx(t), client, &inventoryv1.WatchLevelsRequest{BindingKeys: keys})
 	if err != nil {
 		t.Fatalf("WatchLevels%v: %v", keys, err)
 	}
-	if len(h.Get(wire.HeaderQueue)) != 1 {
-		t.Fatalf("header %v, want %s", h, wire.HeaderQueue)
-	}
 	return stream
+}
+
+// watchFrom calls WatchLevels with req and waits for the header that says
+// the subscription is bound; an error is the call's status.
+func watchFrom(ctx context.Context, client inventoryv1.InventoryServiceClient, req *inventoryv1.WatchLevelsRequest) (grpc.ServerStreamingClient[inventoryv1.StockLevel], error) {
+	stream, err := client.WatchLevels(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	h, err := stream.Header()
+	if err != nil {
+		return nil, err
+	}
+	if len(h.Get(wire.HeaderQueue)) != 1 {
+		_, err := stream.Recv() // the status of a call that ended first
+		if err == nil {
+			err = fmt.Errorf("header %v, want %s", h, wire.HeaderQueue)
+		}
+		return nil, err
+	}
+	return stream, nil
 }
 
 func TestSubscribeRouteStreamsWhatTheEventRoutePublishes(t *testing.T) {
@@ -160,19 +175,7 @@ func TestSubscribeRouteHistory(t *testing.T) {
 	}
 
 	from := func(req *inventoryv1.WatchLevelsRequest) (grpc.ServerStreamingClient[inventoryv1.StockLevel], error) {
-		stream, err := client.WatchLevels(ctx, req)
-		if err != nil {
-			return nil, err
-		}
-		h, err := stream.Header()
-		if err != nil {
-			return nil, err
-		}
-		if len(h.Get(wire.HeaderQueue)) != 1 {
-			_, err := stream.Recv() // the status of a call that ended first
-			return nil, err
-		}
-		return stream, nil
+		return watchFrom(ctx, client, req)
 	}
 	// From coffee's offset, with tea.*: the tea that came after it.
 	s, err := from(&inventoryv1.WatchLevelsRequest{BindingKeys: []string{"tea.*"}, StartOffset: proto.Int64(offsets[1])})

@@ -30,8 +30,9 @@ func (s *Service) Name() string { return warrenv1.LogService_ServiceDesc.Service
 
 // Attach implements gateway.Service: the exchanges' Component first, so
 // that the exchanges exist on every connection before anything is
-// published to them, then the Publisher and one core.Mux per exchange,
-// which carries all of that exchange's subscriptions on one queue.
+// published to them, then one core.Mux per exchange, which carries all of
+// that exchange's subscriptions on one queue (and binds its history
+// stream, if any), then the Publisher.
 //
 // The Publisher has a single channel: every emit goes out on it in the
 // order it was made, so the messages of one EmitLogs stream reach their
@@ -47,7 +48,9 @@ func (s *Service) Attach(sup *core.Supervisor) {
 	}
 	s.ex = &exchanges{list: s.cfg.exchanges(), inspect: core.NewInspector(sup, core.InspectorConfig{Timeout: s.cfg.DefaultTimeout}), log: log}
 	sup.Add(s.ex)
-	s.pub = core.NewPublisher(sup, core.PublisherConfig{Channels: 1, Timeout: s.cfg.DefaultTimeout})
+	// The Muxes before the Publisher: a Mux with a history binds its
+	// stream when it connects, so that what is emitted is kept from the
+	// first emit on.
 	s.mux = map[string]*core.Mux{}
 	for _, ex := range s.cfg.exchanges() {
 		s.mux[ex.name] = core.NewMux(sup, core.MuxConfig{
@@ -55,6 +58,7 @@ func (s *Service) Attach(sup *core.Supervisor) {
 			History: s.cfg.History.core(ex.name),
 		})
 	}
+	s.pub = core.NewPublisher(sup, core.PublisherConfig{Channels: 1, Timeout: s.cfg.DefaultTimeout})
 	// An exchange declared again lost its bindings: bind the live
 	// subscriptions' keys once more.
 	s.ex.rebind = func(name string) error { return s.mux[name].Rebind() }

@@ -138,6 +138,18 @@ func (s *Service) Attach(sup *core.Supervisor) {
 	if len(exchanges) > 0 {
 		sup.Add(declarer{exchanges: exchanges, log: s.cfg.Logger})
 	}
+	// Then the Muxes, before the Publisher: a Mux with a history binds its
+	// stream when it connects, so that it keeps what is published from
+	// the first event on.
+	for _, m := range s.routes.Methods {
+		if m.Pattern != Subscribe || s.mux[m.Exchange] != nil {
+			continue
+		}
+		if s.mux == nil {
+			s.mux = map[string]*core.Mux{}
+		}
+		s.mux[m.Exchange] = core.NewMux(sup, core.MuxConfig{Exchange: m.Exchange, Kind: m.Kind, MaxLength: s.cfg.MaxLength, History: m.History})
+	}
 	for _, m := range s.routes.Methods {
 		sup.Known(m.Queue, m.Exchange) // labels of the metrics
 		switch m.Pattern {
@@ -153,13 +165,6 @@ func (s *Service) Attach(sup *core.Supervisor) {
 		case Task, Event:
 			if s.publisher == nil {
 				s.publisher = core.NewPublisher(sup, core.PublisherConfig{Timeout: s.cfg.DefaultTimeout})
-			}
-		case Subscribe:
-			if s.mux == nil {
-				s.mux = map[string]*core.Mux{}
-			}
-			if s.mux[m.Exchange] == nil {
-				s.mux[m.Exchange] = core.NewMux(sup, core.MuxConfig{Exchange: m.Exchange, Kind: m.Kind, MaxLength: s.cfg.MaxLength, History: m.History})
 			}
 		}
 	}

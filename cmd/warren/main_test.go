@@ -335,3 +335,57 @@ func TestExitStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestLogHistoryThroughTheCLI: warren dev --log-history keeps what log
+// emit sends; log tail --from first --offsets prints it with its offsets,
+// --from an offset starts there, and an offset past the end fails with
+// OutOfRange.
+func TestLogHistoryThroughTheCLI(t *testing.T) {
+	t.Parallel()
+	url := brokertest.Require(t)
+	addr := freeAddr(t)
+	ents := newEntities(t)
+	runInBackground(t, append([]string{"dev", "--log-history", "--listen", addr, "--amqp-url", url, "--log-level", "error"}, ents.flags()...)...)
+	waitServing(t, addr)
+	// No wait for the history: LogService binds its streams before its
+	// emits can publish, so the first emit that succeeds is kept.
+	for _, body := range []string{"one", "two", "three"} {
+		waitFor(t, "log emit "+body, func() bool {
+			_, err := call("log", "emit", "--addr", addr, "--exchange", "topic", "--routing-key", "kern.info", body)
+			return err == nil
+		})
+	}
+	tail := func(from string, lines int) []string {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var stdout lockedBuffer
+		done := make(chan error, 1)
+		go func() {
+			done <- run(ctx, []string{"log", "tail", "--addr", addr, "--exchange", "topic", "--from", from, "--offsets", "#"}, &stdout, &lockedBuffer{})
+		}()
+		waitFor(t, fmt.Sprintf("%d lines from %s", lines, from), func() bool { return strings.Count(stdout.String(), "\n") >= lines })
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("log tail --from %s: %v", from, err)
+		}
+		return strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n")
+	}
+	all := tail("first", 3)
+	var offsets []int64
+	for i, want := range []string{"one", "two", "three"} {
+		var off int64
+		var key, body string
+		if _, err := fmt.Sscanf(all[i], "%d %s %s", &off, &key, &body); err != nil || key != "[kern.info]" || body != want {
+			t.Fatalf("line %d %q: want \"OFFSET [kern.info] %s\" (%v)", i, all[i], want, err)
+		}
+		offsets = append(offsets, off)
+	}
+	if got := tail(fmt.Sprint(offsets[1]), 2); got[0] != all[1] || got[1] != all[2] {
+		t.Errorf("--from %d printed %q, want %q", offsets[1], got, all[1:])
+	}
+	_, err := call("log", "tail", "--addr", addr, "--exchange", "topic", "--from", fmt.Sprint(offsets[2]+10), "#")
+	if err == nil || !strings.Contains(err.Error(), "OutOfRange") || !strings.Contains(err.Error(), "past the end of the history") {
+		t.Errorf("--from past the end: %v, want OutOfRange", err)
+	}
+}

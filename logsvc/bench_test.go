@@ -34,25 +34,31 @@ const benchBody = "info: a log line of about sixty bytes, like a real one......"
 // bufconn, all on the exchange's one queue) next to the raw design of one
 // exclusive queue per subscriber: N raw amqp091-go consumers, each with a
 // queue of its own, the same prefetch and ack batching, on the same fanout
-// exchange, fed by the same raw confirm-mode publisher.
+// exchange, fed by the same raw confirm-mode publisher. And the same
+// streams on a gateway with a history (--log-history), whose one consumer
+// reads the exchange's stream.
 func BenchmarkDeliveries(b *testing.B) {
 	for _, tc := range []struct{ streams, msgs int }{{1, 9000}, {100, 500}, {1000, 50}} {
 		b.Run(fmt.Sprintf("streams=%d", tc.streams), func(b *testing.B) {
 			h := start(b, Config{})
+			hist := start(b, withHistory(History{})) // the same, on a history stream
 			conn := brokertest.Dial(b)
 			pub := newRawPublisher(b, conn)
-			var raw, warren time.Duration
+			var raw, warren, history time.Duration
 			for range b.N {
 				raw += h.timeDeliveries(b, pub, tc.streams, tc.msgs, h.rawConsumers)
 				warren += h.timeDeliveries(b, pub, tc.streams, tc.msgs, h.warrenStreams)
+				history += hist.timeDeliveries(b, pub, tc.streams, tc.msgs, hist.warrenStreams)
 			}
 			total := float64(b.N * tc.streams * tc.msgs)
-			rawRate, warrenRate := total/raw.Seconds(), total/warren.Seconds()
+			rawRate, warrenRate, historyRate := total/raw.Seconds(), total/warren.Seconds(), total/history.Seconds()
 			b.ReportMetric(rawRate, "raw-deliveries/s")
 			b.ReportMetric(warrenRate, "warren-deliveries/s")
 			b.ReportMetric(warrenRate/rawRate, "ratio")
+			b.ReportMetric(historyRate/rawRate, "history-ratio")
 			b.ReportMetric(0, "ns/op")
-			b.Logf("deliveries to %d consumers: raw %.0f/s, warren %.0f/s, ratio %.2f", tc.streams, rawRate, warrenRate, warrenRate/rawRate)
+			b.Logf("deliveries to %d consumers: raw %.0f/s, warren %.0f/s, ratio %.2f; warren with --log-history %.0f/s, ratio %.2f",
+				tc.streams, rawRate, warrenRate, warrenRate/rawRate, historyRate, historyRate/rawRate)
 		})
 	}
 }

@@ -18,7 +18,8 @@ import (
 // QueueHeader is the response header SubscribeLogs sends once the
 // subscription is bound: from then on it receives every message routed to
 // its keys. Its value is the gateway's queue for the exchange, which all
-// of the exchange's subscriptions share. A client that must not miss
+// of the exchange's subscriptions share (its history stream, with
+// Config.History). A client that must not miss
 // messages emitted right after it subscribed waits for the header
 // (stream.Header()).
 const QueueHeader = wire.HeaderQueue
@@ -31,6 +32,9 @@ const QueueHeader = wire.HeaderQueue
 // connection is lost or the gateway shuts down. When it returns, the keys
 // no other subscription holds are unbound. A subscription that found its
 // exchange deleted declares the exchanges again and subscribes once more.
+// A request with a start subscribes from that point in the exchange's
+// history (core.Mux.SubscribeFrom); every message then carries its offset,
+// as every message does while the gateway keeps a history.
 func (s *Service) SubscribeLogs(req *warrenv1.SubscribeLogsRequest, stream grpc.ServerStreamingServer[warrenv1.SubscribeLogsResponse]) error {
 	ex, err := s.cfg.exchange(req.GetExchange())
 	if err != nil {

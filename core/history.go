@@ -133,8 +133,11 @@ type streamBounds struct {
 // channel of their own: one from "first" (its first delivery is the oldest
 // message) and one from "last" (the broker sends the last chunk of
 // messages, the newest of which is the last offset; messages written
-// meanwhile only raise it). AMQP 0-9-1 has no other way to ask.
-func probeStream(conn *Conn, stream string) (b streamBounds, err error) {
+// meanwhile only raise it). AMQP 0-9-1 has no other way to ask. It
+// returns early once atLeast is known to be an offset the stream holds or
+// has held (a last offset at least that high), with first known: what a
+// start offset needs; -1 waits for the last chunk to end.
+func probeStream(conn *Conn, stream string, atLeast int64) (b streamBounds, err error) {
 	ch, err := conn.Channel()
 	if err != nil {
 		return b, ChannelError("open channel", err)
@@ -174,6 +177,9 @@ func probeStream(conn *Conn, stream string) (b streamBounds, err error) {
 				b.first = off
 			}
 			firsts = nil // one is enough
+			if atLeast >= 0 && b.first >= 0 && b.last >= atLeast {
+				return b.settle(), nil
+			}
 		case d, ok := <-lasts:
 			if !ok {
 				return b, ChannelError(fmt.Sprintf("consume %q", stream), amqp.ErrClosed)
@@ -182,6 +188,9 @@ func probeStream(conn *Conn, stream string) (b streamBounds, err error) {
 				b.last = off
 			}
 			_ = d.Ack(false)
+			if atLeast >= 0 && b.first >= 0 && b.last >= atLeast {
+				return b.settle(), nil
+			}
 			if deadline == nil {
 				deadline = time.After(probeMaxWait)
 			}
@@ -235,7 +244,11 @@ func (s StreamStart) consumeArgument(conn *Conn, stream string, now time.Time) (
 		if s.kind == startOffset && s.offset < 0 {
 			return nil, 0, Argumentf("start offset %d is negative", s.offset)
 		}
-		b, err := probeStream(conn, stream)
+		atLeast := int64(-1) // LAST needs the last offset itself
+		if s.kind == startOffset {
+			atLeast = max(s.offset-1, 0) // at most the last offset plus one
+		}
+		b, err := probeStream(conn, stream, atLeast)
 		if err != nil {
 			return nil, 0, err
 		}

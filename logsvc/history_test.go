@@ -138,8 +138,11 @@ func TestHistoryResume(t *testing.T) {
 			req := &warrenv1.SubscribeLogsRequest{Exchange: topic, BindingKeys: []string{"resume.#"},
 				Start: &warrenv1.SubscribeLogsRequest_StartOffset{StartOffset: lastOffset + 1}}
 			deadline := time.Now().Add(10 * time.Second)
+			var took time.Duration
 			for {
+				t0 := time.Now()
 				s, err = subscribeReq(t, client, req)
+				took = time.Since(t0)
 				if err == nil {
 					break
 				}
@@ -148,7 +151,7 @@ func TestHistoryResume(t *testing.T) {
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
-			t.Logf("cut %d after %d messages (offset %d): resumed from offset %d", cuts, len(got), lastOffset, lastOffset+1)
+			t.Logf("cut %d after %d messages (offset %d): resumed from offset %d (subscribed in %v)", cuts, len(got), lastOffset, lastOffset+1, took.Round(time.Millisecond))
 			continue
 		}
 		if m.Offset == nil {

@@ -75,7 +75,7 @@ func TestGatewayRefusesABadDescriptorSet(t *testing.T) {
 		name, set, want string
 	}{
 		{"missing", "/nonexistent/app.binpb", "warren: gateway: route: descriptor set: open /nonexistent/app.binpb: no such file or directory"},
-		{"without its imports", noImports, `could not resolve import "warren/v1/options.proto"`},
+		{"without its imports", noImports, `could not resolve import "google/protobuf/timestamp.proto"`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var stderr strings.Builder

@@ -57,5 +57,6 @@ func (s *Service) Attach(sup *core.Supervisor) {
 	s.ex.rebind = func(name string) error { return s.mux[name].Rebind() }
 }
 
-// Register implements gateway.Service.
-func (s *Service) Register(r grpc.ServiceRegistrar) { warrenv1.RegisterLogServiceServer(r, s) }
+// Register implements gateway.Service: LogService as generated, with
+// SubscribeLogs served by subscribeLogsHandler (handler.go).
+func (s *Service) Register(r grpc.ServiceRegistrar) { r.RegisterService(serviceDesc(), s) }

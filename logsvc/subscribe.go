@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/warrenrpc/warren/core"
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
 	"github.com/warrenrpc/warren/internal/wire"
 )
@@ -30,14 +31,28 @@ const QueueHeader = wire.HeaderQueue
 // connection is lost or the gateway shuts down. When it returns, the keys
 // no other subscription holds are unbound. A subscription that found its
 // exchange deleted declares the exchanges again and subscribes once more.
+//
+// The gateway serves it through subscribeLogsHandler (handler.go), which
+// runs subscribe on a goroutine of its own and only the wait for
+// deliveries on gRPC's; this is the same call in one piece.
 func (s *Service) SubscribeLogs(req *warrenv1.SubscribeLogsRequest, stream grpc.ServerStreamingServer[warrenv1.SubscribeLogsResponse]) error {
-	ex, err := s.cfg.exchange(req.GetExchange())
+	sub, err := s.subscribe(req, stream)
 	if err != nil {
 		return err
 	}
+	return streamLogs(sub, stream)
+}
+
+// subscribe is SubscribeLogs up to the response header: the subscription
+// is bound once it returns.
+func (s *Service) subscribe(req *warrenv1.SubscribeLogsRequest, stream grpc.ServerStreamingServer[warrenv1.SubscribeLogsResponse]) (*core.MuxSubscription, error) {
+	ex, err := s.cfg.exchange(req.GetExchange())
+	if err != nil {
+		return nil, err
+	}
 	keys, err := s.cfg.bindingKeys(ex, req.GetBindingKeys())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	mux := s.mux[ex.name]
 	ctx := stream.Context()
@@ -47,12 +62,17 @@ func (s *Service) SubscribeLogs(req *warrenv1.SubscribeLogsRequest, stream grpc.
 		sub, err = mux.Subscribe(ctx, keys)
 	}
 	if err != nil {
-		return fmt.Errorf("subscribe to %q: %w", ex.name, err)
+		return nil, fmt.Errorf("subscribe to %q: %w", ex.name, err)
 	}
 	if err := stream.SendHeader(metadata.Pairs(QueueHeader, sub.Queue())); err != nil {
 		sub.Close()
-		return err
+		return nil, err
 	}
+	return sub, nil
+}
+
+// streamLogs streams sub's deliveries until it ends (MuxSubscription.Stream).
+func streamLogs(sub *core.MuxSubscription, stream grpc.ServerStreamingServer[warrenv1.SubscribeLogsResponse]) error {
 	return sub.Stream(func(d *amqp.Delivery) error { return stream.Send(response(d)) })
 }
 

@@ -59,6 +59,7 @@ func BenchmarkIdleStreams(b *testing.B) {
 		warm.cancel()
 		time.Sleep(time.Second)
 		rss0 := gw.rss(b)
+		mem0 := gw.profile(b, "0")
 
 		t0 := time.Now()
 		subs := make([]*sub, n)
@@ -111,7 +112,11 @@ func BenchmarkIdleStreams(b *testing.B) {
 		}
 		time.Sleep(time.Second)
 		rssN := gw.rss(b)
-		gw.profile(b)
+		if memN := gw.profile(b, "n"); memN != nil {
+			for _, name := range []string{"go_memstats_stack_inuse_bytes", "go_memstats_heap_inuse_bytes", "go_memstats_heap_alloc_bytes", "go_goroutines"} {
+				b.Logf("%s: %.0f at 0, %.0f at %d: %.2f per stream", name, mem0[name], memN[name], n, (memN[name]-mem0[name])/float64(n))
+			}
+		}
 		queues := map[string]bool{}
 		bindings := brokertest.Bindings(b, gw.topicExchange)
 		for _, bd := range bindings {
@@ -207,18 +212,22 @@ func freeAddr(b *testing.B) string {
 }
 
 // profile writes the gateway's heap profile (after a GC), its goroutines
-// and its runtime metrics to profileDir, when it is set.
-func (g *gatewayProcess) profile(b *testing.B) {
+// and its runtime metrics to profileDir, when it is set, in files named
+// with suffix; it returns the runtime's gauges (go_memstats_*,
+// go_goroutines), or nil when profileDir is not set.
+func (g *gatewayProcess) profile(b *testing.B, suffix string) map[string]float64 {
 	b.Helper()
 	if g.profileDir == "" {
-		return
+		return nil
 	}
-	for file, path := range map[string]string{
-		"gateway.heap.prof":      "/debug/pprof/heap?gc=1",
-		"gateway.goroutines.txt": "/debug/pprof/goroutine?debug=1",
-		"gateway.metrics.txt":    "/metrics",
+	gauges := map[string]float64{}
+	// The metrics first: the heap profile's GC would change them.
+	for _, f := range []struct{ file, path string }{
+		{"gateway.metrics." + suffix + ".txt", "/metrics"},
+		{"gateway.heap." + suffix + ".prof", "/debug/pprof/heap?gc=1"},
+		{"gateway.goroutines." + suffix + ".txt", "/debug/pprof/goroutine?debug=1"},
 	} {
-		resp, err := http.Get("http://" + g.metricsAddr + path)
+		resp, err := http.Get("http://" + g.metricsAddr + f.path)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -227,11 +236,20 @@ func (g *gatewayProcess) profile(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(g.profileDir, file), body, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(g.profileDir, f.file), body, 0o644); err != nil {
 			b.Fatal(err)
 		}
+		if f.path == "/metrics" {
+			for _, line := range strings.Split(string(body), "\n") {
+				name, v, ok := strings.Cut(line, " ")
+				if ok && (strings.HasPrefix(name, "go_memstats_") || name == "go_goroutines") {
+					gauges[name], _ = strconv.ParseFloat(v, 64)
+				}
+			}
+		}
 	}
-	b.Logf("the gateway's profiles are in %s", g.profileDir)
+	b.Logf("the gateway's profiles are in %s (suffix %s)", g.profileDir, suffix)
+	return gauges
 }
 
 func (g *gatewayProcess) dial(b *testing.B) *grpc.ClientConn {

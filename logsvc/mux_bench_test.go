@@ -325,15 +325,7 @@ func BenchmarkEmitUnderChurn(b *testing.B) {
 				}
 			}()
 		}
-		pace := time.NewTicker(time.Second / rate)
-		for t0 := time.Now(); time.Since(t0) < d; {
-			<-pace.C
-			select {
-			case tokens <- struct{}{}:
-			default:
-			}
-		}
-		pace.Stop()
+		pace(tokens, rate, d)
 		close(tokens)
 		wg.Wait()
 		return n.Load()

@@ -2,13 +2,16 @@ package logsvc
 
 import (
 	"errors"
+	"strings"
 	"sync"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/warrenrpc/warren/core"
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
+	"github.com/warrenrpc/warren/internal/frame"
 )
 
 // Why SubscribeLogs has a handler of its own.
@@ -38,7 +41,8 @@ import (
 // per burst of messages, and a handoff per message.
 
 // serviceDesc is LogService's grpc.ServiceDesc as generated, with
-// subscribeLogsHandler as SubscribeLogs's handler.
+// subscribeLogsHandler as SubscribeLogs's handler, which needs the
+// gateway's server codec (frame.Codec, which gateway.New installs).
 func serviceDesc() *grpc.ServiceDesc {
 	desc := warrenv1.LogService_ServiceDesc
 	desc.Streams = append([]grpc.StreamDesc(nil), desc.Streams...)
@@ -64,9 +68,16 @@ func subscribeLogsHandler(srv any, ss grpc.ServerStream) error {
 	s := srv.(*Service)
 	var sub *core.MuxSubscription
 	err := offload(func() error {
-		req := new(warrenv1.SubscribeLogsRequest)
-		if err := ss.RecvMsg(req); err != nil {
+		// The request as it came (the gateway's codec, frame.Codec, hands
+		// a Frame the bytes), decoded here: gRPC answers a request it
+		// cannot decode itself, with INTERNAL, whatever the handler says.
+		var raw frame.Frame
+		if err := ss.RecvMsg(&raw); err != nil {
 			return err
+		}
+		req := new(warrenv1.SubscribeLogsRequest)
+		if err := proto.Unmarshal(raw.Data, req); err != nil {
+			return requestError(err)
 		}
 		var err error
 		sub, err = s.subscribe(req, &grpc.GenericServerStream[warrenv1.SubscribeLogsRequest, warrenv1.SubscribeLogsResponse]{ServerStream: ss})
@@ -81,6 +92,16 @@ func subscribeLogsHandler(srv any, ss grpc.ServerStream) error {
 		return serr
 	}
 	return err
+}
+
+// requestError is INVALID_ARGUMENT for a request that does not decode:
+// the client sent it. The request's one string field is the binding keys,
+// so a string that is not UTF-8 is a binding key.
+func requestError(err error) error {
+	if strings.Contains(err.Error(), "invalid UTF-8") {
+		return core.Argumentf("a binding key is not valid UTF-8 (%v)", err)
+	}
+	return core.Argumentf("the request cannot be decoded (%v)", err)
 }
 
 // offload runs f on a new goroutine, so that the stack f needs is that

@@ -58,5 +58,7 @@ func (s *Service) Attach(sup *core.Supervisor) {
 }
 
 // Register implements gateway.Service: LogService as generated, with
-// SubscribeLogs served by subscribeLogsHandler (handler.go).
+// SubscribeLogs served by subscribeLogsHandler (handler.go), which reads
+// its request as bytes: the server must run with frame.Codec as its codec,
+// as gateway.New's does.
 func (s *Service) Register(r grpc.ServiceRegistrar) { r.RegisterService(serviceDesc(), s) }

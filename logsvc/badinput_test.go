@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
 	wt "github.com/warrenrpc/warren/internal/warrentest"
@@ -57,17 +59,23 @@ func TestBadInputLogService(t *testing.T) {
 		{Name: "emits invalid UTF-8 mid-stream", Method: emits, Kind: wt.BadClientStream, Msgs: [][]byte{nil, wt.BadString(3, wt.BadInvalidUTF8), nil}, Want: codes.Internal},
 		{Name: "emits message over 4 MiB", Method: emits, Kind: wt.BadClientStream, Msgs: [][]byte{nil, wt.BadString(3, wt.BadHuge())}, Want: codes.ResourceExhausted},
 		{Name: "subscribe fanout, no keys", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{nil}, Want: codes.OK},
-		{Name: "subscribe direct without keys", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{ex(direct)}, Want: codes.InvalidArgument},
-		{Name: "subscribe topic key mixing wildcards", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(topic, "kern*")}, Want: codes.InvalidArgument},
-		{Name: "subscribe topic key over 255 bytes", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(topic, long)}, Want: codes.InvalidArgument},
-		{Name: "subscribe direct key over 255 bytes", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(direct, long)}, Want: codes.InvalidArgument},
+		{Name: "subscribe direct without keys", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{ex(direct)}, Want: codes.InvalidArgument, WantMsg: "the direct exchange needs at least one binding key"},
+		{Name: "subscribe topic key mixing wildcards", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(topic, "kern*")}, Want: codes.InvalidArgument, WantMsg: `word 1 "kern*" mixes * or #`},
+		{Name: "subscribe topic key over 255 bytes", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(topic, long)}, Want: codes.InvalidArgument, WantMsg: "binding key is 256 bytes, more than 255"},
+		{Name: "subscribe direct key over 255 bytes", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(direct, long)}, Want: codes.InvalidArgument, WantMsg: "binding key is 256 bytes, more than 255"},
+		{Name: "subscribe good key then one over 255 bytes", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(topic, "kern.*", long)}, Want: codes.InvalidArgument, WantMsg: "binding key is 256 bytes, more than 255"},
 		{Name: "subscribe topic empty key", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(topic, "")}, Want: codes.OK},
 		{Name: "subscribe topic key of empty words", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(topic, "a..b", ".", "..#")}, Want: codes.OK},
 		{Name: "subscribe direct key of 255 bytes", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(direct, long[1:])}, Want: codes.OK},
+		{Name: "subscribe direct empty key", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(direct, "")}, Want: codes.OK},
+		{Name: "subscribe the same key twice", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(topic, "a.b", "a.b")}, Want: codes.OK},
 		{Name: "subscribe 10,000 keys", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(direct, many...)}, Want: codes.InvalidArgument, WantMsg: "10000 binding keys, more than 64"},
-		{Name: "subscribe too many keys", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(direct, many[:65]...)}, Want: codes.InvalidArgument},
-		{Name: "subscribe unknown exchange", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{ex(99)}, Want: codes.InvalidArgument},
-		{Name: "subscribe key invalid UTF-8", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(direct, wt.BadInvalidUTF8)}, Want: codes.Internal},
+		{Name: "subscribe 10,000 topic keys", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(topic, many...)}, Want: codes.InvalidArgument, WantMsg: "10000 binding keys, more than 64"},
+		{Name: "subscribe too many keys", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(direct, many[:65]...)}, Want: codes.InvalidArgument, WantMsg: "65 binding keys, more than 64"},
+		{Name: "subscribe unknown exchange", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{ex(99)}, Want: codes.InvalidArgument, WantMsg: "unknown exchange 99"},
+		{Name: "subscribe key invalid UTF-8", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(direct, wt.BadInvalidUTF8)}, Want: codes.InvalidArgument, WantMsg: "a binding key is not valid UTF-8"},
+		{Name: "subscribe topic good key then one invalid UTF-8", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(topic, "kern.*", "kern."+wt.BadInvalidUTF8)}, Want: codes.InvalidArgument, WantMsg: "a binding key is not valid UTF-8"},
+		{Name: "subscribe garbage bytes", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{wt.BadGarbage}, Want: codes.InvalidArgument, WantMsg: "the request cannot be decoded"},
 		{Name: "subscribe over 4 MiB", Method: sub, Kind: wt.BadServerStream, Msgs: [][]byte{subKeys(direct, wt.BadHuge())}, Want: codes.ResourceExhausted},
 	}
 	health := healthpb.NewHealthClient(h.gw.Conn)
@@ -80,4 +88,78 @@ func TestBadInputLogService(t *testing.T) {
 		_, err = h.client.EmitLog(ctx, &warrenv1.EmitLogRequest{Exchange: warrenv1.LogExchange_LOG_EXCHANGE_TOPIC, RoutingKey: "kern.info", Body: "good"})
 		return err
 	})
+	// What the good cases bound is unbound once they ended (and the
+	// keys' linger passed); the bad ones bound nothing.
+	waitNoBindings(t, h.cfg.TopicExchange)
+	waitNoBindings(t, h.cfg.DirectExchange)
+}
+
+// TestBadKeysBindNothing: binding keys the gateway refuses fail with
+// INVALID_ARGUMENT naming the problem, before anything reaches the broker:
+// no queue is declared and no key is bound, not even a request's good keys
+// next to its bad one.
+func TestBadKeysBindNothing(t *testing.T) {
+	t.Parallel()
+	h := start(t, Config{})
+	long := strings.Repeat("k", 256)
+	many := make([]string, 10000)
+	for i := range many {
+		many[i] = fmt.Sprint("k", i)
+	}
+	tests := []struct {
+		name    string
+		ex      warrenv1.LogExchange
+		keys    []string
+		wantMsg string
+	}{
+		{"topic key over 255 bytes", topic, []string{long}, "binding key is 256 bytes, more than 255"},
+		{"direct key over 255 bytes", direct, []string{long}, "binding key is 256 bytes, more than 255"},
+		{"good keys then one over 255 bytes", topic, []string{"kern.*", "#", long}, "binding key is 256 bytes, more than 255"},
+		{"good key then a wildcard inside a word", topic, []string{"kern.*", "kern.crit*"}, `word 2 "crit*" mixes * or #`},
+		{"10,000 topic keys", topic, many, "10000 binding keys, more than 64"},
+		{"10,000 direct keys", direct, many, "10000 binding keys, more than 64"},
+		{"65 keys", direct, many[:65], "65 binding keys, more than 64"},
+		{"topic without keys", topic, nil, "the topic exchange needs at least one binding key"},
+		{"direct without keys", direct, nil, "the direct exchange needs at least one binding key"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s, err := h.trySubscribe(tc.ex, tc.keys...)
+			if err == nil {
+				s.cancel()
+			}
+			wt.WantCode(t, err, codes.InvalidArgument)
+			if msg := status.Convert(err).Message(); !strings.Contains(msg, tc.wantMsg) {
+				t.Errorf("got message %q, want it to name the problem: %q", msg, tc.wantMsg)
+			}
+		})
+	}
+	t.Cleanup(func() {
+		// After the subtests: nothing declared, nothing bound.
+		for _, name := range []string{h.cfg.TopicExchange, h.cfg.DirectExchange} {
+			if q := h.svc.mux[name].Queue(); q != "" {
+				t.Errorf("the gateway declared queue %q for %q; want none after bad keys only", q, name)
+			}
+			if keys := bindingKeys(t, name); len(keys) != 0 {
+				t.Errorf("%q has bindings %q; want none after bad keys only", name, keys)
+			}
+		}
+	})
+}
+
+// waitNoBindings waits up to 5s until exchange has no bindings.
+func waitNoBindings(t testing.TB, exchange string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		keys := bindingKeys(t, exchange)
+		if len(keys) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%q still has bindings %q, want none", exchange, keys)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

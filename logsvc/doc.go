@@ -85,8 +85,12 @@
 //
 // A Service serves once a gateway attached it (gateway.New calls Attach
 // and Register); from then on its methods are safe for concurrent use.
-// Each subscription has one goroutine, the gRPC handler's, the only one
-// that calls stream.Send (inside core.MuxSubscription.Stream); each
+// Each subscription has gRPC's handler goroutine, which waits for the
+// deliveries in core.MuxSubscription.Stream; before that, it waits for a
+// short-lived goroutine that receives the request, subscribes and sends
+// the header; and while the subscription has messages to send, a sender
+// goroutine, the only one that sends them, which the handler waits for
+// before it returns (handler.go says why: an idle stream's stack). Each
 // exchange's Mux has one pump, which owns its consumer's channel and ends
 // with the connection. The
 // exchanges' Component is called by the Supervisor's goroutine; a repair

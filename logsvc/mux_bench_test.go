@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,7 +33,11 @@ import (
 // the gateway's memory counts) gains per SubscribeLogs stream with 10,000
 // streams open (spread over 16 gRPC connections), each of which received
 // its message; and how many queues the broker holds for the gateway's
-// exchange. WARREN_BENCH_STREAMS sets the count.
+// exchange. WARREN_BENCH_STREAMS sets the count. WARREN_BENCH_PROFILE=DIR
+// runs the gateway with its metrics and profiles on (which adds the metrics
+// interceptor to every stream, so the figure is not the default one) and
+// writes its heap and goroutine profiles and its runtime metrics at the
+// full count to DIR.
 func BenchmarkIdleStreams(b *testing.B) {
 	n := 10000
 	if v, err := strconv.Atoi(os.Getenv("WARREN_BENCH_STREAMS")); err == nil && v > 0 {
@@ -53,6 +59,7 @@ func BenchmarkIdleStreams(b *testing.B) {
 		warm.cancel()
 		time.Sleep(time.Second)
 		rss0 := gw.rss(b)
+		mem0 := gw.profile(b, "0")
 
 		t0 := time.Now()
 		subs := make([]*sub, n)
@@ -105,6 +112,11 @@ func BenchmarkIdleStreams(b *testing.B) {
 		}
 		time.Sleep(time.Second)
 		rssN := gw.rss(b)
+		if memN := gw.profile(b, "n"); memN != nil {
+			for _, name := range []string{"go_memstats_stack_inuse_bytes", "go_memstats_heap_inuse_bytes", "go_memstats_heap_alloc_bytes", "go_goroutines"} {
+				b.Logf("%s: %.0f at 0, %.0f at %d: %.2f per stream", name, mem0[name], memN[name], n, (memN[name]-mem0[name])/float64(n))
+			}
+		}
 		queues := map[string]bool{}
 		bindings := brokertest.Bindings(b, gw.topicExchange)
 		for _, bd := range bindings {
@@ -131,6 +143,8 @@ type gatewayProcess struct {
 	cmd           *exec.Cmd
 	addr          string
 	topicExchange string
+	profileDir    string // WARREN_BENCH_PROFILE
+	metricsAddr   string // its metrics and profiles, when profileDir is set
 }
 
 func startGatewayProcess(b *testing.B) *gatewayProcess {
@@ -141,19 +155,18 @@ func startGatewayProcess(b *testing.B) *gatewayProcess {
 	if out, err := build.CombinedOutput(); err != nil {
 		b.Fatalf("go build: %v\n%s", err, out)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	gw := &gatewayProcess{addr: addr, topicExchange: brokertest.Name(b, "topic_logs")}
-	gw.cmd = exec.Command(bin, "gateway", "--listen", addr, "--amqp-url", brokertest.URL(), "--log-level", "error",
+	gw := &gatewayProcess{addr: freeAddr(b), topicExchange: brokertest.Name(b, "topic_logs"), profileDir: os.Getenv("WARREN_BENCH_PROFILE")}
+	args := []string{"gateway", "--listen", gw.addr, "--amqp-url", brokertest.URL(), "--log-level", "error",
 		"--queue-type", "classic",
 		"--rpc-queue", brokertest.Name(b, "rpc"), "--task-queue", brokertest.Name(b, "task"),
 		"--events-exchange", brokertest.Name(b, "events"),
 		"--logs-exchange", brokertest.Name(b, "logs"), "--direct-logs-exchange", brokertest.Name(b, "direct_logs"),
-		"--topic-logs-exchange", gw.topicExchange)
+		"--topic-logs-exchange", gw.topicExchange}
+	if gw.profileDir != "" {
+		gw.metricsAddr = freeAddr(b)
+		args = append(args, "--metrics-listen", gw.metricsAddr, "--pprof")
+	}
+	gw.cmd = exec.Command(bin, args...)
 	gw.cmd.Stderr = os.Stderr
 	if err := gw.cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -185,6 +198,58 @@ func startGatewayProcess(b *testing.B) *gatewayProcess {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// freeAddr is a free TCP address on the loopback interface.
+func freeAddr(b *testing.B) string {
+	b.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// profile writes the gateway's heap profile (after a GC), its goroutines
+// and its runtime metrics to profileDir, when it is set, in files named
+// with suffix; it returns the runtime's gauges (go_memstats_*,
+// go_goroutines), or nil when profileDir is not set.
+func (g *gatewayProcess) profile(b *testing.B, suffix string) map[string]float64 {
+	b.Helper()
+	if g.profileDir == "" {
+		return nil
+	}
+	gauges := map[string]float64{}
+	// The metrics first: the heap profile's GC would change them.
+	for _, f := range []struct{ file, path string }{
+		{"gateway.metrics." + suffix + ".txt", "/metrics"},
+		{"gateway.heap." + suffix + ".prof", "/debug/pprof/heap?gc=1"},
+		{"gateway.goroutines." + suffix + ".txt", "/debug/pprof/goroutine?debug=1"},
+	} {
+		resp, err := http.Get("http://" + g.metricsAddr + f.path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(g.profileDir, f.file), body, 0o644); err != nil {
+			b.Fatal(err)
+		}
+		if f.path == "/metrics" {
+			for _, line := range strings.Split(string(body), "\n") {
+				name, v, ok := strings.Cut(line, " ")
+				if ok && (strings.HasPrefix(name, "go_memstats_") || name == "go_goroutines") {
+					gauges[name], _ = strconv.ParseFloat(v, 64)
+				}
+			}
+		}
+	}
+	b.Logf("the gateway's profiles are in %s (suffix %s)", g.profileDir, suffix)
+	return gauges
 }
 
 func (g *gatewayProcess) dial(b *testing.B) *grpc.ClientConn {
@@ -260,15 +325,7 @@ func BenchmarkEmitUnderChurn(b *testing.B) {
 				}
 			}()
 		}
-		pace := time.NewTicker(time.Second / rate)
-		for t0 := time.Now(); time.Since(t0) < d; {
-			<-pace.C
-			select {
-			case tokens <- struct{}{}:
-			default:
-			}
-		}
-		pace.Stop()
+		pace(tokens, rate, d)
 		close(tokens)
 		wg.Wait()
 		return n.Load()

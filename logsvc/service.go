@@ -64,5 +64,8 @@ func (s *Service) Attach(sup *core.Supervisor) {
 	s.ex.rebind = func(name string) error { return s.mux[name].Rebind() }
 }
 
-// Register implements gateway.Service.
-func (s *Service) Register(r grpc.ServiceRegistrar) { warrenv1.RegisterLogServiceServer(r, s) }
+// Register implements gateway.Service: LogService as generated, with
+// SubscribeLogs served by subscribeLogsHandler (handler.go), which reads
+// its request as bytes: the server must run with frame.Codec as its codec,
+// as gateway.New's does.
+func (s *Service) Register(r grpc.ServiceRegistrar) { r.RegisterService(serviceDesc(), s) }

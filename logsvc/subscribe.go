@@ -35,18 +35,32 @@ const QueueHeader = wire.HeaderQueue
 // A request with a start subscribes from that point in the exchange's
 // history (core.Mux.SubscribeFrom); every message then carries its offset,
 // as every message does while the gateway keeps a history.
+//
+// The gateway serves it through subscribeLogsHandler (handler.go), which
+// runs subscribe on a goroutine of its own and only the wait for
+// deliveries on gRPC's; this is the same call in one piece.
 func (s *Service) SubscribeLogs(req *warrenv1.SubscribeLogsRequest, stream grpc.ServerStreamingServer[warrenv1.SubscribeLogsResponse]) error {
-	ex, err := s.cfg.exchange(req.GetExchange())
+	sub, err := s.subscribe(req, stream)
 	if err != nil {
 		return err
+	}
+	return streamLogs(sub, stream)
+}
+
+// subscribe is SubscribeLogs up to the response header: the subscription
+// is bound once it returns.
+func (s *Service) subscribe(req *warrenv1.SubscribeLogsRequest, stream grpc.ServerStreamingServer[warrenv1.SubscribeLogsResponse]) (*core.MuxSubscription, error) {
+	ex, err := s.cfg.exchange(req.GetExchange())
+	if err != nil {
+		return nil, err
 	}
 	keys, err := s.cfg.bindingKeys(ex, req.GetBindingKeys())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	start, err := startOf(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	mux := s.mux[ex.name]
 	ctx := stream.Context()
@@ -62,12 +76,17 @@ func (s *Service) SubscribeLogs(req *warrenv1.SubscribeLogsRequest, stream grpc.
 		sub, err = subscribe()
 	}
 	if err != nil {
-		return fmt.Errorf("subscribe to %q: %w", ex.name, err)
+		return nil, fmt.Errorf("subscribe to %q: %w", ex.name, err)
 	}
 	if err := stream.SendHeader(metadata.Pairs(QueueHeader, sub.Queue())); err != nil {
 		sub.Close()
-		return err
+		return nil, err
 	}
+	return sub, nil
+}
+
+// streamLogs streams sub's deliveries until it ends (MuxSubscription.Stream).
+func streamLogs(sub *core.MuxSubscription, stream grpc.ServerStreamingServer[warrenv1.SubscribeLogsResponse]) error {
 	return sub.Stream(func(d *amqp.Delivery) error { return stream.Send(response(d)) })
 }
 

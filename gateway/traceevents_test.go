@@ -80,7 +80,7 @@ func summarize(ss []tracetest.SpanStub) []spanSummary {
 	for _, s := range ss {
 		sum := spanSummary{name: s.Name, kind: s.SpanKind.String(), status: s.Status.Code.String() + ": " + s.Status.Description, links: len(s.Links)}
 		for _, a := range s.Attributes {
-			sum.attrs = append(sum.attrs, string(a.Key)+"="+a.Value.Emit())
+			sum.attrs = append(sum.attrs, string(a.Key)+"="+a.Value.String())
 		}
 		slices.Sort(sum.attrs)
 		for _, e := range s.Events {

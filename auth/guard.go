@@ -153,12 +153,17 @@ var ErrNoCredential = errors.New("auth: no credential: send a bearer token (auth
 // it may go on: the context to run it with (its Identity and KeyGuard in
 // it), or a gRPC status error.
 func (g *Guard) Authorize(ctx context.Context, method string) (context.Context, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	id, err := g.authenticate(ctx, md)
+	id, err := g.authenticate(ctx, metadata.ValueFromIncomingContext(ctx, "authorization"))
 	if err != nil {
 		return nil, err
 	}
 	if p := g.policy.Load(); p != nil {
+		// The call's metadata is copied out of gRPC's context only for a
+		// policy that matches on headers; authentication reads one key.
+		var md metadata.MD
+		if p.readsHeaders() {
+			md, _ = metadata.FromIncomingContext(ctx)
+		}
 		d := p.Authorize(id, method, md)
 		switch {
 		case !d.Allowed && id.Principal == "":
@@ -185,8 +190,7 @@ func (g *Guard) CallPrincipal(ctx context.Context) string {
 	if id, ok := FromContext(ctx); ok {
 		return id.Principal
 	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	id, err := g.authenticate(ctx, md)
+	id, err := g.authenticate(ctx, metadata.ValueFromIncomingContext(ctx, "authorization"))
 	if err != nil {
 		return ""
 	}
@@ -194,10 +198,11 @@ func (g *Guard) CallPrincipal(ctx context.Context) string {
 }
 
 // authenticate finds who calls: the principal of a bearer token, else of
-// a verified client certificate, else nobody. A token that is malformed
-// or unknown is an error, whatever the certificate says.
-func (g *Guard) authenticate(ctx context.Context, md metadata.MD) (Identity, error) {
-	if vs := md.Get("authorization"); len(vs) > 0 {
+// a verified client certificate, else nobody. authorization is the
+// call's authorization metadata. A token that is malformed or unknown is
+// an error, whatever the certificate says.
+func (g *Guard) authenticate(ctx context.Context, authorization []string) (Identity, error) {
+	if vs := authorization; len(vs) > 0 {
 		if len(vs) > 1 {
 			return Identity{}, status.Error(codes.Unauthenticated, "auth: more than one authorization header")
 		}

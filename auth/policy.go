@@ -218,6 +218,19 @@ func (p *Policy) Authorize(id Identity, method string, md metadata.MD) Decision 
 	return Decision{}
 }
 
+// readsHeaders reports whether a rule of p matches on request headers:
+// Authorize needs the call's metadata only then.
+func (p *Policy) readsHeaders() bool {
+	for _, rs := range [][]rule{p.deny, p.allow} {
+		for _, r := range rs {
+			if len(r.headers) > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func (r *rule) matches(id Identity, method string, md metadata.MD) bool {
 	if len(r.principals) > 0 && (id.Principal == "" || !anyMatch(r.principals, id.Principal)) {
 		return false

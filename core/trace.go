@@ -85,6 +85,7 @@ type tracer struct {
 	on   bool
 	tr   trace.Tracer
 	prop propagation.TextMapPropagator
+	w3c  bool   // prop is the default, W3C trace context and baggage
 	mt   *meter // for the names the Supervisor knows
 
 	mu    sync.Mutex
@@ -97,7 +98,7 @@ func newTracer(t Tracing, mt *meter) *tracer {
 	if !t.Enabled() {
 		return &tracer{mt: mt}
 	}
-	return &tracer{on: true, tr: t.Provider.Tracer(TracerName), prop: t.Propagation(), mt: mt}
+	return &tracer{on: true, tr: t.Provider.Tracer(TracerName), prop: t.Propagation(), w3c: t.Propagator == nil, mt: mt}
 }
 
 // headers is an AMQP header table as the propagators read and write it.
@@ -282,9 +283,20 @@ func (t *tracer) link(span trace.Span, h amqp.Table) {
 	if span == nil || len(h) == 0 {
 		return
 	}
-	if sc := trace.SpanContextFromContext(t.prop.Extract(context.Background(), headers(h))); sc.IsValid() {
+	if sc := t.remote(h); sc.IsValid() {
 		span.AddLink(trace.Link{SpanContext: sc})
 	}
+}
+
+// remote is the span context h carries, as the propagator reads it. With
+// the default propagator it is read from the headers directly
+// (traceparentContext), without the two contexts an Extract allocates
+// for a link, which has no use for them.
+func (t *tracer) remote(h amqp.Table) trace.SpanContext {
+	if t.w3c {
+		return traceparentContext(headers(h))
+	}
+	return trace.SpanContextFromContext(t.prop.Extract(context.Background(), headers(h)))
 }
 
 // end ends span (nil: none) with err as its status.

@@ -36,6 +36,12 @@ type Metrics struct {
 	up, blocked                               *prometheus.GaugeVec
 	reconnects, connectFailures, blocks       *prometheus.CounterVec
 
+	// The series of the events of every call and delivery, by their
+	// label values (children).
+	publishedC, confirmsC, handledC           *children[prometheus.Counter]
+	confirmSecondsC, replySecondsC, handlingC *children[prometheus.Observer]
+	pendingC, inFlightC                       *children[prometheus.Gauge]
+
 	all []prometheus.Collector
 }
 
@@ -125,6 +131,15 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		"Attempts to connect (or to set up on a new connection) that failed.",
 		"connection")
 
+	m.publishedC = newChildren(2, m.published.WithLabelValues)
+	m.confirmsC = newChildren(3, m.confirms.WithLabelValues)
+	m.handledC = newChildren(2, m.handled.WithLabelValues)
+	m.confirmSecondsC = newChildren(2, m.confirmSeconds.WithLabelValues)
+	m.replySecondsC = newChildren(1, m.replySeconds.WithLabelValues)
+	m.handlingC = newChildren(1, m.handlingSeconds.WithLabelValues)
+	m.pendingC = newChildren(1, m.pending.WithLabelValues)
+	m.inFlightC = newChildren(1, m.inFlight.WithLabelValues)
+
 	if reg != nil {
 		if err := reg.Register(m); err != nil {
 			return nil, err
@@ -150,13 +165,13 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 // The core.Metrics methods.
 
 func (m *Metrics) Published(exchange, queue string) {
-	m.published.WithLabelValues(exchange, queue).Inc()
+	m.publishedC.with(labels{exchange, queue}).Inc()
 }
 
 func (m *Metrics) Confirmed(exchange, queue string, outcome core.ConfirmOutcome, d time.Duration) {
-	m.confirms.WithLabelValues(exchange, queue, string(outcome)).Inc()
+	m.confirmsC.with(labels{exchange, queue, string(outcome)}).Inc()
 	if outcome == core.ConfirmAck || outcome == core.ConfirmNack {
-		m.confirmSeconds.WithLabelValues(exchange, queue).Observe(d.Seconds())
+		m.confirmSecondsC.with(labels{exchange, queue}).Observe(d.Seconds())
 	}
 }
 
@@ -165,22 +180,22 @@ func (m *Metrics) Returned(exchange, queue string) {
 }
 
 func (m *Metrics) CallPending(queue string, delta int) {
-	m.pending.WithLabelValues(queue).Add(float64(delta))
+	m.pendingC.with(labels{queue}).Add(float64(delta))
 }
 
 func (m *Metrics) Replied(queue string, d time.Duration) {
-	m.replySeconds.WithLabelValues(queue).Observe(d.Seconds())
+	m.replySecondsC.with(labels{queue}).Observe(d.Seconds())
 }
 
 func (m *Metrics) ReplyDropped() { m.dropped.Inc() }
 
 func (m *Metrics) InFlight(queue string, delta int) {
-	m.inFlight.WithLabelValues(queue).Add(float64(delta))
+	m.inFlightC.with(labels{queue}).Add(float64(delta))
 }
 
 func (m *Metrics) Handled(queue string, code codes.Code, d time.Duration) {
-	m.handled.WithLabelValues(queue, code.String()).Inc()
-	m.handlingSeconds.WithLabelValues(queue).Observe(d.Seconds())
+	m.handledC.with(labels{queue, code.String()}).Inc()
+	m.handlingC.with(labels{queue}).Observe(d.Seconds())
 }
 
 func (m *Metrics) Redelivered(queue string) { m.redelivered.WithLabelValues(queue).Inc() }

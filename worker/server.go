@@ -70,7 +70,7 @@ type Server struct {
 	cfg ServerConfig
 
 	mu        sync.Mutex
-	methods   []method
+	methods   []*method
 	consumers []*core.Consumer // a core.Server's, for an RPC route
 }
 
@@ -118,7 +118,7 @@ func (s *Server) register(desc *grpc.ServiceDesc, impl any) error {
 		return err
 	}
 	routes = route.WithPrefix(routes, s.cfg.Prefix)
-	var added []method
+	var added []*method
 	for _, r := range routes {
 		switch r.Pattern {
 		case route.RPC, route.Task:
@@ -126,13 +126,13 @@ func (s *Server) register(desc *grpc.ServiceDesc, impl any) error {
 			if md == nil {
 				return fmt.Errorf("%s has a route but no handler in the ServiceDesc", r.Desc.FullName())
 			}
-			added = append(added, method{route: r, handler: md.Handler, impl: impl})
+			added = append(added, &method{route: r, handler: md.Handler, impl: impl})
 		case route.Stream:
 			sd := findStream(desc, string(r.Desc.Name()))
 			if sd == nil || !sd.ServerStreams || sd.ClientStreams {
 				return fmt.Errorf("%s has a stream route but no server-streaming handler in the ServiceDesc", r.Desc.FullName())
 			}
-			added = append(added, method{route: r, stream: sd.Handler, impl: impl})
+			added = append(added, &method{route: r, stream: sd.Handler, impl: impl})
 		}
 		// An event route's request goes to an exchange, for whoever
 		// binds a queue to it: no worker of its own.
@@ -208,7 +208,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // replies answers a stream route's request with the replies the
 // generated handler sends (core.StreamHandler).
-func (m method) replies(ctx context.Context, d *amqp.Delivery, send func(amqp.Publishing) error) error {
+func (m *method) replies(ctx context.Context, d *amqp.Delivery, send func(amqp.Publishing) error) error {
 	if err := m.checkType(d); err != nil {
 		return err
 	}
@@ -222,7 +222,7 @@ func (m method) replies(ctx context.Context, d *amqp.Delivery, send func(amqp.Pu
 // handler sends its messages on: each becomes a reply of the stream.
 type serverStream struct {
 	ctx      context.Context
-	m        method
+	m        *method
 	d        *amqp.Delivery
 	send     func(amqp.Publishing) error
 	received bool
@@ -259,7 +259,7 @@ func (s *serverStream) RecvMsg(v any) error {
 }
 
 // checkType refuses a request whose type property names another message.
-func (m method) checkType(d *amqp.Delivery) error {
+func (m *method) checkType(d *amqp.Delivery) error {
 	if in := string(m.route.Desc.Input().FullName()); d.Type != "" && d.Type != in {
 		return status.Errorf(codes.InvalidArgument, "worker: a request of type %q, want %s", d.Type, in)
 	}
@@ -267,7 +267,7 @@ func (m method) checkType(d *amqp.Delivery) error {
 }
 
 // decode decodes d's body as m's request into v.
-func (m method) decode(d *amqp.Delivery, v any) error {
+func (m *method) decode(d *amqp.Delivery, v any) error {
 	msg, ok := v.(proto.Message)
 	if !ok {
 		return status.Errorf(codes.Internal, "worker: %T is not a proto message", v)
@@ -283,7 +283,7 @@ func (m method) decode(d *amqp.Delivery, v any) error {
 }
 
 // encode makes the publishing of a reply, in m's codec.
-func (m method) encode(msg proto.Message) (amqp.Publishing, error) {
+func (m *method) encode(msg proto.Message) (amqp.Publishing, error) {
 	marshal := proto.Marshal
 	if m.route.Codec == route.JSON {
 		marshal = protojson.Marshal
@@ -298,7 +298,7 @@ func (m method) encode(msg proto.Message) (amqp.Publishing, error) {
 
 // call decodes d as m's request and runs m's generated handler, with the
 // caller's metadata in ctx.
-func (m method) call(ctx context.Context, d *amqp.Delivery) (proto.Message, error) {
+func (m *method) call(ctx context.Context, d *amqp.Delivery) (proto.Message, error) {
 	if err := m.checkType(d); err != nil {
 		return nil, err
 	}
@@ -318,7 +318,7 @@ func (m method) call(ctx context.Context, d *amqp.Delivery) (proto.Message, erro
 }
 
 // reply answers an RPC route's request (core.Handler).
-func (m method) reply(ctx context.Context, d *amqp.Delivery) (amqp.Publishing, error) {
+func (m *method) reply(ctx context.Context, d *amqp.Delivery) (amqp.Publishing, error) {
 	resp, err := m.call(ctx, d)
 	if err != nil {
 		return amqp.Publishing{}, err
@@ -330,7 +330,7 @@ func (m method) reply(ctx context.Context, d *amqp.Delivery) (amqp.Publishing, e
 // handler returned no error; requeued once when it returned UNAVAILABLE
 // (try again), else rejected: dead-lettered if the queue has a policy for
 // it, dropped if not, and logged. A panic is an error like any other.
-func (m method) run(ctx context.Context, d *amqp.Delivery, log *slog.Logger) {
+func (m *method) run(ctx context.Context, d *amqp.Delivery, log *slog.Logger) {
 	_, err := func() (_ proto.Message, err error) {
 		defer func() {
 			if p := recover(); p != nil {

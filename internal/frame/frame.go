@@ -14,9 +14,16 @@ import (
 	"google.golang.org/grpc/mem"
 )
 
-// Frame is one message's encoding, untouched.
+// Frame is one message's encoding, untouched. A Frame is sent once: the
+// buffer gRPC writes from is the Frame's own until it is written.
 type Frame struct {
 	Data []byte
+
+	// What Marshal hands gRPC, held in the Frame so that a Frame is sent
+	// without allocating: data is Data as a mem.Buffer (a pointer to it
+	// is one), bufs the one-buffer slice of it.
+	data mem.SliceBuffer
+	bufs [1]mem.Buffer
 }
 
 // Codec is a gRPC CodecV2 that passes Frames through and hands every
@@ -29,7 +36,9 @@ var protoCodec = encoding.GetCodecV2(proto.Name)
 // Marshal implements encoding.CodecV2.
 func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 	if f, ok := v.(*Frame); ok {
-		return mem.BufferSlice{mem.SliceBuffer(f.Data)}, nil
+		f.data = f.Data
+		f.bufs[0] = &f.data
+		return f.bufs[:], nil
 	}
 	return protoCodec.Marshal(v)
 }

@@ -31,14 +31,17 @@ import (
 // Measured with BenchmarkIdleStreams (RSS per stream, 10,000 streams):
 // 14.2 KiB as generated; 14.1 with everything but the request's decoding
 // (RecvMsg, in the generated handler) moved off the handler goroutine;
-// 14.2 with the decoding, the header and the sends moved off but the
-// subscribe (Mux.Subscribe, and SubscribeLogs's 0.45 KiB frame under the
-// wait) left on it; 10.4 with all of it moved off. So subscribeLogsHandler
-// receives the request, subscribes and sends the header on a short-lived
-// goroutine (offload), sends the messages from a goroutine that runs only
-// while there are messages to send (sender), and keeps on gRPC's goroutine
-// only the wait for deliveries in Stream. The price is a goroutine start
-// per burst of messages, and a handoff per message.
+// 14.3 with the decoding, the header and the sends moved off but the
+// subscribe (Mux.Subscribe) left on it, also with the runtime's adaptive
+// starting stack size off (GODEBUG=adaptivestackstart=0), so the
+// subscribe's own depth grows it; 10.4 with all of it moved off. So
+// subscribeLogsHandler receives the request, subscribes and sends the
+// header on a short-lived goroutine (offload), sends the messages from a
+// goroutine that runs only while there are messages to send (sender), and
+// keeps on gRPC's goroutine only the wait for deliveries in Stream. The
+// price is a goroutine start per burst of messages, and a handoff per
+// message; and a traced delivery's span (MuxSubscription) now covers the
+// handoff, not gRPC's send.
 
 // serviceDesc is LogService's grpc.ServiceDesc as generated, with
 // subscribeLogsHandler as SubscribeLogs's handler, which needs the

@@ -39,6 +39,12 @@ type HistoryConfig struct {
 	// Keys are the binding keys of a direct exchange's stream, bound from
 	// the start.
 	Keys []string
+	// Replays bounds the subscriptions that read the stream with consumers
+	// of their own at once (each holds an AMQP channel until it joined the
+	// live feed): more wait for one to join or end, so that a crowd of
+	// clients resuming at once (after a gateway restart) queues rather than
+	// fails on the connection's channel_max. Default: 256.
+	Replays int
 }
 
 // arguments are the stream's queue.declare arguments.

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -84,7 +85,8 @@ type Mux struct {
 	conn *Conn
 	sess *muxSession
 
-	spills atomic.Int64 // replays whose buffer overflowed while they joined
+	spills  atomic.Int64  // subscriptions whose buffer overflowed with a history
+	replays chan struct{} // a token per consumer of the history of its own
 }
 
 // streamBindingKeys are the keys that bind a history stream to every
@@ -123,6 +125,9 @@ func (m *Mux) declareHistory(conn *Conn) error {
 // must be built before sup runs.
 func NewMux(sup *Supervisor, cfg MuxConfig) *Mux {
 	m := &Mux{cfg: cfg.withDefaults(), mt: sup.mt, tc: sup.tc}
+	if h := m.cfg.History; h != nil {
+		m.replays = make(chan struct{}, cmp.Or(max(h.Replays, 0), 256))
+	}
 	sup.Add(m)
 	return m
 }

@@ -42,6 +42,7 @@ type subHistory struct {
 	ended      bool
 	conn       *Conn
 	ch         *amqp.Channel // nil when it has no consumer of its own
+	slot       bool          // it holds one of the Mux's replay tokens
 	deliveries <-chan amqp.Delivery
 	closed     chan *amqp.Error
 	from       int64 // the first offset the consumer hands over; -1: any
@@ -93,12 +94,7 @@ func (m *Mux) SubscribeFrom(ctx context.Context, keys []string, start StreamStar
 			return nil, err
 		}
 	}
-	conn, err := m.connection()
-	if err != nil {
-		return nil, err
-	}
-	arg, from, err := start.consumeArgument(conn, h.Stream, time.Now())
-	if err != nil {
+	if err := m.takeReplay(ctx); err != nil {
 		return nil, err
 	}
 	sub := &MuxSubscription{
@@ -109,7 +105,17 @@ func (m *Mux) SubscribeFrom(ctx context.Context, keys []string, start StreamStar
 		tc:    m.tc,
 		name:  m.cfg.Exchange,
 	}
-	if err := sub.h.consume(conn, keys, arg, from); err != nil {
+	sub.h.slot = true
+	conn, err := m.connection()
+	if err == nil {
+		var arg any
+		var from int64
+		if arg, from, err = start.consumeArgument(conn, h.Stream, time.Now()); err == nil {
+			err = sub.h.consume(conn, keys, arg, from)
+		}
+	}
+	if err != nil {
+		sub.h.closeReplay() // gives the token back
 		return nil, err
 	}
 	sub.h.replaying.Store(true)
@@ -119,6 +125,17 @@ func (m *Mux) SubscribeFrom(ctx context.Context, keys []string, start StreamStar
 		m.mt.SubscriptionOpened(sub.label, "")
 	}
 	return sub, nil
+}
+
+// takeReplay waits for one of the Mux's replay tokens (HistoryConfig.Replays),
+// or for ctx.
+func (m *Mux) takeReplay(ctx context.Context) error {
+	select {
+	case m.replays <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
 }
 
 // connection is the Mux's connection, if it has one that is not blocked.
@@ -168,12 +185,16 @@ func (h *subHistory) consume(conn *Conn, keys []string, arg any, from int64) err
 	return nil
 }
 
-// closeReplay closes the subscription's own consumer, if it has one;
-// under stateMu.
+// closeReplay closes the subscription's own consumer, if it has one, and
+// gives its replay token back; under stateMu.
 func (h *subHistory) closeReplay() {
 	if h.ch != nil {
 		_ = h.ch.Close()
 		h.ch = nil
+	}
+	if h.slot {
+		<-h.mux.replays
+		h.slot = false
 	}
 }
 
@@ -276,9 +297,14 @@ func (m *MuxSubscription) handOver(off int64) bool {
 // handed over.
 func (m *MuxSubscription) fallBack() error {
 	h := m.h
+	if err := h.mux.takeReplay(m.ctx); err != nil {
+		return err
+	}
 	h.stateMu.Lock()
 	defer h.stateMu.Unlock()
+	h.slot = true
 	if h.ended {
+		h.closeReplay()
 		return context.Cause(m.ctx)
 	}
 	m.mu.Lock()
@@ -290,13 +316,16 @@ func (m *MuxSubscription) fallBack() error {
 	m.leave()
 	conn, err := h.mux.connection()
 	if err != nil {
+		h.closeReplay()
 		return err
 	}
 	arg, from, err := StartOffset(from).consumeArgument(conn, h.stream, time.Now())
 	if err != nil {
+		h.closeReplay()
 		return fmt.Errorf("core: the subscription fell behind and cannot read on from the history: %w", err)
 	}
 	if err := h.consume(conn, m.keys, arg, from); err != nil {
+		h.closeReplay()
 		return err
 	}
 	h.replaying.Store(true)

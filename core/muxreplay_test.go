@@ -2,6 +2,8 @@ package core
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"testing"
@@ -113,3 +115,125 @@ func TestReplaySpillsAndJoinsAgain(t *testing.T) {
 		t.Logf("%d messages in order; the replay spilled %d times and joined", len(got), n)
 	}
 }
+
+// TestReplaysWaitForATurn: with Replays 2, a third subscription that
+// starts in the history waits for a token; eight that start at once do not
+// fail: six wait until one of the first two joined the live feed, and each
+// gets every message once, in order.
+func TestReplaysWaitForATurn(t *testing.T) {
+	t.Parallel()
+	exchange := brokertest.Name(t, "topic")
+	ch := brokertest.Channel(t)
+	if err := ch.ExchangeDeclare(exchange, amqp.ExchangeTopic, false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	sup := NewSupervisor(Config{URLs: []string{brokertest.Require(t)}, Name: "warren-test-" + t.Name(), Logger: quietLog})
+	m := NewMux(sup, MuxConfig{Exchange: exchange, Kind: "topic", History: &HistoryConfig{Stream: exchange + ".history", Replays: 2}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = sup.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, "connected", sup.Connected)
+
+	var next int // the next number to publish
+	var pmu sync.Mutex
+	publish := func(n int) {
+		pmu.Lock()
+		defer pmu.Unlock()
+		for range n {
+			if err := ch.PublishWithContext(context.Background(), exchange, "k", false, false, amqp.Publishing{Body: []byte(strconv.Itoa(next))}); err != nil {
+				t.Error(err)
+			}
+			next++
+		}
+	}
+	publish(50)
+	// Two replays take both tokens (nothing live comes, so they cannot
+	// join): a third waits, until its context ends or one of them does.
+	var first []*MuxSubscription
+	for range 2 {
+		sub, err := m.SubscribeFrom(context.Background(), []string{"#"}, StartFirst())
+		if err != nil {
+			t.Fatal(err)
+		}
+		first = append(first, sub)
+	}
+	short, scancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	_, err := m.SubscribeFrom(short, []string{"#"}, StartFirst())
+	scancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a third replay with both tokens taken: %v, want it to wait until its deadline", err)
+	}
+	third := make(chan error, 1)
+	go func() {
+		sub, err := m.SubscribeFrom(context.Background(), []string{"#"}, StartFirst())
+		if err == nil {
+			sub.Close()
+		}
+		third <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	select {
+	case err := <-third:
+		t.Fatalf("a third replay did not wait: %v", err)
+	default:
+	}
+	first[0].Close()
+	if err := <-third; err != nil {
+		t.Fatalf("the third replay, once a token was free: %v", err)
+	}
+	first[1].Close()
+
+	// Live messages keep coming, so that caught-up replays can join.
+	stop := make(chan struct{})
+	var pwg sync.WaitGroup
+	pwg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+				publish(1)
+			}
+		}
+	})
+	const subs, want = 8, 80
+	var wg sync.WaitGroup
+	errs := make(chan error, subs)
+	for i := range subs {
+		wg.Go(func() {
+			sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer scancel()
+			sub, err := m.SubscribeFrom(sctx, []string{"#"}, StartFirst())
+			if err != nil {
+				errs <- fmt.Errorf("subscription %d: %w", i, err)
+				return
+			}
+			got := 0
+			err = sub.Stream(func(d *amqp.Delivery) error {
+				if n, _ := strconv.Atoi(string(d.Body)); n != got {
+					return fmt.Errorf("subscription %d: message %d is %d", i, got, n)
+				}
+				if got++; got == want {
+					return errEnough
+				}
+				return nil
+			})
+			if err != errEnough {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	pwg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := len(m.replays); n != 0 {
+		t.Errorf("%d replay tokens still taken after every subscription ended", n)
+	}
+}
+
+var errEnough = errors.New("enough")

@@ -75,6 +75,8 @@ bench: ## Benchmarks against raw amqp091-go baselines measured in the same run
 	@echo; echo "LogService: deliveries to N streams (next to one raw queue per subscriber), emits next to raw amqp091-go,"
 	@echo "EmitLog p99 under 1,000 subscriptions/s of churn, and a warren gateway process's RSS per idle stream, same run:"
 	go test -run '^$$' -bench . -benchtime 1x ./logsvc/ | grep -E 'bench_test|^Benchmark|^ok'
+	@echo; echo "A subscribe route's idle streams (the inventory example's WatchLevels): goroutine stack per stream, both ends:"
+	go test -run '^$$' -bench IdleSubscribeStreams -benchtime 1x ./route/ | grep -E 'bench_test|^Benchmark|^ok'
 
 .PHONY: tools
 tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/grpcurl ## Install the pinned tools into .tmp/bin

@@ -1,9 +1,7 @@
 package logsvc
 
 import (
-	"errors"
 	"strings"
-	"sync"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"google.golang.org/grpc"
@@ -12,6 +10,7 @@ import (
 	"github.com/warrenrpc/warren/core"
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
 	"github.com/warrenrpc/warren/internal/frame"
+	"github.com/warrenrpc/warren/internal/grpcstream"
 )
 
 // Why SubscribeLogs has a handler of its own.
@@ -36,8 +35,8 @@ import (
 // starting stack size off (GODEBUG=adaptivestackstart=0), so the
 // subscribe's own depth grows it; 10.4 with all of it moved off. So
 // subscribeLogsHandler receives the request, subscribes and sends the
-// header on a short-lived goroutine (offload), sends the messages from a
-// goroutine that runs only while there are messages to send (sender), and
+// header on a short-lived goroutine (grpcstream.Offload), sends the messages from a
+// goroutine that runs only while there are messages to send (grpcstream.Sender), and
 // keeps on gRPC's goroutine only the wait for deliveries in Stream. The
 // price is a goroutine start per burst of messages, and a handoff per
 // message; and a traced delivery's span (MuxSubscription) now covers the
@@ -70,7 +69,7 @@ func serviceDesc() *grpc.ServiceDesc {
 func subscribeLogsHandler(srv any, ss grpc.ServerStream) error {
 	s := srv.(*Service)
 	var sub *core.MuxSubscription
-	err := offload(func() error {
+	err := grpcstream.Offload(func() error {
 		// The request as it came (the gateway's codec, frame.Codec, hands
 		// a Frame the bytes), decoded here: gRPC answers a request it
 		// cannot decode itself, with INTERNAL, whatever the handler says.
@@ -89,9 +88,9 @@ func subscribeLogsHandler(srv any, ss grpc.ServerStream) error {
 	if err != nil {
 		return err
 	}
-	snd := newSender(ss, sub.Close)
-	err = sub.Stream(func(d *amqp.Delivery) error { return snd.send(response(d)) })
-	if serr := snd.wait(); serr != nil {
+	snd := grpcstream.NewSender(ss, sub.Close)
+	err = sub.Stream(func(d *amqp.Delivery) error { return snd.Send(response(d)) })
+	if serr := snd.Wait(); serr != nil {
 		return serr
 	}
 	return err
@@ -105,101 +104,4 @@ func requestError(err error) error {
 		return core.Argumentf("a binding key is not valid UTF-8 (%v)", err)
 	}
 	return core.Argumentf("the request cannot be decoded (%v)", err)
-}
-
-// offload runs f on a new goroutine, so that the stack f needs is that
-// goroutine's, and returns f's error once it returned.
-func offload(f func() error) error {
-	done := make(chan error, 1)
-	go func() { done <- f() }()
-	return <-done
-}
-
-// senderQueue is how many messages a sender holds for its goroutine: the
-// subscription's backlog in the gateway is its buffer's (MaxLength) and
-// these.
-const senderQueue = 32
-
-// sender sends a stream's messages, in order, from a goroutine that runs
-// while it has messages to send and ends when it has none: one goroutine
-// start per burst of messages, none while the stream is idle. send waits
-// while senderQueue messages wait already, so a slow client still fills
-// the subscription's buffer (and overflows it) as before. The first
-// error of SendMsg ends the subscription (stop) and is the stream's.
-type sender struct {
-	stream grpc.ServerStream
-	stop   func()
-
-	mu      sync.Mutex
-	space   sync.Cond // signalled when the goroutine took a message or ended
-	queue   []any
-	running bool
-	err     error // SendMsg's first error, or errSenderDone after wait
-	wg      sync.WaitGroup
-}
-
-// errSenderDone is the sender's error once the stream ended: what it still
-// held is not sent.
-var errSenderDone = errors.New("logsvc: stream ended")
-
-func newSender(stream grpc.ServerStream, stop func()) *sender {
-	s := &sender{stream: stream, stop: stop}
-	s.space.L = &s.mu
-	return s
-}
-
-func (s *sender) send(m any) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for len(s.queue) >= senderQueue && s.err == nil {
-		s.space.Wait()
-	}
-	if s.err != nil {
-		return s.err
-	}
-	s.queue = append(s.queue, m)
-	if !s.running {
-		s.running = true
-		s.wg.Add(1)
-		go s.run()
-	}
-	return nil
-}
-
-func (s *sender) run() {
-	defer s.wg.Done()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for len(s.queue) > 0 && s.err == nil {
-		m := s.queue[0]
-		s.queue[0] = nil
-		s.queue = s.queue[1:]
-		s.space.Signal()
-		s.mu.Unlock()
-		err := s.stream.SendMsg(m)
-		if err != nil {
-			s.stop() // Stream may be waiting for deliveries
-		}
-		s.mu.Lock()
-		if err != nil && s.err == nil {
-			s.err = err
-		}
-	}
-	s.running = false
-	s.queue = nil // let the backing array go while the stream idles
-	s.space.Broadcast()
-}
-
-// wait ends the sender once the stream ended: it waits for the message
-// being sent, drops the rest, and returns SendMsg's error, if there was
-// one.
-func (s *sender) wait() error {
-	s.mu.Lock()
-	err := s.err
-	if err == nil {
-		s.err = errSenderDone
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
-	return err
 }

@@ -30,7 +30,7 @@ import (
 
 // startInventory serves the example's InventoryService on a gateway from
 // a descriptor set, with its queues under prefix.
-func startInventory(t *testing.T, prefix string) (*warrentest.Gateway, inventoryv1.InventoryServiceClient) {
+func startInventory(t testing.TB, prefix string) (*warrentest.Gateway, inventoryv1.InventoryServiceClient) {
 	t.Helper()
 	svcs, err := route.NewServices(route.Config{Prefix: prefix, PresenceInterval: 50 * time.Millisecond},
 		warrentest.DescriptorSet(t, inventoryv1.File_inventory_v1_inventory_proto))

@@ -15,12 +15,16 @@ import (
 
 	"github.com/warrenrpc/warren/core"
 	"github.com/warrenrpc/warren/internal/frame"
+	"github.com/warrenrpc/warren/internal/grpcstream"
 	"github.com/warrenrpc/warren/internal/wire"
 )
 
 // stream is the grpc.StreamHandler of a subscribe or stream route.
 func (s *Service) stream(m Method) grpc.StreamHandler {
 	return func(_ any, stream grpc.ServerStream) error {
+		if m.Pattern == Subscribe {
+			return s.subscribe(m, stream)
+		}
 		in := new(frame.Frame)
 		if err := stream.RecvMsg(in); err != nil {
 			return err
@@ -28,10 +32,7 @@ func (s *Service) stream(m Method) grpc.StreamHandler {
 		if err := m.check(in); err != nil {
 			return err
 		}
-		if m.Pattern == Stream {
-			return s.relay(m, in, stream)
-		}
-		return s.subscribe(m, in, stream)
+		return s.relay(m, in, stream)
 	}
 }
 
@@ -82,40 +83,30 @@ func (s *Service) relay(m Method, in *frame.Frame, stream grpc.ServerStream) err
 // a response (another type, another content type, or not protobuf's wire
 // format: a foreign publisher's) is skipped and logged; it does not end
 // the stream.
-func (s *Service) subscribe(m Method, in *frame.Frame, stream grpc.ServerStream) error {
-	var keys []string
-	var start *core.StreamStart
-	if m.KeysField != nil || m.StartOffsetField != nil || m.StartTimeField != nil {
-		req, err := m.decode(in)
-		if err != nil {
-			return err
-		}
-		if m.KeysField != nil {
-			keys = stringValues(req, m.KeysField)
-		}
-		if start, err = startOf(m, req); err != nil {
-			return err
-		}
-	}
-	keys, err := core.BindingKeys(m.Kind, keys, s.cfg.MaxBindingKeys)
-	if err != nil {
-		return err
-	}
-	mux := s.mux[m.Exchange]
+//
+// As logsvc's SubscribeLogs, it keeps gRPC's goroutine for the call
+// shallow while the stream idles, so that its stack stays at 4 KiB: the
+// request, the subscribe and the header run on a short-lived goroutine
+// (grpcstream.Offload), and the messages are sent by a grpcstream.Sender.
+func (s *Service) subscribe(m Method, stream grpc.ServerStream) error {
 	var sub *core.MuxSubscription
-	if start != nil {
-		sub, err = mux.SubscribeFrom(stream.Context(), keys, *start)
-	} else {
-		sub, err = mux.Subscribe(stream.Context(), keys)
-	}
+	err := grpcstream.Offload(func() error {
+		in := new(frame.Frame)
+		if err := stream.RecvMsg(in); err != nil {
+			return err
+		}
+		if err := m.check(in); err != nil {
+			return err
+		}
+		var err error
+		sub, err = s.bind(m, in, stream)
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("subscribe to %q: %w", m.Exchange, err)
-	}
-	if err := stream.SendHeader(metadata.Pairs(wire.HeaderQueue, sub.Queue())); err != nil {
-		sub.Close()
 		return err
 	}
-	return sub.Stream(func(d *amqp.Delivery) error {
+	snd := grpcstream.NewSender(stream, sub.Close)
+	err = sub.Stream(func(d *amqp.Delivery) error {
 		pb, err := checkMessage(m, m.Desc.Output(), d)
 		if err != nil {
 			s.cfg.Logger.Warn("route: a message that is not the subscription's response skipped",
@@ -125,8 +116,50 @@ func (s *Service) subscribe(m Method, in *frame.Frame, stream grpc.ServerStream)
 		if off, ok := core.StreamOffset(d); ok && m.OffsetField != nil {
 			pb = withOffset(pb, m.OffsetField, off)
 		}
-		return stream.SendMsg(&frame.Frame{Data: pb})
+		return snd.Send(&frame.Frame{Data: pb})
 	})
+	if serr := snd.Wait(); serr != nil {
+		return serr
+	}
+	return err
+}
+
+// bind is subscribe up to the response header: the subscription is bound
+// (or reads the history from its start) once it returns.
+func (s *Service) bind(m Method, in *frame.Frame, stream grpc.ServerStream) (*core.MuxSubscription, error) {
+	var keys []string
+	var start *core.StreamStart
+	if m.KeysField != nil || m.StartOffsetField != nil || m.StartTimeField != nil {
+		req, err := m.decode(in)
+		if err != nil {
+			return nil, err
+		}
+		if m.KeysField != nil {
+			keys = stringValues(req, m.KeysField)
+		}
+		if start, err = startOf(m, req); err != nil {
+			return nil, err
+		}
+	}
+	keys, err := core.BindingKeys(m.Kind, keys, s.cfg.MaxBindingKeys)
+	if err != nil {
+		return nil, err
+	}
+	mux := s.mux[m.Exchange]
+	var sub *core.MuxSubscription
+	if start != nil {
+		sub, err = mux.SubscribeFrom(stream.Context(), keys, *start)
+	} else {
+		sub, err = mux.Subscribe(stream.Context(), keys)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to %q: %w", m.Exchange, err)
+	}
+	if err := stream.SendHeader(metadata.Pairs(wire.HeaderQueue, sub.Queue())); err != nil {
+		sub.Close()
+		return nil, err
+	}
+	return sub, nil
 }
 
 // startOf is where a call starts in the history: the request's start

@@ -584,22 +584,15 @@ func (s *muxSession) pump(deliveries <-chan amqp.Delivery) {
 		}
 		s.ctrlMu.Unlock()
 	}()
-	batch := max(1, s.m.cfg.Prefetch/4)
-	var seq, last uint64
-	unacked := 0
-	ack := func() {
-		if unacked > 0 {
-			_ = s.ch.Ack(last, true)
-			unacked = 0
-		}
-	}
+	acks := newAcker(s.ch, s.m.cfg.Prefetch/4, nil)
+	var seq uint64
 	for {
 		var d amqp.Delivery
 		var ok bool
 		select {
 		case d, ok = <-deliveries:
 		default:
-			ack()
+			acks.flush()
 			select {
 			case d, ok = <-deliveries:
 			case <-s.ctx.Done():
@@ -612,11 +605,7 @@ func (s *muxSession) pump(deliveries <-chan amqp.Delivery) {
 		}
 		seq++
 		s.dispatch(&d, seq)
-		last = d.DeliveryTag
-		unacked++
-		if unacked >= batch {
-			ack()
-		}
+		acks.take(d.DeliveryTag)
 	}
 }
 

@@ -348,15 +348,7 @@ func (m *MuxSubscription) streamReplay(send func(*amqp.Delivery) error) error {
 		return context.Cause(m.ctx) // it ended meanwhile
 	}
 	kind := h.mux.cfg.Kind
-	batch := max(1, h.mux.cfg.Prefetch/4)
-	var tag uint64
-	unacked := 0
-	ack := func() {
-		if unacked > 0 {
-			_ = ch.Ack(tag, true)
-			unacked = 0
-		}
-	}
+	acks := newAcker(ch, h.mux.cfg.Prefetch/4, nil)
 	var retry time.Time
 	for {
 		var d amqp.Delivery
@@ -364,7 +356,7 @@ func (m *MuxSubscription) streamReplay(send func(*amqp.Delivery) error) error {
 		select {
 		case d, ok = <-deliveries:
 		default:
-			ack()
+			acks.flush()
 			// Caught up with what the broker sent: join the live feed.
 			pending, spilled := m.state()
 			if spilled {
@@ -405,10 +397,6 @@ func (m *MuxSubscription) streamReplay(send func(*amqp.Delivery) error) error {
 				h.last = off
 			}
 		}
-		tag = d.DeliveryTag
-		unacked++
-		if unacked >= batch {
-			ack()
-		}
+		acks.take(d.DeliveryTag)
 	}
 }

@@ -14,6 +14,28 @@ import (
 	"github.com/warrenrpc/warren/internal/brokertest"
 )
 
+// startHistoryMux runs a Mux configured by cfg, with the history h, on a
+// topic exchange of the test's own, and returns it with the exchange and a
+// channel to publish on.
+func startHistoryMux(t *testing.T, cfg MuxConfig, h HistoryConfig) (*Mux, string, *amqp.Channel) {
+	t.Helper()
+	cfg.Exchange, cfg.Kind = brokertest.Name(t, "topic"), "topic"
+	h.Stream = cfg.Exchange + ".history"
+	cfg.History = &h
+	ch := brokertest.Channel(t)
+	if err := ch.ExchangeDeclare(cfg.Exchange, amqp.ExchangeTopic, false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	sup := NewSupervisor(Config{URLs: []string{brokertest.Require(t)}, Name: "warren-test-" + t.Name(), Logger: quietLog})
+	m := NewMux(sup, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = sup.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, "connected", sup.Connected)
+	return m, cfg.Exchange, ch
+}
+
 // TestReplaySpillsAndJoinsAgain: a replay that joined the live feed and
 // then fell behind (its client stalls while the live messages come) spills
 // its buffer instead of ending: it leaves the feed, reads on from its own
@@ -21,19 +43,7 @@ import (
 // order.
 func TestReplaySpillsAndJoinsAgain(t *testing.T) {
 	t.Parallel()
-	exchange := brokertest.Name(t, "topic")
-	ch := brokertest.Channel(t)
-	if err := ch.ExchangeDeclare(exchange, amqp.ExchangeTopic, false, false, false, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	sup := NewSupervisor(Config{URLs: []string{brokertest.Require(t)}, Name: "warren-test-" + t.Name(), Logger: quietLog})
-	m := NewMux(sup, MuxConfig{Exchange: exchange, Kind: "topic", MaxLength: 32, Prefetch: 8,
-		History: &HistoryConfig{Stream: exchange + ".history"}})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = sup.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	waitFor(t, "connected", sup.Connected)
+	m, exchange, ch := startHistoryMux(t, MuxConfig{MaxLength: 32, Prefetch: 8}, HistoryConfig{})
 
 	publish := func(from, to int) {
 		t.Helper()
@@ -122,18 +132,7 @@ func TestReplaySpillsAndJoinsAgain(t *testing.T) {
 // gets every message once, in order.
 func TestReplaysWaitForATurn(t *testing.T) {
 	t.Parallel()
-	exchange := brokertest.Name(t, "topic")
-	ch := brokertest.Channel(t)
-	if err := ch.ExchangeDeclare(exchange, amqp.ExchangeTopic, false, false, false, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	sup := NewSupervisor(Config{URLs: []string{brokertest.Require(t)}, Name: "warren-test-" + t.Name(), Logger: quietLog})
-	m := NewMux(sup, MuxConfig{Exchange: exchange, Kind: "topic", History: &HistoryConfig{Stream: exchange + ".history", Replays: 2}})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = sup.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	waitFor(t, "connected", sup.Connected)
+	m, exchange, ch := startHistoryMux(t, MuxConfig{}, HistoryConfig{Replays: 2})
 
 	var next int // the next number to publish
 	var pmu sync.Mutex

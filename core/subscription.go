@@ -278,23 +278,14 @@ func (s *Subscription) Close() {
 // waiting, and at least every Prefetch/2 deliveries.
 func (s *Subscription) Stream(send func(*amqp.Delivery) error) error {
 	defer s.Close()
-	batch := max(1, s.cfg.Prefetch/2)
-	var last uint64
-	unacked := 0
-	ack := func() {
-		if unacked > 0 {
-			_ = s.ch.Ack(last, true)
-			s.outstanding.Add(-int64(unacked))
-			unacked = 0
-		}
-	}
+	acks := newAcker(s.ch, s.cfg.Prefetch/2, func(n int) { s.outstanding.Add(-int64(n)) })
 	for {
 		var d *amqp.Delivery
 		var ok bool
 		select {
 		case d, ok = <-s.buf:
 		default:
-			ack() // nothing is waiting: acknowledge what was sent
+			acks.flush() // nothing is waiting: acknowledge what was sent
 			select {
 			case d, ok = <-s.buf:
 			case <-s.ctx.Done():
@@ -307,11 +298,7 @@ func (s *Subscription) Stream(send func(*amqp.Delivery) error) error {
 		if err := s.send(send, d); err != nil {
 			return err // not acknowledged: requeued, or deleted with the queue
 		}
-		last = d.DeliveryTag
-		unacked++
-		if unacked >= batch {
-			ack()
-		}
+		acks.take(d.DeliveryTag)
 	}
 }
 

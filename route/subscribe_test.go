@@ -52,24 +52,31 @@ func watchFrom(ctx context.Context, client inventoryv1.InventoryServiceClient, r
 	return stream, nil
 }
 
-func TestSubscribeRouteStreamsWhatTheEventRoutePublishes(t *testing.T) {
-	t.Parallel()
-	prefix := queuePrefix(t)
-	_, client := startInventory(t, prefix)
-	ctx := warrentest.Ctx(t)
-	teaOnly := watch(t, client, "tea.*")
-	outOnly := watch(t, client, "*.LEVEL_OUT")
-
+// reportLevels reports three stock levels through the event route:
+// tea.LEVEL_LOW, coffee.LEVEL_OUT and tea.LEVEL_OUT, in that order.
+func reportLevels(t *testing.T, client inventoryv1.InventoryServiceClient) []*inventoryv1.StockLevel {
+	t.Helper()
 	levels := []*inventoryv1.StockLevel{
 		{Sku: "tea", Level: inventoryv1.StockLevel_LEVEL_LOW, Stock: 2},
 		{Sku: "coffee", Level: inventoryv1.StockLevel_LEVEL_OUT},
 		{Sku: "tea", Level: inventoryv1.StockLevel_LEVEL_OUT},
 	}
 	for _, l := range levels {
-		if _, err := client.ReportLevel(ctx, l); err != nil {
+		if _, err := client.ReportLevel(warrentest.Ctx(t), l); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return levels
+}
+
+func TestSubscribeRouteStreamsWhatTheEventRoutePublishes(t *testing.T) {
+	t.Parallel()
+	prefix := queuePrefix(t)
+	_, client := startInventory(t, prefix)
+	teaOnly := watch(t, client, "tea.*")
+	outOnly := watch(t, client, "*.LEVEL_OUT")
+
+	levels := reportLevels(t, client)
 	for _, tt := range []struct {
 		name   string
 		stream grpc.ServerStreamingClient[inventoryv1.StockLevel]
@@ -148,16 +155,7 @@ func TestSubscribeRouteHistory(t *testing.T) {
 	_, client := startInventory(t, prefix)
 	ctx := warrentest.Ctx(t)
 	live := watch(t, client, "#")
-	levels := []*inventoryv1.StockLevel{
-		{Sku: "tea", Level: inventoryv1.StockLevel_LEVEL_LOW, Stock: 2},
-		{Sku: "coffee", Level: inventoryv1.StockLevel_LEVEL_OUT},
-		{Sku: "tea", Level: inventoryv1.StockLevel_LEVEL_OUT},
-	}
-	for _, l := range levels {
-		if _, err := client.ReportLevel(ctx, l); err != nil {
-			t.Fatal(err)
-		}
-	}
+	levels := reportLevels(t, client)
 	var offsets []int64
 	for i, want := range levels {
 		got, err := live.Recv()

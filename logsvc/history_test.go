@@ -556,21 +556,29 @@ func TestHistorySlowSubscriberReadsOn(t *testing.T) {
 	const n, chunk = 1500, 100
 	cfg := withHistory(History{})
 	cfg.Prefetch, cfg.MaxLength = 8, 500
-	h := startTCP(t, cfg)
-	slowClient := h.dial(t, grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
-	slow, err := subscribeWith(slowClient, direct, "k")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(slow.cancel)
-	fast := h.subscribe(t, direct, "k")
-
+	h, slow, fast := startSlowAndFast(t, cfg)
 	h.emitPast(t, fast, n, chunk)
 	for i, m := range slow.recvN(t, n, 30*time.Second) {
 		if !strings.HasPrefix(m.GetBody(), fmt.Sprint(i, "x")) {
 			t.Fatalf("slow subscriber message %d: body %.10q, want %d… (in order, no gaps)", i, m.GetBody(), i)
 		}
 	}
+}
+
+// startSlowAndFast serves cfg and subscribes twice to the direct exchange
+// with key "k": slow, on a client connection with a small fixed HTTP/2
+// window (which also turns off BDP window growth), so that its transport
+// holds only about 64 messages of emitPast's, and fast.
+func startSlowAndFast(t *testing.T, cfg Config) (h *harness, slow, fast *sub) {
+	t.Helper()
+	h = startTCP(t, cfg)
+	slowClient := h.dial(t, grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+	slow, err := subscribeWith(slowClient, direct, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(slow.cancel)
+	return h, slow, h.subscribe(t, direct, "k")
 }
 
 // emitPast emits n messages of 1,000 bytes, numbered, to the direct

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 
 	"github.com/warrenrpc/warren/core"
@@ -229,17 +228,7 @@ func TestSubscribeCancelCycles(t *testing.T) {
 func TestSlowSubscriber(t *testing.T) {
 	t.Parallel()
 	const n, chunk = 1500, 100
-	h := startTCP(t, Config{Prefetch: 8, MaxLength: 500})
-	// A small fixed HTTP/2 window (this also turns off BDP window growth),
-	// so the slow client's transport holds only about 64 messages.
-	slowClient := h.dial(t, grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
-	slow, err := subscribeWith(slowClient, direct, "k")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(slow.cancel)
-	fast := h.subscribe(t, direct, "k")
-
+	h, slow, fast := startSlowAndFast(t, Config{Prefetch: 8, MaxLength: 500})
 	h.emitPast(t, fast, n, chunk)
 
 	st, got := slow.recvEnd(t, 10*time.Second)

@@ -21,14 +21,14 @@ func traceOptions(t core.Tracing) []grpc.ServerOption {
 	if !t.Enabled() {
 		return nil
 	}
-	return []grpc.ServerOption{grpc.StatsHandler(serverEvents{otelgrpc.NewServerHandler(
+	h := otelgrpc.NewServerHandler(
 		otelgrpc.WithTracerProvider(t.Provider),
 		otelgrpc.WithPropagators(t.Propagation()),
 		// The gRPC metrics are Prometheus's (Config.Metrics).
 		otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()),
 		otelgrpc.WithFilter(traced),
-	)}),
-	}
+	)
+	return []grpc.ServerOption{grpc.StatsHandler(serverEvents{h})}
 }
 
 // serverEvents hands otelgrpc's server handler only the events it reads

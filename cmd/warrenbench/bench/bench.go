@@ -9,17 +9,22 @@ package bench
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
 )
 
-// Result is one measurement: calls completed per second and the median
-// latency of a call.
+// Result is one measurement: calls completed per second, the median
+// latency of a call, and what the whole bench process (load generator,
+// gateway and workers alike) allocated per call completed: a figure the
+// machine's noise does not move, where rates and latencies swing.
 type Result struct {
-	Rate float64
-	P50  time.Duration
-	Err  error
+	Rate   float64
+	P50    time.Duration
+	Allocs float64 // objects per call
+	Bytes  float64 // bytes per call
+	Err    error
 }
 
 // callFunc makes one call; it is called concurrently.
@@ -54,6 +59,8 @@ func load(ctx context.Context, c int, d time.Duration, call callFunc) Result {
 	run, runCancel := context.WithCancel(ctx)
 	defer runCancel()
 	time.AfterFunc(d, runCancel)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
 	start := time.Now()
 	runWorkers(run, c, call, func(i int, l time.Duration, err error) {
 		if err != nil {
@@ -65,6 +72,7 @@ func load(ctx context.Context, c int, d time.Duration, call callFunc) Result {
 		lat[i] = append(lat[i], l)
 	})
 	elapsed := time.Since(start)
+	runtime.ReadMemStats(&after)
 	if firstErr != nil {
 		return Result{Err: firstErr}
 	}
@@ -73,7 +81,11 @@ func load(ctx context.Context, c int, d time.Duration, call callFunc) Result {
 		return Result{Err: fmt.Errorf("no call completed in %v", d)}
 	}
 	slices.Sort(all)
-	return Result{Rate: float64(len(all)) / elapsed.Seconds(), P50: all[len(all)/2]}
+	n := float64(len(all))
+	return Result{
+		Rate: n / elapsed.Seconds(), P50: all[len(all)/2],
+		Allocs: float64(after.Mallocs-before.Mallocs) / n, Bytes: float64(after.TotalAlloc-before.TotalAlloc) / n,
+	}
 }
 
 func runWorkers(ctx context.Context, c int, call callFunc, record func(i int, l time.Duration, err error)) {
@@ -97,14 +109,18 @@ func runWorkers(ctx context.Context, c int, call callFunc, record func(i int, l 
 func median(rs []Result) Result {
 	rates := make([]float64, 0, len(rs))
 	p50s := make([]time.Duration, 0, len(rs))
+	allocs := make([]float64, 0, len(rs))
+	bytes := make([]float64, 0, len(rs))
 	for _, r := range rs {
 		if r.Err != nil {
 			return r
 		}
 		rates = append(rates, r.Rate)
 		p50s = append(p50s, r.P50)
+		allocs = append(allocs, r.Allocs)
+		bytes = append(bytes, r.Bytes)
 	}
 	slices.Sort(rates)
 	slices.Sort(p50s)
-	return Result{Rate: rates[len(rates)/2], P50: p50s[len(p50s)/2]}
+	return Result{Rate: rates[len(rates)/2], P50: p50s[len(p50s)/2], Allocs: medianOf(allocs), Bytes: medianOf(bytes)}
 }

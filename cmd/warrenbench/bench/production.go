@@ -194,7 +194,8 @@ func Production(ctx context.Context, w io.Writer, o Options) error {
 					}
 				}
 				results[key{method, setting}] = append(results[key{method, setting}], r)
-				fmt.Fprintf(w, "  round %d  %-10s all %-3s %9.0f calls/s  p50 %8v\n", round+1, method, name[setting], r.Rate, r.P50.Round(time.Microsecond))
+				fmt.Fprintf(w, "  round %d  %-10s all %-3s %9.0f calls/s  p50 %8v  %5.1f allocs, %6.0f B per call\n",
+					round+1, method, name[setting], r.Rate, r.P50.Round(time.Microsecond), r.Allocs, r.Bytes)
 			}
 		}
 	}
@@ -204,8 +205,9 @@ func Production(ctx context.Context, w io.Writer, o Options) error {
 			ratios = append(ratios, results[key{method, true}][i].Rate/results[key{method, false}][i].Rate)
 		}
 		ratio := medianOf(ratios)
-		fmt.Fprintf(w, "  %-10s all off %9.0f calls/s, all on %9.0f calls/s: on = %.2f x off (%s the target of 0.90)\n",
-			method, median(results[key{method, false}]).Rate, median(results[key{method, true}]).Rate, ratio, targetVerdict(ratio >= 0.9))
+		off, on := median(results[key{method, false}]), median(results[key{method, true}])
+		fmt.Fprintf(w, "  %-10s all off %9.0f calls/s, all on %9.0f calls/s: on = %.2f x off (%s the target of 0.90); allocations per call (the bench process): %.0f off, %.0f on\n",
+			method, off.Rate, on.Rate, ratio, targetVerdict(ratio >= 0.9), off.Allocs, on.Allocs)
 	}
 	return nil
 }

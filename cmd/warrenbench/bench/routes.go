@@ -380,7 +380,8 @@ func Routes(ctx context.Context, w io.Writer, o Options) error {
 	fmt.Fprintln(w, "medians:")
 	for _, s := range subjects {
 		r := median(results[s.name][s.c])
-		fmt.Fprintf(w, "  %-22s c=%-3d %9.0f calls/s  p50 %8v\n", s.name, s.c, r.Rate, r.P50.Round(time.Microsecond))
+		fmt.Fprintf(w, "  %-22s c=%-3d %9.0f calls/s  p50 %8v  %5.1f allocs, %6.0f B per call (the bench process)\n",
+			s.name, s.c, r.Rate, r.P50.Round(time.Microsecond), r.Allocs, r.Bytes)
 	}
 
 	// Per round, then the median over rounds, as in Fibonacci's report.

@@ -58,7 +58,15 @@ func FuzzDeadline(f *testing.F) {
 			want = n
 		case int32:
 			want = int64(n)
+		case int16:
+			want = int64(n)
+		case int8:
+			want = int64(n)
 		case uint32:
+			want = int64(n)
+		case uint16:
+			want = int64(n)
+		case uint8:
 			want = int64(n)
 		case string:
 			p, err := strconv.ParseInt(n, 10, 64)

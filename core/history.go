@@ -64,7 +64,7 @@ func (h *HistoryConfig) arguments() amqp.Table {
 
 // ErrHistoryOff is a subscription that asked for a starting point on a Mux
 // that keeps no history. It is FAILED_PRECONDITION (Status).
-var ErrHistoryOff = errors.New("core: this gateway keeps no log history (start it with --log-history)")
+var ErrHistoryOff = errors.New("core: no history is kept for this exchange")
 
 // OffsetError is a starting point outside the history: an offset before
 // the oldest message kept (retention deleted it) or past the last one, or

@@ -331,7 +331,7 @@ func TestHistoryBadStarts(t *testing.T) {
 		msg    string
 	}{
 		{"history off", off.client, topic, offset(0), codes.FailedPrecondition, "--log-history"},
-		{"history off, first", off.client, topic, &warrenv1.SubscribeLogsRequest_StartAt{StartAt: warrenv1.HistoryStart_HISTORY_START_FIRST}, codes.FailedPrecondition, "keeps no log history"},
+		{"history off, first", off.client, topic, &warrenv1.SubscribeLogsRequest_StartAt{StartAt: warrenv1.HistoryStart_HISTORY_START_FIRST}, codes.FailedPrecondition, "no history is kept for this exchange"},
 		{"negative offset", h.client, topic, offset(-1), codes.InvalidArgument, "negative"},
 		{"offset past the end", h.client, topic, offset(last + 2), codes.OutOfRange, "past the end"},
 		{"offset far in the future", h.client, topic, offset(1 << 62), codes.OutOfRange, "past the end"},

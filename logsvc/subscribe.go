@@ -1,6 +1,7 @@
 package logsvc
 
 import (
+	"errors"
 	"fmt"
 	"time"
 	"unicode/utf8"
@@ -76,6 +77,9 @@ func (s *Service) subscribe(req *warrenv1.SubscribeLogsRequest, stream grpc.Serv
 		sub, err = subscribe()
 	}
 	if err != nil {
+		if errors.Is(err, core.ErrHistoryOff) {
+			return nil, fmt.Errorf("subscribe to %q from its history: %w: this gateway runs without --log-history", ex.name, err)
+		}
 		return nil, fmt.Errorf("subscribe to %q: %w", ex.name, err)
 	}
 	if err := stream.SendHeader(metadata.Pairs(QueueHeader, sub.Queue())); err != nil {

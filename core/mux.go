@@ -39,6 +39,12 @@ type MuxConfig struct {
 	// HistoryConfig. Nil: no history, and SubscribeFrom fails with
 	// ErrHistoryOff.
 	History *HistoryConfig
+	// Presence, when set, is a queue the Mux consumes while it has at
+	// least one subscription (and Linger after its last), declared
+	// non-durable and auto-delete: its consumer count is the number of
+	// gateways with subscriptions, for publishers that publish only while
+	// somebody listens. Nothing is published to it.
+	Presence string
 }
 
 func (c MuxConfig) withDefaults() MuxConfig {
@@ -243,6 +249,10 @@ func (m *Mux) Subscribe(ctx context.Context, keys []string) (*MuxSubscription, e
 		}
 		sub.acquired++
 	}
+	if err := s.enter(sub); err != nil {
+		sub.end(CloseEnded, err)
+		return nil, err
+	}
 	return sub, nil
 }
 
@@ -276,6 +286,8 @@ type muxSession struct {
 
 	keysMu sync.Mutex // guards keys and each muxKey's refs
 	keys   map[string]*muxKey
+
+	presence *muxPresence // nil without MuxConfig.Presence
 
 	subsMu sync.RWMutex // guards the index; the pump reads it
 	exact  map[string]map[*MuxSubscription]struct{}
@@ -327,6 +339,9 @@ func newMuxSession(m *Mux, conn *Conn) (s *muxSession, err error) {
 		keys:  map[string]*muxKey{},
 		exact: map[string]map[*MuxSubscription]struct{}{},
 		wild:  map[string]map[*MuxSubscription]struct{}{},
+	}
+	if m.cfg.Presence != "" {
+		s.presence = &muxPresence{queue: m.cfg.Presence, linger: m.cfg.Linger}
 	}
 	s.ctx, s.end = context.WithCancelCause(context.Background())
 	go s.pump(deliveries)
@@ -564,6 +579,22 @@ func (s *muxSession) remove(sub *MuxSubscription) {
 	for _, k := range sub.keys[:sub.acquired] {
 		s.release(k)
 	}
+	if sub.present {
+		sub.present = false
+		s.presence.leave()
+	}
+}
+
+// enter counts sub in the session's presence, if it has one.
+func (s *muxSession) enter(sub *MuxSubscription) error {
+	if s.presence == nil {
+		return nil
+	}
+	if err := s.presence.enter(s.conn); err != nil {
+		return err
+	}
+	sub.present = true
+	return nil
 }
 
 // pump hands every delivery to the subscriptions it matches, then
@@ -577,6 +608,9 @@ func (s *muxSession) pump(deliveries <-chan amqp.Delivery) {
 		s.closed = true
 		s.subsMu.Unlock()
 		s.stopLingering()
+		if s.presence != nil {
+			s.presence.close()
+		}
 		_ = s.ch.Close()
 		s.ctrlMu.Lock()
 		if s.ctrl != nil {
@@ -658,7 +692,8 @@ type MuxSubscription struct {
 	sess     *muxSession // nil while it replays; see subHistory
 	h        *subHistory // nil when the Mux keeps no history
 	keys     []string
-	acquired int // keys[:acquired] hold a reference; set by Subscribe
+	acquired int  // keys[:acquired] hold a reference; set by Subscribe
+	present  bool // counted in the session's presence
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc

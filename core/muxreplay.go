@@ -244,6 +244,10 @@ func (m *MuxSubscription) join() bool {
 		}
 		m.acquired++
 	}
+	if err := s.enter(m); err != nil {
+		m.leave()
+		return false
+	}
 	return true
 }
 

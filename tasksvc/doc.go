@@ -53,8 +53,10 @@
 // never fails for its event.
 //
 // The gateway publishes QUEUED events only while somebody watches: every
-// WatchTasks stream, on any gateway, also consumes the watchers queue (the
-// exchange's name + ".watchers"), which never holds a message, and a
+// gateway with WatchTasks streams consumes the watchers queue (the
+// exchange's name + ".watchers", which never holds a message) once, while
+// it has any and for a second after its last (core.MuxConfig.Presence),
+// and a
 // submitting gateway reads its consumer count when the count it has is
 // older than half a second (in the background; first, when it is older
 // than a second). A watcher on another gateway may so miss the QUEUED
@@ -79,11 +81,13 @@
 // their deadline, or Config.DefaultTimeout without one (publisher
 // confirms, the passive declare of GetQueueStats). WatchTasks streams
 // until the client cancels, the gateway shuts down or the connection is
-// lost; its set-up opens a channel, which amqp091-go cannot bound, so on
-// a broker that stopped answering it waits until the heartbeat declares
-// the connection dead. Each stream is one
-// core.Subscription: its pump goroutine owns the AMQP channel, and the
-// gRPC handler's goroutine is the only one that calls Send. The Service's
+// lost; the set-up of the gateway's watch queue, and the bind of a key
+// no other stream holds, are broker round trips that amqp091-go cannot
+// bound, so on a broker that stopped answering they wait until the
+// heartbeat declares the connection dead. Every stream is a subscription
+// on the Service's one core.Mux for the events exchange: its pump
+// goroutine owns the AMQP channel, and each stream's gRPC handler
+// goroutine is the only one that calls its Send. The Service's
 // own Component (the events exchange, the watchers count) keeps one
 // goroutine per connection that reads the count on demand, and one per
 // GetQueueStats call in progress; Disconnected stops and waits for them.

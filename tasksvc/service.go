@@ -36,13 +36,14 @@ type Config struct {
 	// Channels is the count of confirm-mode channels tasks are published
 	// on; concurrent submissions pipeline on each. Default: 4.
 	Channels int
-	// WatchPrefetch is the prefetch count of each WatchTasks stream's
-	// consumer, which bounds the events the gateway holds for it.
-	// Default: 64.
+	// WatchPrefetch is the prefetch count of the consumer that carries
+	// every WatchTasks stream of the gateway (one queue for all, a
+	// core.Mux). Default: 64.
 	WatchPrefetch int
-	// WatchMaxLength caps each WatchTasks stream's queue; a watcher that
-	// falls that far behind loses events, and its stream ends with
-	// RESOURCE_EXHAUSTED. Default: 10000.
+	// WatchMaxLength bounds the events one WatchTasks stream holds in the
+	// gateway while its client reads slowly; one more ends that stream
+	// with RESOURCE_EXHAUSTED (it lost events), and no other. Default:
+	// 10000.
 	WatchMaxLength int
 	// IdempotencyWindow is how long a successful submission's idempotency
 	// key is remembered: a submission with the same key within the window
@@ -111,7 +112,7 @@ type Service struct {
 	log     *slog.Logger
 	tasks   *core.Publisher // the work queue's publishings
 	events  *core.Publisher // QUEUED events, apart: a deleted events exchange kills their channel, not the tasks'
-	sub     *core.Subscriber
+	watch   *core.Mux       // the WatchTasks streams
 	topo    *topology
 	inspect *core.Inspector // the work queue's counts, the watchers count
 	keys    *keyTable
@@ -142,7 +143,14 @@ func (s *Service) Attach(sup *core.Supervisor) {
 	sup.Add(s.topo) // before the publishers: the exchange exists before anything publishes to it
 	s.tasks = core.NewPublisher(sup, core.PublisherConfig{Channels: s.cfg.Channels, Timeout: s.cfg.DefaultTimeout})
 	s.events = core.NewPublisher(sup, core.PublisherConfig{Channels: 1, Timeout: s.cfg.DefaultTimeout})
-	s.sub = core.NewSubscriber(sup)
+	// Every WatchTasks stream of this gateway on one queue bound with their
+	// keys; while there is one, the gateway consumes the watchers queue,
+	// which every gateway's submissions count (topology).
+	s.watch = core.NewMux(sup, core.MuxConfig{
+		Exchange: s.cfg.EventsExchange, Kind: "topic",
+		Prefetch: s.cfg.WatchPrefetch, MaxLength: s.cfg.WatchMaxLength,
+		Presence: watchersQueue(s.cfg.EventsExchange),
+	})
 }
 
 // Register implements gateway.Service.
@@ -242,12 +250,13 @@ func (s *Service) notSubmitted(ctx context.Context, id string, cause error) {
 	}
 }
 
-// WatchTasks streams the events of one task, or of all tasks, from a
-// core.Subscription: a server-named queue of its own bound to the events
-// exchange with the task id (or "#"), capped at WatchMaxLength. The
-// response headers go out once the queue is bound, so a client that waits
-// for them (Header) sees every later event. The calling goroutine is the
-// only one that calls Send.
+// WatchTasks streams the events of one task, or of all tasks, on the
+// gateway's core.Mux for the events exchange: one queue for every
+// WatchTasks stream of the gateway, bound with the task id (or "#") while
+// a stream holds it, the events fanned out in process, at most
+// WatchMaxLength waiting for one stream. The response headers go out once
+// the key is bound, so a client that waits for them (Header) sees every
+// later event. The calling goroutine is the only one that calls Send.
 func (s *Service) WatchTasks(req *warrenv1.WatchTasksRequest, stream grpc.ServerStreamingServer[warrenv1.WatchTasksResponse]) error {
 	id := req.GetTaskId()
 	core.NoteCall(stream.Context(), core.NoteTaskID, id)
@@ -256,12 +265,7 @@ func (s *Service) WatchTasks(req *warrenv1.WatchTasksRequest, stream grpc.Server
 		// make amqp091-go close the whole connection.
 		return err
 	}
-	sub, err := s.sub.Subscribe(stream.Context(), core.SubscriptionConfig{
-		Bindings:  []core.Binding{{Exchange: s.cfg.EventsExchange, Key: bindingKey(id)}},
-		Prefetch:  s.cfg.WatchPrefetch,
-		MaxLength: s.cfg.WatchMaxLength,
-		Setup:     s.countWatcher,
-	})
+	sub, err := s.watch.Subscribe(stream.Context(), []string{bindingKey(id)})
 	if err != nil {
 		return fmt.Errorf("watch tasks: %w", err)
 	}
@@ -282,20 +286,4 @@ func (s *Service) WatchTasks(req *warrenv1.WatchTasksRequest, stream grpc.Server
 		}
 		return stream.Send(&warrenv1.WatchTasksResponse{Event: ev})
 	})
-}
-
-// countWatcher makes a subscription count as a watcher, for every
-// gateway: a consumer of the watchers queue (non-durable, auto-delete,
-// never holding a message) on the subscription's channel, so it goes when
-// the subscription does. Gateways publish QUEUED events only while the
-// queue has consumers (see topology).
-func (s *Service) countWatcher(ch *amqp.Channel, _ string) error {
-	wq := watchersQueue(s.cfg.EventsExchange)
-	if _, err := ch.QueueDeclare(wq, false, true, false, false, nil); err != nil {
-		return core.ChannelError(fmt.Sprintf("declare queue %q", wq), err)
-	}
-	if _, err := ch.Consume(wq, "", true, false, false, false, nil); err != nil {
-		return core.ChannelError(fmt.Sprintf("consume %q", wq), err)
-	}
-	return nil
 }

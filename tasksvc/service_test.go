@@ -10,6 +10,7 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -576,4 +577,48 @@ func (p *holdProxy) cut() {
 	default:
 		close(p.held)
 	}
+}
+
+// TestWatchersShareOneQueue: a gateway carries all its WatchTasks streams
+// on one queue (a core.Mux), and counts as one consumer of the watchers
+// queue while it has any, and as none a little after the last one ended;
+// each stream still gets its own task's events.
+func TestWatchersShareOneQueue(t *testing.T) {
+	t.Parallel()
+	n := newNames(t)
+	declareQueue(t, n.queue)
+	client, _ := startGateway(t, n.config())
+	ctx, cancel := context.WithCancel(testCtx(t))
+	const watchers = 300
+	streams := make([]grpc.ServerStreamingClient[warrenv1.WatchTasksResponse], watchers)
+	for i := range streams {
+		streams[i] = watch(t, ctx, client, fmt.Sprintf("task-%d", i))
+	}
+	ch := brokertest.Channel(t)
+	consumers := func() int {
+		q, err := ch.QueueDeclarePassive(n.events+tasksvc.WatchersSuffix, false, true, false, false, nil)
+		if err != nil {
+			ch = brokertest.Channel(t) // a 404 closed it
+			return 0
+		}
+		return q.Consumers
+	}
+	if got := consumers(); got != 1 {
+		t.Fatalf("%d consumers of the watchers queue with %d streams on one gateway, want 1", got, watchers)
+	}
+	// Two tasks, two streams: each gets its own.
+	for _, i := range []int{7, 123} {
+		id := fmt.Sprintf("task-%d", i)
+		if _, err := client.SubmitTask(ctx, &warrenv1.SubmitTaskRequest{Body: "x", IdempotencyKey: id}); err != nil {
+			t.Fatalf("SubmitTask: %v", err)
+		}
+		resp, err := streams[i].Recv()
+		if err != nil || resp.GetEvent().GetTaskId() != id || resp.GetEvent().GetState() != warrenv1.TaskState_TASK_STATE_QUEUED {
+			t.Fatalf("stream %d: %v, %v; want QUEUED for %s", i, resp, err, id)
+		}
+	}
+	cancel()
+	warrentest.Eventually(t, 10*time.Second, "no consumer of the watchers queue once every stream ended", func() bool {
+		return consumers() == 0
+	})
 }

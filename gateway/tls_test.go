@@ -17,6 +17,7 @@ import (
 
 	"github.com/warrenrpc/warren/gateway"
 	warrenv1 "github.com/warrenrpc/warren/gen/warren/v1"
+	"github.com/warrenrpc/warren/internal/brokertest"
 	"github.com/warrenrpc/warren/internal/warrentest"
 	"github.com/warrenrpc/warren/logsvc"
 )
@@ -43,19 +44,23 @@ func newConn(t testing.TB, addr string, creds credentials.TransportCredentials) 
 // the gateway goes on serving the callers that connect right.
 func TestTLSFailures(t *testing.T) {
 	s := startSecured(t)
-	plainGW := warrentest.StartGatewayTCP(t, gateway.Config{}, logsvc.New(logsvc.Config{Logger: quietLog}))
+	// Exchanges of the test's own, not the tutorials': the shared broker
+	// keeps nothing of it.
+	logs := brokertest.Name(t, "logs")
+	logCfg := logsvc.Config{FanoutExchange: logs + ".fanout", DirectExchange: logs + ".direct", TopicExchange: logs + ".topic", Logger: quietLog}
+	plainGW := warrentest.StartGatewayTCP(t, gateway.Config{}, logsvc.New(logCfg))
 	// Mutual TLS required: no token can stand in for a certificate.
 	mtls, err := gateway.NewTLS(gateway.TLSFiles{CertFile: s.serverCert, KeyFile: s.serverKey, ClientCAFile: s.ca.CAFile, Logger: quietLog})
 	if err != nil {
 		t.Fatal(err)
 	}
-	mtlsGW := warrentest.StartGatewayTCP(t, gateway.Config{TLS: mtls}, logsvc.New(logsvc.Config{Logger: quietLog}))
+	mtlsGW := warrentest.StartGatewayTCP(t, gateway.Config{TLS: mtls}, logsvc.New(logCfg))
 	oldCert, oldKey := s.ca.Issue(warrentest.Leaf{Name: "server-expired", CN: "warren-gateway", Server: true, Expired: true})
 	expired, err := gateway.NewTLS(gateway.TLSFiles{CertFile: oldCert, KeyFile: oldKey, Logger: quietLog})
 	if err != nil {
 		t.Fatal(err)
 	}
-	expiredGW := warrentest.StartGatewayTCP(t, gateway.Config{TLS: expired}, logsvc.New(logsvc.Config{Logger: quietLog}))
+	expiredGW := warrentest.StartGatewayTCP(t, gateway.Config{TLS: expired}, logsvc.New(logCfg))
 	emitLog := func(conn *grpc.ClientConn) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()

@@ -200,17 +200,7 @@ func (a *attempt) explain(err error) error {
 		// large) would only mislead.
 		return &DialError{fmt.Sprintf("%s answered with TLS: it is a TLS port, which needs an amqps:// URL", addr), err}
 	case strings.Contains(err.Error(), "remote error: tls: "):
-		msg := "TLS: the broker refused the connection: " + reason(err)
-		if a.leaf != nil {
-			msg += fmt.Sprintf(" (client certificate %q, issued by %q, valid %s to %s",
-				a.leaf.Subject.String(), a.leaf.Issuer.String(),
-				a.leaf.NotBefore.UTC().Format(time.RFC3339), a.leaf.NotAfter.UTC().Format(time.RFC3339))
-			if time.Now().After(a.leaf.NotAfter) {
-				msg += ": expired"
-			}
-			msg += ")"
-		}
-		return &DialError{msg, err}
+		return &DialError{"TLS: the broker refused the connection: " + reason(err) + a.clientCert(), err}
 	case isAMQP && aerr.Code == amqp.AccessRefused && a.external:
 		if errors.Is(err, amqp.ErrSASL) {
 			return &DialError{"EXTERNAL login refused: the broker does not offer EXTERNAL (it needs the rabbitmq_auth_mechanism_ssl plugin and EXTERNAL in auth_mechanisms)", err}
@@ -228,8 +218,37 @@ func (a *attempt) explain(err error) error {
 			side = "TLS or AMQP"
 		}
 		return &DialError{fmt.Sprintf("no %s handshake with %s within %v: is it the broker's port? (%s)", side, addr, a.timeout, reason(err)), err}
+	case a.uri.Scheme == "amqps" && a.leaf != nil && first == tlsHandshake && !isAMQPReply(aerr):
+		// With TLS 1.3 the client's handshake ends before the broker has
+		// checked its certificate: the broker's alert may be lost to a
+		// write on the connection it closed, so that amqp091-go reports
+		// only the closed connection.
+		return &DialError{"TLS: the broker closed the connection after the TLS handshake, as it does when it refuses the client certificate: " + reason(err) + a.clientCert(), err}
 	}
 	return err
+}
+
+// clientCert describes the client certificate, if any, for an error
+// message: whom it names, who issued it, when it is valid, and whether it
+// has expired.
+func (a *attempt) clientCert() string {
+	if a.leaf == nil {
+		return ""
+	}
+	msg := fmt.Sprintf(" (client certificate %q, issued by %q, valid %s to %s",
+		a.leaf.Subject.String(), a.leaf.Issuer.String(),
+		a.leaf.NotBefore.UTC().Format(time.RFC3339), a.leaf.NotAfter.UTC().Format(time.RFC3339))
+	if time.Now().After(a.leaf.NotAfter) {
+		msg += ": expired"
+	}
+	return msg + ")"
+}
+
+// isAMQPReply reports whether e is the broker's AMQP answer (a refused
+// login, a closed vhost), not a failure to read or write the handshake,
+// which amqp091-go reports as a 501 or 504 exception.
+func isAMQPReply(e *amqp.Error) bool {
+	return e != nil && e.Code != amqp.FrameError && e.Code != amqp.ChannelError
 }
 
 // reason is the text of err without amqp091-go's "Exception (501) Reason:"

@@ -205,11 +205,12 @@ type replier struct {
 	err error // the first failed publish of a stream's reply
 }
 
-// publish sends p to the request's reply_to with its correlation id, and
-// the context of the request's span when tracing.
+// publish sends p to the request's reply_to with its correlation id and,
+// when tracing and the request carried no trace context, the context of
+// the request's span (tracer.replyContext).
 func (r *replier) publish(p amqp.Publishing) error {
 	p.CorrelationId = r.d.CorrelationId
-	if r.tc.on {
+	if r.tc.on && r.tc.replyContext(r.d) {
 		r.tc.inject(r.ctx, &p)
 	}
 	return r.ch.PublishWithContext(r.ctx, "", r.d.ReplyTo, false, false, p)

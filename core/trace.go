@@ -38,8 +38,11 @@ const TracerName = "github.com/warrenrpc/warren/core"
 //     consumer span, "process {queue}", its child; the span's status is
 //     the delivery's outcome (SetOutcome). A delivery without the headers,
 //     or with headers that do not parse, starts a trace of its own.
-//   - Server writes the consumer span's context into its replies, and the
-//     Client links the caller's span to it when the reply comes.
+//   - Server writes the consumer span's context into its replies when the
+//     request carried none (a tutorial client's): with a context, the
+//     consumer span is already the requester's child. The Client links
+//     the caller's span to a reply's context when one comes (a worker
+//     that traces but does not continue the caller's trace).
 //   - Subscription hands each delivery to its client under a consumer
 //     span, "deliver {exchange}", the child of the subscription's context
 //     (the gRPC stream's span) and linked to the publishing's context.
@@ -276,6 +279,18 @@ func (t *tracer) deliver(ctx context.Context, name string, d *amqp.Delivery) tra
 	}
 	_, span := t.tr.Start(ctx, t.spanName("deliver", name), opts...)
 	return span
+}
+
+// replyContext reports whether the replies to request d carry the
+// context of its consumer span: only when d carried no valid trace
+// context of its own. When it did, the consumer span is the child of the
+// requester's, which the requester knows already: the context would cost
+// a header table on every reply (writing and reading it, on both ends and
+// on the broker) and give the requester's span a link to its own child.
+// A requester that sent none (a tutorial client) gets the consumer span's
+// trace on the reply, to link to as it likes.
+func (t *tracer) replyContext(d *amqp.Delivery) bool {
+	return len(d.Headers) == 0 || !t.remote(d.Headers).IsValid()
 }
 
 // link links span to the context a reply's headers carry, if any.

@@ -100,8 +100,10 @@ func linked(s tracetest.SpanStub, to trace.SpanContext) bool {
 // TestTraceOfACall: a Client's call and the Server's handling of it are
 // one trace: the caller's span, and the request's consumer span on the
 // worker, its child, whose context (and the caller's baggage) the handler
-// gets; the reply links the caller's span to it. A call has no span of
-// its own. A handler's error is the status of the consumer span.
+// gets. The reply carries no trace context (the caller's span is already
+// the consumer span's parent), so the caller's span has no link. A call
+// has no span of its own. A handler's error is the status of the consumer
+// span.
 func TestTraceOfACall(t *testing.T) {
 	t.Parallel()
 	queue := brokertest.Name(t, "rpc")
@@ -138,6 +140,11 @@ func TestTraceOfACall(t *testing.T) {
 	if err != nil || string(d.Body) != "ok" {
 		t.Fatalf("call: %q, %v; want ok", d.Body, err)
 	}
+	for _, h := range []string{"traceparent", "tracestate", "baggage"} {
+		if v, ok := d.Headers[h]; ok {
+			t.Errorf("the reply's %s header is %v, want none: the request carried the caller's context", h, v)
+		}
+	}
 	_, err = client.Call(ctx, queue, amqp.Publishing{Body: []byte("bad")})
 	if code := status.Code(core.Status(err)); code != codes.InvalidArgument {
 		t.Fatalf("bad call: %v, want INVALID_ARGUMENT", err)
@@ -151,15 +158,15 @@ func TestTraceOfACall(t *testing.T) {
 
 	callers := rec.wait(t, "caller", 1)
 	processes := rec.wait(t, "process "+queue, 2)
+	if len(callers[0].Links) != 0 {
+		t.Errorf("the caller's span: links %v, want none (the process spans are its children)", callers[0].Links)
+	}
 	if len(rec.exp.GetSpans()) != 3 {
 		t.Errorf("%d spans, want 3: a call has no span of its own", len(rec.exp.GetSpans()))
 	}
 	for i, process := range processes {
 		if process.Parent.SpanID() != caller.SpanContext().SpanID() || process.SpanContext.TraceID() != caller.SpanContext().TraceID() || !process.Parent.IsRemote() {
 			t.Errorf("call %d: the process span's parent is %v, want the caller's span %v (remote)", i, process.Parent.SpanID(), caller.SpanContext().SpanID())
-		}
-		if !linked(callers[0], process.SpanContext) {
-			t.Errorf("call %d: the caller's span is not linked to the process span (links %v)", i, callers[0].Links)
 		}
 		if process.SpanKind != trace.SpanKindConsumer {
 			t.Errorf("call %d: kind %v, want consumer", i, process.SpanKind)
@@ -183,8 +190,9 @@ func TestTraceOfACall(t *testing.T) {
 
 // TestTraceOfForeignRequests: requests from a client that is not warren's
 // (the tutorials' send no trace headers; others send garbage) are served,
-// each under a span of a trace of its own; a valid traceparent from such
-// a client is the parent.
+// each under a span of a trace of its own, whose context the reply
+// carries back; a valid traceparent from such a client is the parent, and
+// the reply then carries none.
 func TestTraceOfForeignRequests(t *testing.T) {
 	t.Parallel()
 	queue := brokertest.Name(t, "rpc")
@@ -211,6 +219,7 @@ func TestTraceOfForeignRequests(t *testing.T) {
 		{name: "bytes", headers: amqp.Table{"traceparent": []byte(valid)}, parent: true},
 		{name: "valid", headers: amqp.Table{"traceparent": valid}, parent: true},
 	}
+	replyParents := map[string]string{} // the reply's traceparent, by case
 	ch := brokertest.Channel(t)
 	replies, err := ch.Consume("amq.rabbitmq.reply-to", "", true, false, false, false, nil)
 	if err != nil {
@@ -228,9 +237,14 @@ func TestTraceOfForeignRequests(t *testing.T) {
 			if string(d.Body) != c.name {
 				t.Fatalf("%s: reply %q, want %q", c.name, d.Body, c.name)
 			}
-			if tp, ok := d.Headers["traceparent"].(string); !ok || len(tp) != 55 {
+			tp, ok := d.Headers["traceparent"].(string)
+			switch {
+			case c.parent && ok:
+				t.Errorf("%s: the reply's traceparent is %v, want none: the request carried one", c.name, tp)
+			case !c.parent && (!ok || len(tp) != 55):
 				t.Errorf("%s: the reply's traceparent is %v, want the process span's", c.name, d.Headers["traceparent"])
 			}
+			replyParents[c.name] = tp
 		case <-time.After(10 * time.Second):
 			t.Fatalf("%s: no reply", c.name)
 		}
@@ -244,6 +258,9 @@ func TestTraceOfForeignRequests(t *testing.T) {
 		if !s.SpanContext.IsValid() {
 			t.Errorf("%s: the span's context is not valid", c.name)
 		}
+		if want := "00-" + s.SpanContext.TraceID().String() + "-" + s.SpanContext.SpanID().String() + "-01"; !c.parent && replyParents[c.name] != want {
+			t.Errorf("%s: the reply's traceparent is %q, want the process span's, %q", c.name, replyParents[c.name], want)
+		}
 		if c.parent {
 			if got := s.Parent.TraceID().String() + "-" + s.Parent.SpanID().String(); got != "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7" {
 				t.Errorf("%s: parent %s, want the traceparent's", c.name, got)
@@ -256,7 +273,8 @@ func TestTraceOfForeignRequests(t *testing.T) {
 
 // TestTraceOfForeignReplies: a worker that is not warren's replies with
 // no trace headers, or garbage: the call succeeds, and the caller's span
-// has no link.
+// has no link. One that replies with a valid context (its own trace) gets
+// the caller's span linked to it.
 func TestTraceOfForeignReplies(t *testing.T) {
 	t.Parallel()
 	queue := brokertest.Name(t, "rpc")
@@ -265,7 +283,8 @@ func TestTraceOfForeignReplies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	headers := []amqp.Table{nil, {"traceparent": "garbage"}, {"traceparent": int32(1)}}
+	const foreign = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	headers := []amqp.Table{nil, {"traceparent": "garbage"}, {"traceparent": int32(1)}, {"traceparent": foreign}}
 	go func() {
 		i := 0
 		for d := range requests {
@@ -289,9 +308,15 @@ func TestTraceOfForeignReplies(t *testing.T) {
 			t.Fatalf("call: %q, %v; want x", d.Body, err)
 		}
 	}
-	for _, s := range rec.wait(t, "caller", len(headers)) {
-		if len(s.Links) != 0 {
-			t.Errorf("the caller's span: links %v, want none", s.Links)
+	for i, s := range rec.wait(t, "caller", len(headers)) {
+		if i < len(headers)-1 {
+			if len(s.Links) != 0 {
+				t.Errorf("reply %v: the caller's span has links %v, want none", headers[i], s.Links)
+			}
+			continue
+		}
+		if len(s.Links) != 1 || s.Links[0].SpanContext.TraceID().String()+"-"+s.Links[0].SpanContext.SpanID().String() != "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7" {
+			t.Errorf("reply with a valid traceparent: the caller's span has links %v, want the reply's context", s.Links)
 		}
 	}
 }

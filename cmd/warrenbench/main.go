@@ -30,7 +30,11 @@ func main() {
 	flag.String("only", "", "run only this benchmark: fib, tasks, queue-types, routes (the generic path: a routed proto service on the SDK worker), or production (metrics, traces and token auth on against off)")
 	flag.StringVar(&o.Profile, "cpuprofile", "", "write a CPU profile of the gateway answering Fibonacci at c=64 here")
 	flag.StringVar(&o.TaskProfile, "taskprofile", "", "write a CPU profile of the gateway answering SubmitTask at c=64 here")
+	features := flag.String("production-on", "metrics,traces,auth", "comma-separated features the production benchmark turns on against all off: metrics, traces, auth")
+	flag.IntVar(&o.ProductionRounds, "production-rounds", 9, "rounds of the production benchmark")
+	flag.StringVar(&o.ProductionProfile, "prodprofile", "", "write CPU profiles of the production benchmark's gateways answering Fibonacci at c=64, all off and all on, to this prefix .off and .on")
 	flag.Parse()
+	o.ProductionFeatures = productionFeatures(*features)
 	o.Concurrencies = ints("c", *cs, 1)
 	o.Procs = ints("procs", *procs, 0)
 	only := flag.Lookup("only").Value.String()
@@ -85,4 +89,23 @@ func envOr(k, def string) string {
 		return v
 	}
 	return def
+}
+
+// productionFeatures parses -production-on, or exits.
+func productionFeatures(list string) bench.Features {
+	var f bench.Features
+	for _, name := range strings.Split(list, ",") {
+		switch strings.TrimSpace(name) {
+		case "metrics":
+			f.Metrics = true
+		case "traces":
+			f.Traces = true
+		case "auth":
+			f.Auth = true
+		default:
+			fmt.Fprintf(os.Stderr, "warrenbench: -production-on: %q is not one of metrics, traces, auth\n", name)
+			os.Exit(2)
+		}
+	}
+	return f
 }

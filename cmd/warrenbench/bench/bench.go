@@ -24,7 +24,12 @@ type Result struct {
 	P50    time.Duration
 	Allocs float64 // objects per call
 	Bytes  float64 // bytes per call
-	Err    error
+	// CPU is the bench process's CPU time (user and system, all its
+	// goroutines) per call completed; BrokerCPU the broker's, when it
+	// runs on this machine and can be found (0 otherwise). On a machine
+	// the broker shares, a call's cost is the sum.
+	CPU, BrokerCPU time.Duration
+	Err            error
 }
 
 // callFunc makes one call; it is called concurrently.
@@ -61,6 +66,7 @@ func load(ctx context.Context, c int, d time.Duration, call callFunc) Result {
 	time.AfterFunc(d, runCancel)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
+	cpu0, broker0 := processCPU(), brokerCPU()
 	start := time.Now()
 	runWorkers(run, c, call, func(i int, l time.Duration, err error) {
 		if err != nil {
@@ -72,6 +78,7 @@ func load(ctx context.Context, c int, d time.Duration, call callFunc) Result {
 		lat[i] = append(lat[i], l)
 	})
 	elapsed := time.Since(start)
+	cpu1, broker1 := processCPU(), brokerCPU()
 	runtime.ReadMemStats(&after)
 	if firstErr != nil {
 		return Result{Err: firstErr}
@@ -85,6 +92,7 @@ func load(ctx context.Context, c int, d time.Duration, call callFunc) Result {
 	return Result{
 		Rate: n / elapsed.Seconds(), P50: all[len(all)/2],
 		Allocs: float64(after.Mallocs-before.Mallocs) / n, Bytes: float64(after.TotalAlloc-before.TotalAlloc) / n,
+		CPU: (cpu1 - cpu0) / time.Duration(len(all)), BrokerCPU: (broker1 - broker0) / time.Duration(len(all)),
 	}
 }
 
@@ -111,6 +119,7 @@ func median(rs []Result) Result {
 	p50s := make([]time.Duration, 0, len(rs))
 	allocs := make([]float64, 0, len(rs))
 	bytes := make([]float64, 0, len(rs))
+	var cpu, broker []time.Duration
 	for _, r := range rs {
 		if r.Err != nil {
 			return r
@@ -119,8 +128,11 @@ func median(rs []Result) Result {
 		p50s = append(p50s, r.P50)
 		allocs = append(allocs, r.Allocs)
 		bytes = append(bytes, r.Bytes)
+		cpu = append(cpu, r.CPU)
+		broker = append(broker, r.BrokerCPU)
 	}
 	slices.Sort(rates)
 	slices.Sort(p50s)
-	return Result{Rate: rates[len(rates)/2], P50: p50s[len(p50s)/2], Allocs: medianOf(allocs), Bytes: medianOf(bytes)}
+	return Result{Rate: rates[len(rates)/2], P50: p50s[len(p50s)/2], Allocs: medianOf(allocs), Bytes: medianOf(bytes),
+		CPU: medianOf(cpu), BrokerCPU: medianOf(broker)}
 }

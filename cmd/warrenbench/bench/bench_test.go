@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -61,5 +62,56 @@ func TestBenchmarksPrintEveryFigure(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("output:\n%s", &out)
+	}
+}
+
+// TestProductionPrintsBothAndTheCost runs the production benchmark briefly,
+// with every feature and with one, and checks that it prints both rates,
+// their ratio, and the cost per call of each side, the broker's CPU
+// included (the broker runs on this machine, so it is found).
+func TestProductionPrintsBothAndTheCost(t *testing.T) {
+	url := brokertest.Require(t)
+	for _, tt := range []struct {
+		name     string
+		features Features
+		header   string
+	}{
+		{"all", Features{}, "Production benchmark: metrics, traces (100% sampled), token auth on, against all off"},
+		{"auth", Features{Auth: true}, "Production benchmark: token auth on, against all off"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			o := Options{URL: url, Duration: 500 * time.Millisecond, ProductionRounds: 1, ProductionFeatures: tt.features}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			var out bytes.Buffer
+			if err := Production(ctx, &out, o); err != nil {
+				t.Fatalf("Production: %v\n%s", err, &out)
+			}
+			for _, want := range []string{
+				tt.header,
+				"round 1  Fibonacci  all off", "round 1  Fibonacci  all on",
+				"round 1  SubmitTask all off", "round 1  SubmitTask all on",
+				"Fibonacci  all off", "SubmitTask all off",
+			} {
+				if !strings.Contains(out.String(), want) {
+					t.Errorf("output lacks %q", want)
+				}
+			}
+			if n := strings.Count(out.String(), "the target of 0.90"); n != 2 {
+				t.Errorf("got %d verdicts, want 2", n)
+			}
+			costs := regexp.MustCompile(`per call, off and on: \d+ and \d+ allocations, CPU \S+ and \S+ \(bench process\) \+ (\S+) and (\S+) \(broker\)`).FindAllStringSubmatch(out.String(), -1)
+			if len(costs) != 2 {
+				t.Fatalf("got %d cost lines, want 2", len(costs))
+			}
+			for _, c := range costs {
+				if c[1] == "0s" || c[2] == "0s" {
+					t.Errorf("the broker's CPU per call is %s and %s, want it measured (is beam.smp readable in /proc?)", c[1], c[2])
+				}
+			}
+			if t.Failed() {
+				t.Logf("output:\n%s", &out)
+			}
+		})
 	}
 }

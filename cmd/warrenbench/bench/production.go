@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,8 +46,30 @@ type prodTarget struct {
 	close func()
 }
 
+// Features are the production features a prodTarget has on.
+type Features struct{ Metrics, Traces, Auth bool }
+
+// AllFeatures is what the production benchmark turns on by default.
+var AllFeatures = Features{Metrics: true, Traces: true, Auth: true}
+
+func (f Features) String() string {
+	var on []string
+	for _, x := range []struct {
+		on   bool
+		name string
+	}{{f.Metrics, "metrics"}, {f.Traces, "traces (100% sampled)"}, {f.Auth, "token auth"}} {
+		if x.on {
+			on = append(on, x.name)
+		}
+	}
+	if len(on) == 0 {
+		return "nothing"
+	}
+	return strings.Join(on, ", ")
+}
+
 // startProduction starts a prodTarget on queues named after prefix.
-func startProduction(url, prefix string, on bool) (*prodTarget, error) {
+func startProduction(url, prefix string, on Features) (*prodTarget, error) {
 	amqpCfg := core.Config{URLs: []string{url}}
 	gcfg := gateway.Config{Logger: quiet}
 	var closers []func()
@@ -56,15 +79,19 @@ func startProduction(url, prefix string, on bool) (*prodTarget, error) {
 		}
 	}
 	var dialOpts []grpc.DialOption
-	if on {
+	if on.Metrics {
 		m, err := metrics.New(prometheus.NewRegistry())
 		if err != nil {
 			return nil, err
 		}
+		amqpCfg.Metrics, gcfg.Metrics = m, m
+	}
+	if on.Traces {
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(discardSpans{}))
 		closers = append(closers, func() { _ = tp.Shutdown(context.Background()) })
-		amqpCfg.Metrics, amqpCfg.Tracing = m, core.Tracing{Provider: tp}
-		gcfg.Metrics = m
+		amqpCfg.Tracing = core.Tracing{Provider: tp}
+	}
+	if on.Auth {
 		var (
 			cleanup func()
 			aerr    error
@@ -132,10 +159,10 @@ func (t *prodTarget) submit(ctx context.Context) error {
 }
 
 // Production runs Fibonacci and SubmitTask at concurrency 64 through a
-// gateway with metrics, traces (every call sampled, spans batched to an
-// exporter that drops them) and token authentication on, and through
-// one with them off, alternating in every round, and prints both and
-// their ratio (the target: at least 0.90).
+// gateway with o.ProductionFeatures on (by default metrics, traces with
+// every call sampled and spans batched to an exporter that drops them, and
+// token authentication), and through one with them off, in turn in every
+// round, and prints both and their ratio (the target: at least 0.90).
 func Production(ctx context.Context, w io.Writer, o Options) error {
 	o = o.withDefaults()
 	prefix := fmt.Sprintf("warren.bench.production.%d", os.Getpid())
@@ -158,11 +185,11 @@ func Production(ctx context.Context, w io.Writer, o Options) error {
 	}
 	targets := map[bool]*prodTarget{}
 	for _, setting := range []bool{false, true} {
-		prefix := off
+		prefix, features := off, Features{}
 		if setting {
-			prefix = on
+			prefix, features = on, o.ProductionFeatures
 		}
-		t, err := startProduction(o.URL, prefix, setting)
+		t, err := startProduction(o.URL, prefix, features)
 		if err != nil {
 			return err
 		}
@@ -170,16 +197,24 @@ func Production(ctx context.Context, w io.Writer, o Options) error {
 		targets[setting] = t
 	}
 
-	fmt.Fprintf(w, "\nProduction benchmark: metrics, traces (100%% sampled) and token auth on, against all off, concurrency 64, %v per measurement, %d rounds, medians\n", o.Duration, o.Rounds)
+	fmt.Fprintf(w, "\nProduction benchmark: %s on, against all off, concurrency 64, %v per measurement, %d rounds (on and off in turn, in alternating order), medians\n",
+		o.ProductionFeatures, o.Duration, o.ProductionRounds)
+	fmt.Fprintf(w, "  (CPU: the bench process's, the load generator's included, and the broker's, per call; on this machine they share the cores)\n")
 	name := map[bool]string{false: "off", true: "on"}
 	type key struct {
 		method string
 		on     bool
 	}
 	results := map[key][]Result{}
-	for round := range o.Rounds {
+	for round := range o.ProductionRounds {
 		for _, method := range []string{"Fibonacci", "SubmitTask"} {
-			for _, setting := range []bool{false, true} {
+			// Alternate which goes first, so that a drift of the machine
+			// within a round favours neither.
+			order := []bool{false, true}
+			if round%2 == 1 {
+				order = []bool{true, false}
+			}
+			for _, setting := range order {
 				call := targets[setting].callFib
 				if method == "SubmitTask" {
 					call = targets[setting].submit
@@ -194,20 +229,34 @@ func Production(ctx context.Context, w io.Writer, o Options) error {
 					}
 				}
 				results[key{method, setting}] = append(results[key{method, setting}], r)
-				fmt.Fprintf(w, "  round %d  %-10s all %-3s %9.0f calls/s  p50 %8v  %5.1f allocs, %6.0f B per call\n",
-					round+1, method, name[setting], r.Rate, r.P50.Round(time.Microsecond), r.Allocs, r.Bytes)
+				fmt.Fprintf(w, "  round %d  %-10s all %-3s %9.0f calls/s  p50 %8v  %5.1f allocs, %6.0f B, CPU %v + broker %v per call\n",
+					round+1, method, name[setting], r.Rate, r.P50.Round(time.Microsecond), r.Allocs, r.Bytes,
+					r.CPU.Round(time.Microsecond), r.BrokerCPU.Round(time.Microsecond))
 			}
+		}
+	}
+	if o.ProductionProfile != "" {
+		for _, setting := range []bool{false, true} {
+			path := o.ProductionProfile + "." + name[setting]
+			r, err := profile(path, func() Result { return load(ctx, 64, o.Duration*2, targets[setting].callFib) })
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "  CPU profile of Fibonacci, all %s (%.0f calls/s), written to %s\n", name[setting], r.Rate, path)
 		}
 	}
 	for _, method := range []string{"Fibonacci", "SubmitTask"} {
 		var ratios []float64
-		for i := range o.Rounds {
+		for i := range o.ProductionRounds {
 			ratios = append(ratios, results[key{method, true}][i].Rate/results[key{method, false}][i].Rate)
 		}
 		ratio := medianOf(ratios)
 		off, on := median(results[key{method, false}]), median(results[key{method, true}])
-		fmt.Fprintf(w, "  %-10s all off %9.0f calls/s, all on %9.0f calls/s: on = %.2f x off (%s the target of 0.90); allocations per call (the bench process): %.0f off, %.0f on\n",
-			method, off.Rate, on.Rate, ratio, targetVerdict(ratio >= 0.9), off.Allocs, on.Allocs)
+		fmt.Fprintf(w, "  %-10s all off %9.0f calls/s, all on %9.0f calls/s: on = %.2f x off, the median of the rounds' ratios (%s the target of 0.90)\n",
+			method, off.Rate, on.Rate, ratio, targetVerdict(ratio >= 0.9))
+		fmt.Fprintf(w, "  %-10s per call, off and on: %.0f and %.0f allocations, CPU %v and %v (bench process) + %v and %v (broker)\n",
+			"", off.Allocs, on.Allocs, off.CPU.Round(time.Microsecond), on.CPU.Round(time.Microsecond),
+			off.BrokerCPU.Round(time.Microsecond), on.BrokerCPU.Round(time.Microsecond))
 	}
 	return nil
 }

@@ -38,6 +38,18 @@ type Options struct {
 	// TaskProfile, if set, receives a CPU profile of the process while the
 	// gateway answers SubmitTask calls at concurrency 64.
 	TaskProfile string
+	// ProductionFeatures are what the production benchmark's gateway has
+	// on, against one with nothing on. Default (the zero value):
+	// AllFeatures.
+	ProductionFeatures Features
+	// ProductionRounds of the production benchmark. Default: 9, as its
+	// two gateways are measured in turn and the ratio is of each round.
+	ProductionRounds int
+	// ProductionProfile, if set, is a path prefix: the process's CPU
+	// profiles while the production benchmark's gateways answer Fibonacci
+	// at concurrency 64, all off and all on, are written to PREFIX.off and
+	// PREFIX.on.
+	ProductionProfile string
 }
 
 func sleep() { time.Sleep(10 * time.Millisecond) }
@@ -54,6 +66,12 @@ func (o Options) withDefaults() Options {
 	}
 	if len(o.Procs) == 0 {
 		o.Procs = []int{0}
+	}
+	if o.ProductionFeatures == (Features{}) {
+		o.ProductionFeatures = AllFeatures
+	}
+	if o.ProductionRounds <= 0 {
+		o.ProductionRounds = 9
 	}
 	return o
 }

@@ -31,10 +31,12 @@ func main() {
 	flag.StringVar(&o.Profile, "cpuprofile", "", "write a CPU profile of the gateway answering Fibonacci at c=64 here")
 	flag.StringVar(&o.TaskProfile, "taskprofile", "", "write a CPU profile of the gateway answering SubmitTask at c=64 here")
 	features := flag.String("production-on", "metrics,traces,auth", "comma-separated features the production benchmark turns on against all off: metrics, traces, auth")
+	sampled := flag.Float64("production-sampled", 1, "share of the production benchmark's calls traced, with traces on (1: every call)")
 	flag.IntVar(&o.ProductionRounds, "production-rounds", 9, "rounds of the production benchmark")
 	flag.StringVar(&o.ProductionProfile, "prodprofile", "", "write CPU profiles of the production benchmark's gateways answering Fibonacci at c=64, all off and all on, to this prefix .off and .on")
 	flag.Parse()
 	o.ProductionFeatures = productionFeatures(*features)
+	o.ProductionFeatures.Sampled = *sampled
 	o.Concurrencies = ints("c", *cs, 1)
 	o.Procs = ints("procs", *procs, 0)
 	only := flag.Lookup("only").Value.String()

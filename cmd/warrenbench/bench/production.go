@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,17 +48,34 @@ type prodTarget struct {
 }
 
 // Features are the production features a prodTarget has on.
-type Features struct{ Metrics, Traces, Auth bool }
+type Features struct {
+	Metrics, Traces, Auth bool
+	// Sampled is the share of calls traced, with Traces: a new trace is
+	// sampled with this probability (the SDK's TraceIDRatioBased), and a
+	// span whose parent was sampled is too. Default (0): every call.
+	Sampled float64
+}
 
 // AllFeatures is what the production benchmark turns on by default.
 var AllFeatures = Features{Metrics: true, Traces: true, Auth: true}
 
+func (f Features) sampler() sdktrace.Sampler {
+	if f.Sampled <= 0 || f.Sampled >= 1 {
+		return sdktrace.AlwaysSample()
+	}
+	return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(f.Sampled))
+}
+
 func (f Features) String() string {
+	sampled := "100%"
+	if f.Sampled > 0 && f.Sampled < 1 {
+		sampled = strconv.FormatFloat(f.Sampled*100, 'g', -1, 64) + "%"
+	}
 	var on []string
 	for _, x := range []struct {
 		on   bool
 		name string
-	}{{f.Metrics, "metrics"}, {f.Traces, "traces (100% sampled)"}, {f.Auth, "token auth"}} {
+	}{{f.Metrics, "metrics"}, {f.Traces, "traces (" + sampled + " sampled)"}, {f.Auth, "token auth"}} {
 		if x.on {
 			on = append(on, x.name)
 		}
@@ -87,7 +105,7 @@ func startProduction(url, prefix string, on Features) (*prodTarget, error) {
 		amqpCfg.Metrics, gcfg.Metrics = m, m
 	}
 	if on.Traces {
-		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(discardSpans{}))
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(on.sampler()), sdktrace.WithBatcher(discardSpans{}))
 		closers = append(closers, func() { _ = tp.Shutdown(context.Background()) })
 		amqpCfg.Tracing = core.Tracing{Provider: tp}
 	}

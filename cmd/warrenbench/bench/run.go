@@ -39,8 +39,8 @@ type Options struct {
 	// gateway answers SubmitTask calls at concurrency 64.
 	TaskProfile string
 	// ProductionFeatures are what the production benchmark's gateway has
-	// on, against one with nothing on. Default (the zero value):
-	// AllFeatures.
+	// on, against one with nothing on. Default (none on): all of them, as
+	// AllFeatures, with its Sampled.
 	ProductionFeatures Features
 	// ProductionRounds of the production benchmark. Default: 9, as its
 	// two gateways are measured in turn and the ratio is of each round.
@@ -67,8 +67,8 @@ func (o Options) withDefaults() Options {
 	if len(o.Procs) == 0 {
 		o.Procs = []int{0}
 	}
-	if o.ProductionFeatures == (Features{}) {
-		o.ProductionFeatures = AllFeatures
+	if f := &o.ProductionFeatures; !f.Metrics && !f.Traces && !f.Auth {
+		f.Metrics, f.Traces, f.Auth = true, true, true
 	}
 	if o.ProductionRounds <= 0 {
 		o.ProductionRounds = 9

@@ -30,7 +30,7 @@ func main() {
 	flag.String("only", "", "run only this benchmark: fib, tasks, queue-types, routes (the generic path: a routed proto service on the SDK worker), or production (metrics, traces and token auth on against off)")
 	flag.StringVar(&o.Profile, "cpuprofile", "", "write a CPU profile of the gateway answering Fibonacci at c=64 here")
 	flag.StringVar(&o.TaskProfile, "taskprofile", "", "write a CPU profile of the gateway answering SubmitTask at c=64 here")
-	features := flag.String("production-on", "metrics,traces,auth", "comma-separated features the production benchmark turns on against all off: metrics, traces, auth")
+	features := flag.String("production-on", "metrics,traces,auth", "comma-separated features the production benchmark turns on against all off: metrics, traces, auth, or grpc-spans (otelgrpc's server handler alone, nothing else traced)")
 	sampled := flag.Float64("production-sampled", 1, "share of the production benchmark's calls traced, with traces on (1: every call)")
 	flag.IntVar(&o.ProductionRounds, "production-rounds", 9, "rounds of the production benchmark")
 	flag.StringVar(&o.ProductionProfile, "prodprofile", "", "write CPU profiles of the production benchmark's gateways answering Fibonacci at c=64, all off and all on, to this prefix .off and .on")
@@ -104,8 +104,10 @@ func productionFeatures(list string) bench.Features {
 			f.Traces = true
 		case "auth":
 			f.Auth = true
+		case "grpc-spans":
+			f.GRPCSpans = true
 		default:
-			fmt.Fprintf(os.Stderr, "warrenbench: -production-on: %q is not one of metrics, traces, auth\n", name)
+			fmt.Fprintf(os.Stderr, "warrenbench: -production-on: %q is not one of metrics, traces, auth, grpc-spans\n", name)
 			os.Exit(2)
 		}
 	}

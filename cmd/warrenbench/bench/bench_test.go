@@ -78,6 +78,7 @@ func TestProductionPrintsBothAndTheCost(t *testing.T) {
 	}{
 		{"all", Features{}, "Production benchmark: metrics, traces (100% sampled), token auth on, against all off"},
 		{"auth", Features{Auth: true}, "Production benchmark: token auth on, against all off"},
+		{"grpc spans", Features{GRPCSpans: true, Sampled: 0.5}, "Production benchmark: otelgrpc's server spans alone (50% sampled) on, against all off"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			o := Options{URL: url, Duration: 500 * time.Millisecond, ProductionRounds: 1, ProductionFeatures: tt.features}

@@ -17,6 +17,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -50,6 +52,11 @@ type prodTarget struct {
 // Features are the production features a prodTarget has on.
 type Features struct {
 	Metrics, Traces, Auth bool
+	// GRPCSpans is otelgrpc's server handler alone on the gateway, with
+	// its defaults and nothing else traced (no span on the worker, no
+	// header on a request): what the instrumentation the gateway cannot do
+	// without costs by itself. Not with Traces.
+	GRPCSpans bool
 	// Sampled is the share of calls traced, with Traces: a new trace is
 	// sampled with this probability (the SDK's TraceIDRatioBased), and a
 	// span whose parent was sampled is too. Default (0): every call.
@@ -75,7 +82,7 @@ func (f Features) String() string {
 	for _, x := range []struct {
 		on   bool
 		name string
-	}{{f.Metrics, "metrics"}, {f.Traces, "traces (" + sampled + " sampled)"}, {f.Auth, "token auth"}} {
+	}{{f.Metrics, "metrics"}, {f.Traces, "traces (" + sampled + " sampled)"}, {f.GRPCSpans, "otelgrpc's server spans alone (" + sampled + " sampled)"}, {f.Auth, "token auth"}} {
 		if x.on {
 			on = append(on, x.name)
 		}
@@ -103,6 +110,13 @@ func startProduction(url, prefix string, on Features) (*prodTarget, error) {
 			return nil, err
 		}
 		amqpCfg.Metrics, gcfg.Metrics = m, m
+	}
+	var serverOpts []grpc.ServerOption
+	if on.GRPCSpans && !on.Traces {
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(on.sampler()), sdktrace.WithBatcher(discardSpans{}))
+		closers = append(closers, func() { _ = tp.Shutdown(context.Background()) })
+		serverOpts = append(serverOpts, grpc.StatsHandler(otelgrpc.NewServerHandler(
+			otelgrpc.WithTracerProvider(tp), otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()))))
 	}
 	if on.Traces {
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(on.sampler()), sdktrace.WithBatcher(discardSpans{}))
@@ -136,7 +150,7 @@ func startProduction(url, prefix string, on Features) (*prodTarget, error) {
 	srv := gateway.New(gcfg, []gateway.Service{
 		fibsvc.New(fibsvc.Config{Queue: prefix + ".rpc"}),
 		tasksvc.New(tasksvc.Config{Queue: prefix + ".tasks", EventsExchange: prefix + ".events"}),
-	})
+	}, serverOpts...)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		closeAll()

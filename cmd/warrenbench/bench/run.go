@@ -67,7 +67,7 @@ func (o Options) withDefaults() Options {
 	if len(o.Procs) == 0 {
 		o.Procs = []int{0}
 	}
-	if f := &o.ProductionFeatures; !f.Metrics && !f.Traces && !f.Auth {
+	if f := &o.ProductionFeatures; !f.Metrics && !f.Traces && !f.Auth && !f.GRPCSpans {
 		f.Metrics, f.Traces, f.Auth = true, true, true
 	}
 	if o.ProductionRounds <= 0 {

@@ -205,12 +205,11 @@ type replier struct {
 	err error // the first failed publish of a stream's reply
 }
 
-// publish sends p to the request's reply_to with its correlation id and,
-// when tracing and the request carried no trace context, the context of
-// the request's span (tracer.replyContext).
+// publish sends p to the request's reply_to with its correlation id, and
+// the context of the request's span when tracing.
 func (r *replier) publish(p amqp.Publishing) error {
 	p.CorrelationId = r.d.CorrelationId
-	if r.tc.on && r.tc.replyContext(r.d) {
+	if r.tc.on {
 		r.tc.inject(r.ctx, &p)
 	}
 	return r.ch.PublishWithContext(r.ctx, "", r.d.ReplyTo, false, false, p)

@@ -38,11 +38,12 @@ const TracerName = "github.com/warrenrpc/warren/core"
 //     consumer span, "process {queue}", its child; the span's status is
 //     the delivery's outcome (SetOutcome). A delivery without the headers,
 //     or with headers that do not parse, starts a trace of its own.
-//   - Server writes the consumer span's context into its replies when the
-//     request carried none (a tutorial client's): with a context, the
-//     consumer span is already the requester's child. The Client links
-//     the caller's span to a reply's context when one comes (a worker
-//     that traces but does not continue the caller's trace).
+//   - Server writes the consumer span's context into its replies, as into
+//     every publishing. The Client links the caller's span to a reply's
+//     context only when it is of another trace (a worker that started a
+//     trace of its own): in the caller's trace, the reply's span is
+//     already the caller's child or descendant, and a link would say it
+//     twice.
 //   - Subscription hands each delivery to its client under a consumer
 //     span, "deliver {exchange}", the child of the subscription's context
 //     (the gRPC stream's span) and linked to the publishing's context.
@@ -281,24 +282,15 @@ func (t *tracer) deliver(ctx context.Context, name string, d *amqp.Delivery) tra
 	return span
 }
 
-// replyContext reports whether the replies to request d carry the
-// context of its consumer span: only when d carried no valid trace
-// context of its own. When it did, the consumer span is the child of the
-// requester's, which the requester knows already: the context would cost
-// a header table on every reply (writing and reading it, on both ends and
-// on the broker) and give the requester's span a link to its own child.
-// A requester that sent none (a tutorial client) gets the consumer span's
-// trace on the reply, to link to as it likes.
-func (t *tracer) replyContext(d *amqp.Delivery) bool {
-	return len(d.Headers) == 0 || !t.remote(d.Headers).IsValid()
-}
-
-// link links span to the context a reply's headers carry, if any.
+// link links span to the context a reply's headers carry, when it is of
+// another trace than span's: a context in span's own trace names a span
+// that trace already holds (under span, when the worker continued the
+// caller's context, as warren's do), and a link would say it twice.
 func (t *tracer) link(span trace.Span, h amqp.Table) {
 	if span == nil || len(h) == 0 {
 		return
 	}
-	if sc := t.remote(h); sc.IsValid() {
+	if sc := t.remote(h); sc.IsValid() && sc.TraceID() != span.SpanContext().TraceID() {
 		span.AddLink(trace.Link{SpanContext: sc})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -58,6 +59,9 @@ type CertSpec struct {
 	// Hosts are the subject alternative names, IP addresses or DNS names;
 	// a server certificate needs them, a client's has none.
 	Hosts []string
+	// URI is a URI subject alternative name (a SPIFFE id, say): the name
+	// warren's gateway takes a client's principal from first.
+	URI string
 	// Expired makes a certificate whose validity ended an hour ago.
 	Expired bool
 }
@@ -87,6 +91,13 @@ func (ca *CA) Issue(t testing.TB, dir, name string, spec CertSpec) (certFile, ke
 	}
 	if len(spec.Hosts) > 0 {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	}
+	if spec.URI != "" {
+		u, err := url.Parse(spec.URI)
+		if err != nil {
+			t.Fatalf("certificate %s: URI SAN: %v", name, err)
+		}
+		tmpl.URIs = []*url.URL{u}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {

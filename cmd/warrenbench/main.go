@@ -36,6 +36,10 @@ func main() {
 	flag.StringVar(&o.ProductionProfile, "prodprofile", "", "write CPU profiles of the production benchmark's gateways answering Fibonacci at c=64, all off and all on, to this prefix .off and .on")
 	flag.Parse()
 	o.ProductionFeatures = productionFeatures(*features)
+	if !(*sampled > 0 && *sampled <= 1) {
+		fmt.Fprintf(os.Stderr, "warrenbench: -production-sampled %v: want a share above 0 and at most 1\n", *sampled)
+		os.Exit(2)
+	}
 	o.ProductionFeatures.Sampled = *sampled
 	o.Concurrencies = ints("c", *cs, 1)
 	o.Procs = ints("procs", *procs, 0)
@@ -110,6 +114,10 @@ func productionFeatures(list string) bench.Features {
 			fmt.Fprintf(os.Stderr, "warrenbench: -production-on: %q is not one of metrics, traces, auth, grpc-spans\n", name)
 			os.Exit(2)
 		}
+	}
+	if f.Traces && f.GRPCSpans {
+		fmt.Fprintln(os.Stderr, "warrenbench: -production-on: grpc-spans is otelgrpc's handler without the rest of traces; not both")
+		os.Exit(2)
 	}
 	return f
 }

@@ -112,16 +112,15 @@ func startProduction(url, prefix string, on Features) (*prodTarget, error) {
 		amqpCfg.Metrics, gcfg.Metrics = m, m
 	}
 	var serverOpts []grpc.ServerOption
-	if on.GRPCSpans && !on.Traces {
+	if on.Traces || on.GRPCSpans {
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(on.sampler()), sdktrace.WithBatcher(discardSpans{}))
 		closers = append(closers, func() { _ = tp.Shutdown(context.Background()) })
-		serverOpts = append(serverOpts, grpc.StatsHandler(otelgrpc.NewServerHandler(
-			otelgrpc.WithTracerProvider(tp), otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()))))
-	}
-	if on.Traces {
-		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(on.sampler()), sdktrace.WithBatcher(discardSpans{}))
-		closers = append(closers, func() { _ = tp.Shutdown(context.Background()) })
-		amqpCfg.Tracing = core.Tracing{Provider: tp}
+		if on.Traces {
+			amqpCfg.Tracing = core.Tracing{Provider: tp}
+		} else {
+			serverOpts = append(serverOpts, grpc.StatsHandler(otelgrpc.NewServerHandler(
+				otelgrpc.WithTracerProvider(tp), otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()))))
+		}
 	}
 	if on.Auth {
 		var (

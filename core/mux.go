@@ -740,10 +740,7 @@ func (m *MuxSubscription) offer(d *amqp.Delivery) {
 			h.spilled = true
 			m.mu.Unlock()
 			m.sess.m.spills.Add(1)
-			select {
-			case m.ready <- struct{}{}:
-			default:
-			}
+			m.wake()
 			return
 		}
 		m.mu.Unlock()
@@ -753,6 +750,12 @@ func (m *MuxSubscription) offer(d *amqp.Delivery) {
 	}
 	m.buf = append(m.buf, d)
 	m.mu.Unlock()
+	m.wake()
+}
+
+// wake gives Stream the token that says the buffer changed, unless it has
+// one already.
+func (m *MuxSubscription) wake() {
 	select {
 	case m.ready <- struct{}{}:
 	default:

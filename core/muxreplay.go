@@ -18,9 +18,9 @@ import (
 // its starting point. Once that consumer has caught up with the broker
 // (it has nothing more for now), the subscription joins the live feed,
 // pending: it enters the index, where the live deliveries collect in its
-// buffer, and reads its own consumer on until that reaches the offset of
-// the first of them (handOver); then it closes its channel and goes on
-// from the buffer, skipping what it handed over already. If its buffer
+// buffer, and reads its own consumer on until it handed over everything
+// before the first of them (handOver); then it closes its channel and
+// goes on from the buffer, skipping what it handed over already. If its buffer
 // overflows meanwhile (it spilled), it leaves the index and tries again
 // later, still on its own consumer.
 //
@@ -279,8 +279,8 @@ func (m *MuxSubscription) state() (pending, spilled bool) {
 
 // handOver ends a pending subscription's hand-over when its own consumer
 // reached off, the offset of the first live delivery in its buffer or a
-// later one: from then on, the buffer holds every delivery its keys
-// match. It reports false, changing nothing, while the buffer holds no
+// later one (everything before off was handed over): from then on, the
+// buffer holds every delivery its keys match. It reports false, changing nothing, while the buffer holds no
 // live delivery yet, or lost them (spilled).
 func (m *MuxSubscription) handOver(off int64) bool {
 	m.mu.Lock()
@@ -340,8 +340,9 @@ func (m *MuxSubscription) fallBack() error {
 // hands each delivery its keys match, from the start offset on, to send,
 // and acknowledges it after (multiple, whenever no further delivery waits
 // and at least every Prefetch/4). When the consumer has nothing more for
-// now, the subscription joins the live feed; once the consumer reaches
-// the first live delivery, it returns errJoined. Otherwise it returns why
+// now, the subscription joins the live feed (or tries again every
+// joinRetry); once it handed over everything before the first live
+// delivery, it returns errJoined. Otherwise it returns why
 // the subscription ended.
 func (m *MuxSubscription) streamReplay(send func(*amqp.Delivery) error) error {
 	h := m.h
@@ -369,11 +370,35 @@ func (m *MuxSubscription) streamReplay(send func(*amqp.Delivery) error) error {
 				h.stateMu.Unlock()
 				pending, retry = false, time.Now().Add(joinRetry)
 			}
-			if !pending && time.Now().After(retry) && !m.join() {
-				retry = time.Now().Add(joinRetry)
+			if !pending && time.Now().After(retry) {
+				if pending = m.join(); !pending {
+					retry = time.Now().Add(joinRetry)
+				}
+			}
+			// Not in the index yet: try again at retry, whether or not a
+			// delivery comes meanwhile, so that a replay does not hold
+			// its channel and token until the next live message.
+			// In it, the first live delivery may come after the replay's
+			// consumer handed over the same message: then the replay has
+			// everything before the buffer's first, and joins now rather
+			// than at the next message.
+			var again <-chan time.Time
+			var live <-chan struct{}
+			if pending {
+				live = m.ready
+			} else {
+				again = time.After(time.Until(retry))
 			}
 			select {
 			case d, ok = <-deliveries:
+			case <-again:
+				continue
+			case <-live:
+				if m.handOver(h.last + 1) {
+					m.wake() // for streamLive, which takes over the buffer
+					return errJoined
+				}
+				continue
 			case <-m.ctx.Done():
 				return context.Cause(m.ctx)
 			}

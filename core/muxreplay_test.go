@@ -103,13 +103,15 @@ func TestReplaySpillsAndJoinsAgain(t *testing.T) {
 		defer mu.Unlock()
 		return len(got) >= total
 	})
-	// A live message to switch on, should the last join still wait for one.
-	next := total
-	waitFor(t, "joined", func() bool {
-		publish(next, next+1)
-		next++
-		return !sub.Replaying()
+	// With nothing more to come, a replay that spilled joins the feed
+	// again on its own, without waiting for a live message to wake it…
+	waitFor(t, "the replay back in the index with nothing published", func() bool {
+		pending, spilled := sub.state()
+		return !sub.Replaying() || pending && !spilled
 	})
+	// …so that one live message is all its hand-over needs.
+	publish(total, total+1)
+	waitFor(t, "joined", func() bool { return !sub.Replaying() })
 	sub.Close()
 	<-streamed
 	mu.Lock()

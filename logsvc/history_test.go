@@ -539,7 +539,9 @@ func TestHistoryReplayJoinsTheLiveFeed(t *testing.T) {
 	got := numbers(t, s.recvN(t, total, 60*time.Second))
 	<-emitted
 	wantRun(t, got, 0)
-	warrentest.Eventually(t, 10*time.Second, "the replay's channel closed", func() bool {
+	// Each look at the broker is a rabbitmqctl run, seconds long on a
+	// loaded machine: the deadline counts a few of them.
+	warrentest.Eventually(t, 30*time.Second, "the replay's channel closed", func() bool {
 		h.emitNumbered(t, topic, "j", total, total+1) // a live message to switch on
 		n, _ := brokerChannels(t, h.connName)
 		return n == base

@@ -211,8 +211,7 @@ func TestSubscribeCancelCycles(t *testing.T) {
 	waitBindings(t, h.cfg.TopicExchange, queues[topic], nil)
 	channels, ok := brokerChannels(t, h.connName)
 	if !ok {
-		t.Log("rabbitmqctl unavailable: channel count not checked (bindings were)")
-		return
+		t.Fatal("cannot count the gateway's channels (rabbitmqctl)")
 	}
 	t.Logf("after 100 cycles: 3 queues, no binding, gateway connection has %d channel(s) on the broker", channels)
 	if channels != 7 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -75,7 +76,9 @@ type ServerStats struct {
 // Handler fails; a request without one is rejected (dead-lettered if the
 // queue has a policy for it), and a request whose deadline has passed is
 // acknowledged unanswered. A request is acknowledged only after its reply
-// was published, so a worker that dies first hands it to another.
+// was published, so a worker that dies first hands it to another; only a
+// redelivered request answered through direct reply-to is acknowledged
+// before (directReplyTo says why).
 //
 // Concurrency: Concurrency goroutines per connection run the Handler;
 // Shutdown stops consuming and waits for them. After Shutdown the Server
@@ -146,7 +149,8 @@ func (s *Server) handle(ctx context.Context, ch *amqp.Channel, d *amqp.Delivery)
 		ctx, cancel = context.WithDeadline(ctx, deadline)
 		defer cancel()
 	}
-	r := &replier{ch: ch, d: d, ctx: context.WithoutCancel(ctx), tc: s.tc}
+	r := &replier{ch: ch, d: d, ctx: context.WithoutCancel(ctx), tc: s.tc,
+		early: d.Redelivered && strings.HasPrefix(d.ReplyTo, directReplyTo)}
 	var last amqp.Publishing
 	err := s.serve(d, func() error {
 		if s.stream == nil {
@@ -179,8 +183,26 @@ func (s *Server) handle(ctx context.Context, ch *amqp.Channel, d *amqp.Delivery)
 		return
 	}
 	s.served.Add(1)
-	_ = d.Ack(false)
+	if !r.acked {
+		_ = d.Ack(false)
+	}
 }
+
+// directReplyTo prefixes the reply_to of a request whose client consumes
+// its replies with RabbitMQ's direct reply-to: the broker's encoding of
+// the client's channel follows.
+//
+// RabbitMQ 3.10 closes the connection of whoever publishes to such a name
+// that does not decode to a channel of a node it knows (INTERNAL_ERROR),
+// so a request from a foreign client with a malformed one costs its
+// worker the connection, and the broker hands it to the next worker. A
+// request that comes back (redelivered) with a direct reply-to is so
+// acknowledged before its first reply is published, not after: a poison
+// request costs the workers two connections at most, not one every
+// backoff, forever. Should the connection fail between the two, the
+// reply is lost and the caller's deadline answers it; a request is
+// redelivered only after a worker lost its connection or channel.
+const directReplyTo = "amq.rabbitmq.reply-to."
 
 // serve runs a handler, turning a panic into INTERNAL.
 func (s *Server) serve(d *amqp.Delivery, run func() error) (err error) {
@@ -203,11 +225,18 @@ type replier struct {
 	tc  *tracer
 	seq int64
 	err error // the first failed publish of a stream's reply
+
+	early bool // acknowledge the request before its first reply (directReplyTo)
+	acked bool
 }
 
 // publish sends p to the request's reply_to with its correlation id, and
 // the context of the request's span when tracing.
 func (r *replier) publish(p amqp.Publishing) error {
+	if r.early && !r.acked {
+		r.acked = true
+		_ = r.d.Ack(false)
+	}
 	p.CorrelationId = r.d.CorrelationId
 	if r.tc.on {
 		r.tc.inject(r.ctx, &p)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -172,3 +173,92 @@ func TestStreamServerAndCallStream(t *testing.T) {
 		}
 	}
 }
+
+// sessionCounter counts the connections a Supervisor made.
+type sessionCounter struct{ n atomic.Int32 }
+
+func (c *sessionCounter) Connected(context.Context, *core.Conn) error { c.n.Add(1); return nil }
+func (c *sessionCounter) Disconnected(error)                          {}
+
+// TestServerOutlivesAPoisonReplyTo: RabbitMQ 3.10 closes the connection
+// of whoever publishes to a malformed direct reply-to name
+// ("amq.rabbitmq.reply-to." and something that does not decode to a
+// channel of a node it knows) with INTERNAL_ERROR. A foreign client's
+// request that carries one so costs the Server its connection, and its
+// redelivery would cost the next worker its own, forever, unless a
+// redelivered request to a direct reply-to is acknowledged before its
+// reply. Each such request costs the Server at most two connections, and
+// the requests after it are answered.
+func TestServerOutlivesAPoisonReplyTo(t *testing.T) {
+	for _, typ := range []core.QueueType{core.QueueQuorum, core.QueueClassic} {
+		t.Run(string(typ), func(t *testing.T) {
+			t.Parallel()
+			testPoisonReplyTo(t, typ)
+		})
+	}
+}
+
+func testPoisonReplyTo(t *testing.T, typ core.QueueType) {
+	queue := brokertest.Name(t, "rpc")
+	var sessions sessionCounter
+	sup := core.NewSupervisor(core.Config{URLs: []string{brokertest.Require(t)}, Name: "warren-test-server-" + t.Name(), Logger: warrentest.QuietLog}, &sessions)
+	srv := core.NewServer(sup, core.ServerConfig{Queue: core.QueueSpec{Name: queue, Type: typ}, Logger: warrentest.QuietLog},
+		core.HandlerFunc(func(_ context.Context, d *amqp.Delivery) (amqp.Publishing, error) {
+			return amqp.Publishing{Body: append([]byte("echo "), d.Body...)}, nil
+		}))
+	run(t, sup)
+	ch := brokertest.Channel(t)
+	replies, err := ch.QueueDeclare("", false, true, true, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deliveries, err := ch.Consume(replies.Name, "", true, true, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, poison := range []string{
+		"amq.rabbitmq.reply-to.aGVsbG8=.abc",    // not a term
+		"amq.rabbitmq.reply-to.!!!.abc",         // not base64
+		"amq.rabbitmq.reply-to.g2EF.abc",        // a term, not a pid
+		"amq.rabbitmq.reply-to." + otherNodePid, // a pid of a node the broker does not know
+	} {
+		before := sessions.n.Load()
+		if err := ch.PublishWithContext(context.Background(), "", queue, false, false,
+			amqp.Publishing{ReplyTo: poison, CorrelationId: "poison", Body: []byte("poison")}); err != nil {
+			t.Fatal(err)
+		}
+		if err := ch.PublishWithContext(context.Background(), "", queue, false, false,
+			amqp.Publishing{ReplyTo: replies.Name, CorrelationId: "good", Body: []byte("good")}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case d := <-deliveries:
+			if d.CorrelationId != "good" || string(d.Body) != "echo good" {
+				t.Fatalf("after reply_to %q: reply %q to %q, want %q to %q", poison, d.Body, d.CorrelationId, "echo good", "good")
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("after reply_to %q: no reply to the next request", poison)
+		}
+		// Long enough for several more connections, had the poison come
+		// back again and again.
+		time.Sleep(2 * time.Second)
+		warrentest.Eventually(t, 15*time.Second, "the server connected", sup.Connected)
+		if n := sessions.n.Load() - before; n > 2 {
+			t.Fatalf("reply_to %q cost the server %d connections, want at most 2", poison, n)
+		} else {
+			t.Logf("reply_to %q cost the server %d connection(s)", poison, n)
+		}
+	}
+	q, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
+	if err != nil || q.Messages != 0 {
+		t.Errorf("queue holds %d messages (%v), want 0", q.Messages, err)
+	}
+	if st := srv.Stats(); st.Served < 4 {
+		t.Errorf("stats %+v, want the 4 good requests served", st)
+	}
+}
+
+// otherNodePid is the encoded part of a direct reply-to name as RabbitMQ
+// 3.10 makes it, with the hash standing for the node changed: a channel
+// of a node the broker does not know.
+const otherNodePid = "g1h2AA1yZXBseUB6MjQ4ODg0AABgrwAAAAprDUzs.CIWOoFkDsJQ7Mj7SovwPUw=="

@@ -17,10 +17,10 @@ import (
 // TestFibonacciWorkerMoreBadRequests extends
 // TestFibonacciWorkerAnswersBadRequestsAndKeepsServing with what a raw
 // amqp091-go client can send beyond it: no correlation_id, a reply_to
-// nobody consumes, a 16 MiB body, numbers the tutorial's int() would not
-// take, and deadline headers of every AMQP type. Each gets a clear answer
-// (or, when there is nobody to answer, none), and a good request is served
-// after each.
+// nobody consumes or one that closes the worker's connection, a 16 MiB
+// body, numbers the tutorial's int() would not take, and deadline headers
+// of every AMQP type. Each gets a clear answer (or, when there is nobody
+// to answer, none), and a good request is served after each.
 func TestFibonacciWorkerMoreBadRequests(t *testing.T) {
 	t.Parallel()
 	queue := brokertest.Name(t, "rpc")
@@ -39,6 +39,9 @@ func TestFibonacciWorkerMoreBadRequests(t *testing.T) {
 		{name: "no correlation_id", pub: amqp.Publishing{Body: []byte("10")}, noCorrID: true, wantReply: true, wantBody: "55"},
 		{name: "no correlation_id, bad body", pub: amqp.Publishing{Body: []byte("x")}, noCorrID: true, wantReply: true, wantCode: codes.InvalidArgument},
 		{name: "reply_to without a queue", pub: amqp.Publishing{Body: []byte("10")}, replyTo: nobody, wantReply: false},
+		// RabbitMQ 3.10 closes the connection of the worker that replies
+		// to it (core.TestServerOutlivesAPoisonReplyTo).
+		{name: "reply_to a malformed direct reply-to name", pub: amqp.Publishing{Body: []byte("10")}, replyTo: "amq.rabbitmq.reply-to.aGVsbG8=.abc", wantReply: false},
 		{name: "16 MiB body", pub: amqp.Publishing{Body: bytes.Repeat([]byte("9"), 16<<20)}, wantReply: true, wantCode: codes.InvalidArgument},
 		{name: "plus sign", pub: amqp.Publishing{Body: []byte("+5")}, wantReply: true, wantCode: codes.InvalidArgument},
 		{name: "hexadecimal", pub: amqp.Publishing{Body: []byte("0x10")}, wantReply: true, wantCode: codes.InvalidArgument},
@@ -89,7 +92,7 @@ func TestFibonacciWorkerMoreBadRequests(t *testing.T) {
 				}
 			}
 			c.publish(t, amqp.Publishing{Body: []byte("10"), ReplyTo: c.replyTo, CorrelationId: "ok"})
-			d, ok = c.next(5 * time.Second)
+			d, ok = c.next(15 * time.Second) // after a reconnect or two
 			if !ok || string(d.Body) != "55" || d.CorrelationId != "ok" {
 				t.Fatalf("after case %d: reply %q %q (got one: %v), want 55", i, d.Body, d.CorrelationId, ok)
 			}

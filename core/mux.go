@@ -837,6 +837,9 @@ func (m *MuxSubscription) Stream(send func(*amqp.Delivery) error) error {
 			h.closeReplay() // the live feed goes on from here
 			h.stateMu.Unlock()
 			h.replaying.Store(false)
+			// streamReplay may have taken the token of what the buffer
+			// holds: streamLive starts with a look at it.
+			m.wake()
 		}
 		if err := m.streamLive(send); err != errSpilled {
 			return err

@@ -395,7 +395,6 @@ func (m *MuxSubscription) streamReplay(send func(*amqp.Delivery) error) error {
 				continue
 			case <-live:
 				if m.handOver(h.last + 1) {
-					m.wake() // for streamLive, which takes over the buffer
 					return errJoined
 				}
 				continue

@@ -128,6 +128,52 @@ func TestReplaySpillsAndJoinsAgain(t *testing.T) {
 	}
 }
 
+// TestReplayFromTheEndGetsTheNextMessage: a subscription that starts
+// where the history ends has nothing to replay; it joins the live feed at
+// once, and the next message published reaches it, whichever of its own
+// consumer and the live feed has it first. Twenty subscriptions in turn,
+// as that order varies.
+func TestReplayFromTheEndGetsTheNextMessage(t *testing.T) {
+	t.Parallel()
+	m, exchange, ch := startHistoryMux(t, MuxConfig{}, HistoryConfig{})
+	publish := func(body string) {
+		t.Helper()
+		if err := ch.PublishWithContext(context.Background(), exchange, "k", false, false, amqp.Publishing{Body: []byte(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish("0")
+	for i := 1; i <= 20; i++ {
+		next := StartOffset(int64(i)) // the offset the next message gets
+		sub, err := m.SubscribeFrom(context.Background(), []string{"#"}, next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make(chan string, 1)
+		streamed := make(chan error, 1)
+		go func() {
+			streamed <- sub.Stream(func(d *amqp.Delivery) error {
+				got <- string(d.Body)
+				return errors.New("enough")
+			})
+		}()
+		waitFor(t, "the subscription in the index", func() bool {
+			pending, _ := sub.state()
+			return pending
+		})
+		publish(strconv.Itoa(i))
+		select {
+		case body := <-got:
+			if body != strconv.Itoa(i) {
+				t.Fatalf("subscription %d got %q, want %d", i, body, i)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("subscription %d: the next message did not come (replaying: %v)", i, sub.Replaying())
+		}
+		<-streamed
+	}
+}
+
 // TestReplaysWaitForATurn: with Replays 2, a third subscription that
 // starts in the history waits for a token; eight that start at once do not
 // fail: six wait until one of the first two joined the live feed, and each

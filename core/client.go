@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -552,19 +553,27 @@ func (s *ReplyStream) Close() {
 
 // presence knows whether anything consumes a request queue. A poller
 // refreshes the count; a call that finds it zero refreshes it once more
-// before failing, so a worker that just started is seen at once.
+// before failing, so a worker that just started is seen at once. A count
+// the broker did not take (ErrUncounted) is unknown: calls go on, and
+// wait for a reply or their deadline, until a count says otherwise.
 type presence struct {
 	queue     string
-	consumers atomic.Int64 // -1: the queue does not exist
+	consumers atomic.Int64 // noQueue, uncounted, or the count
 	last      atomic.Int64 // unix nanos of the last refresh
 }
+
+// What presence.consumers holds besides a count.
+const (
+	noQueue   = -1 // the queue does not exist
+	uncounted = -2 // the last question got no count (ErrUncounted)
+)
 
 // recheckAfter is how old a zero count may be before a call refreshes it.
 const recheckAfter = 20 * time.Millisecond
 
 func (p *presence) err(n int64) error {
 	switch {
-	case n < 0:
+	case n == noQueue:
 		return fmt.Errorf("%w: %q", ErrNoQueue, p.queue)
 	case n == 0:
 		return fmt.Errorf("%w: %q", ErrNoConsumer, p.queue)
@@ -575,7 +584,7 @@ func (p *presence) err(n int64) error {
 // present returns nil when queue has a consumer.
 func (c *Client) present(s *clientSession, queue string) error {
 	p := c.presence(queue)
-	if p.consumers.Load() > 0 {
+	if n := p.consumers.Load(); n > 0 || n == uncounted {
 		return nil
 	}
 	if time.Since(time.Unix(0, p.last.Load())) >= recheckAfter {
@@ -595,7 +604,9 @@ func (c *Client) refresh(s *clientSession, p *presence) error {
 	case err == nil:
 		n = int64(q.Consumers)
 	case IsNotFound(err):
-		n = -1
+		n = noQueue
+	case errors.Is(err, ErrUncounted):
+		n = uncounted
 	default:
 		return err
 	}
@@ -622,8 +633,8 @@ func (c *Client) watchPresence(s *clientSession) {
 			if err := c.refresh(s, p); err != nil {
 				break // the connection is going; Disconnected follows
 			}
-			if n := p.consumers.Load(); n <= 0 {
-				c.failQueue(p.queue, p.err(n))
+			if err := p.err(p.consumers.Load()); err != nil {
+				c.failQueue(p.queue, err)
 			}
 		}
 	}

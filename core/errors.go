@@ -30,6 +30,9 @@ var (
 	ErrNoQueue = errors.New("core: queue does not exist")
 	// ErrNoConsumer: the queue exists but no worker consumes it.
 	ErrNoConsumer = errors.New("core: no worker is consuming the queue")
+	// ErrUncounted: the broker answered a question about a queue's counts
+	// with nothing (see uncountedAfter): they are unknown, not zero.
+	ErrUncounted = errors.New("core: the broker did not count the queue in time")
 	// ErrShutdown: the component is shutting down.
 	ErrShutdown = errors.New("core: shutting down")
 	// ErrOverflow: a subscription's client read too slowly; its backlog

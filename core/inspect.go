@@ -27,14 +27,29 @@ type inspector struct {
 	ch   *amqp.Channel
 }
 
+// uncountedAfter is how long RabbitMQ (3.10, and the versions since)
+// waits for a quorum queue to count its messages and consumers for a
+// passive declare. When the queue does not answer in time (its process is
+// busy: a loaded broker), the broker does not fail the declare: it
+// answers zero messages and zero consumers. So a declare that says zero
+// and zero, after at least this long, says nothing.
+const uncountedAfter = 250 * time.Millisecond
+
 // queue asks the broker for a queue's counts. A missing queue is the
-// broker's 404 (IsNotFound), an *amqp.Error that Status maps to NOT_FOUND.
+// broker's 404 (IsNotFound), an *amqp.Error that Status maps to NOT_FOUND;
+// counts the broker did not take in time are ErrUncounted.
 func (in *inspector) queue(name string) (amqp.Queue, error) {
 	var q amqp.Queue
+	var took time.Duration
 	err := in.do(fmt.Sprintf("passive declare queue %q", name), func(ch *amqp.Channel) (err error) {
+		start := time.Now()
 		q, err = ch.QueueDeclarePassive(name, false, false, false, false, nil)
+		took = time.Since(start)
 		return err
 	})
+	if err == nil && q.Messages == 0 && q.Consumers == 0 && took >= uncountedAfter {
+		return q, fmt.Errorf("%w: %q answered zero messages and zero consumers after %v", ErrUncounted, name, took.Round(time.Millisecond))
+	}
 	return q, err
 }
 

@@ -77,7 +77,9 @@ type DeliveryFunc func(ctx context.Context, ch *amqp.Channel, d *amqp.Delivery)
 // DeliveryFunc; Shutdown stops consuming and waits for them. After
 // Shutdown the Consumer consumes nothing more, even when its connection
 // is lost and comes back. What a lost connection leaves unacknowledged
-// the broker hands to another consumer.
+// the broker hands to another consumer. A consumer that ends while its
+// connection lives (the queue was deleted, or its channel closed) starts
+// again on a new channel (resume).
 type Consumer struct {
 	cfg    ConsumerConfig
 	handle DeliveryFunc
@@ -91,7 +93,8 @@ type Consumer struct {
 	mu      sync.Mutex
 	ch      *amqp.Channel // the current channel, nil while disconnected
 	cancel  context.CancelFunc
-	stopped bool // Shutdown was called
+	stopped bool          // Shutdown was called
+	quit    chan struct{} // closed by Shutdown
 	wg      sync.WaitGroup
 }
 
@@ -108,6 +111,7 @@ func NewConsumer(sup *Supervisor, cfg ConsumerConfig, handle DeliveryFunc) *Cons
 		tag:    fmt.Sprintf("%s-%s-%d-%s", cfg.Name, host, os.Getpid(), hex.EncodeToString(b[:])),
 		mt:     sup.mt,
 		tc:     sup.tc,
+		quit:   make(chan struct{}),
 	}
 	sup.Known(cfg.Queue.Name)
 	c.label = c.mt.name(cfg.Queue.Name)
@@ -123,59 +127,144 @@ func (c *Consumer) Connected(ctx context.Context, conn *Conn) error {
 	if stopped {
 		return nil // a reconnect after Shutdown: stay connected, consume nothing
 	}
-	if _, err := DeclareQueue(conn.Connection, c.cfg.Queue, c.cfg.Logger); err != nil {
+	cons, err := c.consume(conn)
+	if err != nil {
 		return err
 	}
-	if c.cfg.Declare != nil {
-		if err := c.cfg.Declare(conn); err != nil {
-			return err
-		}
-	}
-	ch, err := conn.Channel()
-	if err != nil {
-		return ChannelError("open channel", err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			_ = ch.Close()
-		}
-	}()
-	if c.cfg.Prefetch > 0 {
-		if err := ch.Qos(c.cfg.Prefetch, 0, false); err != nil {
-			return ChannelError("set prefetch", err)
-		}
-	}
-	deliveries, err := ch.Consume(c.cfg.Queue.Name, c.tag, false, false, false, false, nil)
-	if err != nil {
-		return ChannelError(fmt.Sprintf("consume %q", c.cfg.Queue.Name), err)
-	}
-	ok = true
-	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.stopped {
 		// Shutdown came during set-up: handle nothing; closing the channel
 		// hands what the broker sent to another consumer.
-		cancel()
-		_ = ch.Close()
+		_ = cons.ch.Close()
 		return nil
 	}
-	c.ch, c.cancel = ch, cancel
-	// Started under mu, so a Shutdown that finds ch also waits for them.
+	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	c.cancel = cancel
+	c.start(hctx, conn, cons)
+	return nil
+}
+
+// consuming is one channel's consumer of the queue.
+type consuming struct {
+	ch         *amqp.Channel
+	deliveries <-chan amqp.Delivery
+	closed     chan *amqp.Error // the channel's close, with the broker's reason
+	cancelled  chan string      // the broker's basic.cancel (the queue was deleted)
+}
+
+// consume declares the queue and starts consuming it on a channel of its
+// own.
+func (c *Consumer) consume(conn *Conn) (*consuming, error) {
+	if _, err := DeclareQueue(conn.Connection, c.cfg.Queue, c.cfg.Logger); err != nil {
+		return nil, err
+	}
+	if c.cfg.Declare != nil {
+		if err := c.cfg.Declare(conn); err != nil {
+			return nil, err
+		}
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return nil, ChannelError("open channel", err)
+	}
+	if c.cfg.Prefetch > 0 {
+		if err := ch.Qos(c.cfg.Prefetch, 0, false); err != nil {
+			_ = ch.Close()
+			return nil, ChannelError("set prefetch", err)
+		}
+	}
+	cons := &consuming{
+		ch:        ch,
+		closed:    ch.NotifyClose(make(chan *amqp.Error, 1)),
+		cancelled: ch.NotifyCancel(make(chan string, 1)),
+	}
+	cons.deliveries, err = ch.Consume(c.cfg.Queue.Name, c.tag, false, false, false, false, nil)
+	if err != nil {
+		_ = ch.Close()
+		return nil, ChannelError(fmt.Sprintf("consume %q", c.cfg.Queue.Name), err)
+	}
+	return cons, nil
+}
+
+// start runs the handler goroutines on cons's deliveries, and one that
+// consumes again when they end while the connection lives (resume); under
+// mu, so that a Shutdown that finds the channel also waits for them.
+func (c *Consumer) start(ctx context.Context, conn *Conn, cons *consuming) {
+	c.ch = cons.ch
+	var handlers sync.WaitGroup
 	for range c.cfg.Concurrency {
-		c.wg.Go(func() {
-			for d := range deliveries {
+		handlers.Go(func() {
+			for d := range cons.deliveries {
 				if c.cfg.HandBack && c.draining.Load() {
 					_ = d.Nack(false, true) // received, not started: requeued
 					continue
 				}
-				c.deliver(hctx, ch, &d)
+				c.deliver(ctx, cons.ch, &d)
 			}
 		})
 	}
-	return nil
+	c.wg.Go(func() {
+		handlers.Wait()
+		c.resume(ctx, conn, cons)
+	})
 }
+
+// resume consumes the queue again, on a new channel, when the consumer
+// ended while its connection lives: the broker cancelled it (someone
+// deleted the queue, which resume declares again) or closed its channel
+// (a channel error, such as a DeliveryFunc acknowledging a delivery
+// twice). Without it the Consumer would stay connected and consume
+// nothing until the connection failed. It tries again after a backoff
+// until it succeeds, or the connection, the Consumer or ctx ends.
+func (c *Consumer) resume(ctx context.Context, conn *Conn, lost *consuming) {
+	var why any = "the broker cancelled the consumer"
+	select {
+	case tag := <-lost.cancelled:
+		why = fmt.Sprintf("the broker cancelled consumer %q (the queue was deleted?)", tag)
+	case err := <-lost.closed:
+		if err != nil {
+			why = err
+		}
+	default:
+	}
+	for failures := 0; ; failures++ {
+		c.mu.Lock()
+		stopped := c.stopped
+		c.mu.Unlock()
+		if stopped || ctx.Err() != nil || conn.IsClosed() {
+			return
+		}
+		if failures == 0 {
+			c.cfg.Logger.Warn("core: consumer lost; consuming again", "queue", c.cfg.Queue.Name, "why", why)
+		}
+		select {
+		case <-time.After(backoff(consumeRetry, 10*consumeRetry, failures)):
+		case <-ctx.Done():
+			return
+		case <-c.quit:
+			return
+		}
+		cons, err := c.consume(conn)
+		if err != nil {
+			c.cfg.Logger.Warn("core: consume again", "queue", c.cfg.Queue.Name, "err", err)
+			continue
+		}
+		c.mu.Lock()
+		if c.stopped {
+			c.mu.Unlock()
+			_ = cons.ch.Close()
+			return
+		}
+		c.start(ctx, conn, cons)
+		c.mu.Unlock()
+		c.cfg.Logger.Info("core: consuming again", "queue", c.cfg.Queue.Name)
+		return
+	}
+}
+
+// consumeRetry is the least wait before a lost consumer consumes again.
+const consumeRetry = 100 * time.Millisecond
 
 // deliver hands d to the DeliveryFunc, and tells the metrics about it:
 // a redelivery, the handling in flight, how it ended and how long it took,
@@ -232,7 +321,10 @@ func (c *Consumer) Disconnected(error) {
 func (c *Consumer) Shutdown(ctx context.Context) error {
 	c.draining.Store(true)
 	c.mu.Lock()
-	c.stopped = true
+	if !c.stopped {
+		c.stopped = true
+		close(c.quit)
+	}
 	ch := c.ch
 	c.mu.Unlock()
 	if ch != nil {

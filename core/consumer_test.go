@@ -91,3 +91,69 @@ func TestConsumerDeclaresAndHandsBack(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestConsumerConsumesAgain: a Consumer whose consumer ends while its
+// connection lives consumes again on a new channel, without a reconnect:
+// after the broker cancelled it because someone deleted its queue (it
+// declares the queue again), and after a channel error its DeliveryFunc
+// caused (acknowledging a delivery twice). Before, it stayed connected
+// and consumed nothing until the connection failed.
+func TestConsumerConsumesAgain(t *testing.T) {
+	t.Parallel()
+	queue := brokertest.Name(t, "work")
+	var sessions sessionCounter
+	sup := core.NewSupervisor(core.Config{URLs: []string{brokertest.Require(t)}, Name: "warren-test-" + t.Name(), Logger: warrentest.QuietLog}, &sessions)
+	handled := make(chan string, 16)
+	cons := core.NewConsumer(sup, core.ConsumerConfig{Queue: core.QueueSpec{Name: queue}, Logger: warrentest.QuietLog},
+		func(_ context.Context, _ *amqp.Channel, d *amqp.Delivery) {
+			_ = d.Ack(false)
+			if string(d.Body) == "twice" {
+				_ = d.Ack(false) // PRECONDITION_FAILED: unknown delivery tag; the channel closes
+			}
+			handled <- string(d.Body)
+		})
+	run(t, sup)
+	ch := brokertest.Channel(t)
+	send := func(body string) {
+		t.Helper()
+		if err := ch.PublishWithContext(context.Background(), "", queue, false, false, amqp.Publishing{Body: []byte(body)}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-handled:
+			if got != body {
+				t.Fatalf("handled %q, want %q", got, body)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("%q was not handled", body)
+		}
+	}
+	consumers := func() int {
+		q, err := brokertest.Channel(t).QueueDeclarePassive(queue, false, false, false, false, nil)
+		if err != nil {
+			return -1
+		}
+		return q.Consumers
+	}
+	send("first")
+
+	if _, err := ch.QueueDelete(queue, false, false, false); err != nil {
+		t.Fatal(err)
+	}
+	warrentest.Eventually(t, 15*time.Second, "the queue declared again, and consumed", func() bool { return consumers() == 1 })
+	send("after the queue was deleted")
+
+	send("twice")
+	warrentest.Eventually(t, 15*time.Second, "a consumer again after the channel error", func() bool { return consumers() == 1 })
+	send("after a channel error")
+
+	if n := sessions.n.Load(); n != 1 {
+		t.Errorf("the Supervisor made %d connections, want 1: the consumer comes back on its own", n)
+	}
+	if err := cons.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if n := consumers(); n != 0 {
+		t.Errorf("%d consumers after Shutdown, want 0", n)
+	}
+}

@@ -182,6 +182,12 @@ func (h *subHistory) consume(conn *Conn, keys []string, arg any, from int64) err
 		return fail(ChannelError(fmt.Sprintf("consume %q", h.stream), err))
 	}
 	h.conn, h.ch, h.deliveries, h.closed, h.from = conn, ch, deliveries, closed, from
+	if from-1 > h.last {
+		// What comes before the start counts as handed over: the live
+		// feed skips it too (a delivery of it may reach the buffer late,
+		// after the subscription joined).
+		h.last = from - 1
+	}
 	return nil
 }
 

@@ -20,9 +20,9 @@ import (
 // pending: it enters the index, where the live deliveries collect in its
 // buffer, and reads its own consumer on until it handed over everything
 // before the first of them (handOver); then it closes its channel and
-// goes on from the buffer, skipping what it handed over already. If its buffer
-// overflows meanwhile (it spilled), it leaves the index and tries again
-// later, still on its own consumer.
+// goes on from the buffer, skipping what it handed over already. If its
+// buffer overflows meanwhile (it spilled), it leaves the index and tries
+// again later, still on its own consumer.
 //
 // A subscription on the live feed whose buffer overflows, from Subscribe
 // or after a hand-over, spills the same way instead of ending with
@@ -286,8 +286,9 @@ func (m *MuxSubscription) state() (pending, spilled bool) {
 // handOver ends a pending subscription's hand-over when its own consumer
 // reached off, the offset of the first live delivery in its buffer or a
 // later one (everything before off was handed over): from then on, the
-// buffer holds every delivery its keys match. It reports false, changing nothing, while the buffer holds no
-// live delivery yet, or lost them (spilled).
+// buffer holds every delivery its keys match. It reports false, changing
+// nothing, while the buffer holds no live delivery yet, or lost them
+// (spilled).
 func (m *MuxSubscription) handOver(off int64) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -348,8 +349,8 @@ func (m *MuxSubscription) fallBack() error {
 // and at least every Prefetch/4). When the consumer has nothing more for
 // now, the subscription joins the live feed (or tries again every
 // joinRetry); once it handed over everything before the first live
-// delivery, it returns errJoined. Otherwise it returns why
-// the subscription ended.
+// delivery, it returns errJoined. Otherwise it returns why the
+// subscription ended.
 func (m *MuxSubscription) streamReplay(send func(*amqp.Delivery) error) error {
 	h := m.h
 	h.stateMu.Lock()
@@ -383,11 +384,11 @@ func (m *MuxSubscription) streamReplay(send func(*amqp.Delivery) error) error {
 			}
 			// Not in the index yet: try again at retry, whether or not a
 			// delivery comes meanwhile, so that a replay does not hold
-			// its channel and token until the next live message.
-			// In it, the first live delivery may come after the replay's
-			// consumer handed over the same message: then the replay has
-			// everything before the buffer's first, and joins now rather
-			// than at the next message.
+			// its channel and token until the next live message. In the
+			// index: the first live delivery may reach the buffer after
+			// this consumer handed over the same message, and then it
+			// has everything before it; the hand-over need not wait for
+			// the next message.
 			var again <-chan time.Time
 			var live <-chan struct{}
 			if pending {

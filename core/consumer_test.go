@@ -101,7 +101,7 @@ func TestConsumerDeclaresAndHandsBack(t *testing.T) {
 func TestConsumerConsumesAgain(t *testing.T) {
 	t.Parallel()
 	queue := brokertest.Name(t, "work")
-	var sessions sessionCounter
+	var sessions warrentest.Sessions
 	sup := core.NewSupervisor(core.Config{URLs: []string{brokertest.Require(t)}, Name: "warren-test-" + t.Name(), Logger: warrentest.QuietLog}, &sessions)
 	handled := make(chan string, 16)
 	cons := core.NewConsumer(sup, core.ConsumerConfig{Queue: core.QueueSpec{Name: queue}, Logger: warrentest.QuietLog},
@@ -147,7 +147,7 @@ func TestConsumerConsumesAgain(t *testing.T) {
 	warrentest.Eventually(t, 15*time.Second, "a consumer again after the channel error", func() bool { return consumers() == 1 })
 	send("after a channel error")
 
-	if n := sessions.n.Load(); n != 1 {
+	if n := sessions.N(); n != 1 {
 		t.Errorf("the Supervisor made %d connections, want 1: the consumer comes back on its own", n)
 	}
 	if err := cons.Shutdown(context.Background()); err != nil {

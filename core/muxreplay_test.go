@@ -135,42 +135,15 @@ func TestReplaySpillsAndJoinsAgain(t *testing.T) {
 // as that order varies.
 func TestReplayFromTheEndGetsTheNextMessage(t *testing.T) {
 	t.Parallel()
-	m, exchange, ch := startHistoryMux(t, MuxConfig{}, HistoryConfig{})
-	publish := func(body string) {
-		t.Helper()
-		if err := ch.PublishWithContext(context.Background(), exchange, "k", false, false, amqp.Publishing{Body: []byte(body)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	m, publish := startPublishing(t)
 	publish("0")
 	for i := 1; i <= 20; i++ {
-		next := StartOffset(int64(i)) // the offset the next message gets
-		sub, err := m.SubscribeFrom(context.Background(), []string{"#"}, next)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := make(chan string, 1)
-		streamed := make(chan error, 1)
-		go func() {
-			streamed <- sub.Stream(func(d *amqp.Delivery) error {
-				got <- string(d.Body)
-				return errors.New("enough")
-			})
-		}()
-		waitFor(t, "the subscription in the index", func() bool {
-			pending, _ := sub.state()
-			return pending
-		})
+		// From the offset the next message gets.
+		_, first := firstFrom(t, m, StartOffset(int64(i)))
 		publish(strconv.Itoa(i))
-		select {
-		case body := <-got:
-			if body != strconv.Itoa(i) {
-				t.Fatalf("subscription %d got %q, want %d", i, body, i)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("subscription %d: the next message did not come (replaying: %v)", i, sub.Replaying())
+		if body := first(); body != strconv.Itoa(i) {
+			t.Fatalf("subscription %d got %q, want %d", i, body, i)
 		}
-		<-streamed
 	}
 }
 
@@ -182,17 +155,37 @@ func TestReplayFromTheEndGetsTheNextMessage(t *testing.T) {
 // machine, the Mux's consumer did it.
 func TestReplaySkipsALateDeliveryBeforeItsStart(t *testing.T) {
 	t.Parallel()
+	m, publish := startPublishing(t)
+	for i := range 5 {
+		publish(strconv.Itoa(i))
+	}
+	sub, first := firstFrom(t, m, StartOffset(5))
+	sub.offer(&amqp.Delivery{RoutingKey: "k", Body: []byte("4, late"), Headers: amqp.Table{"x-stream-offset": int64(4)}})
+	publish("5")
+	if body := first(); body != "5" {
+		t.Fatalf("the subscription from offset 5 got %q first, want 5", body)
+	}
+}
+
+// startPublishing runs a Mux with a history (startHistoryMux) and returns
+// it with a function that publishes a body to its exchange with key "k".
+func startPublishing(t *testing.T) (*Mux, func(body string)) {
 	m, exchange, ch := startHistoryMux(t, MuxConfig{}, HistoryConfig{})
-	publish := func(body string) {
+	return m, func(body string) {
 		t.Helper()
 		if err := ch.PublishWithContext(context.Background(), exchange, "k", false, false, amqp.Publishing{Body: []byte(body)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for i := range 5 {
-		publish(strconv.Itoa(i))
-	}
-	sub, err := m.SubscribeFrom(context.Background(), []string{"#"}, StartOffset(5))
+}
+
+// firstFrom subscribes to every key from start, and returns once the
+// subscription joined the live feed (pending in the index), with a
+// function that waits for the first message it streams (it streams no
+// other) and returns its body.
+func firstFrom(t *testing.T, m *Mux, start StreamStart) (*MuxSubscription, func() string) {
+	t.Helper()
+	sub, err := m.SubscribeFrom(context.Background(), []string{"#"}, start)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,17 +201,19 @@ func TestReplaySkipsALateDeliveryBeforeItsStart(t *testing.T) {
 		pending, _ := sub.state()
 		return pending
 	})
-	sub.offer(&amqp.Delivery{RoutingKey: "k", Body: []byte("4, late"), Headers: amqp.Table{"x-stream-offset": int64(4)}})
-	publish("5")
-	select {
-	case body := <-got:
-		if body != "5" {
-			t.Fatalf("the subscription from offset 5 got %q first, want 5", body)
+	return sub, func() string {
+		t.Helper()
+		select {
+		case body := <-got:
+			<-streamed
+			return body
+		case <-time.After(10 * time.Second):
+			sub.Close()
+			<-streamed
+			t.Fatalf("nothing came (replaying: %v)", sub.Replaying())
+			return ""
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("nothing came")
 	}
-	<-streamed
 }
 
 // TestReplaysWaitForATurn: with Replays 2, a third subscription that

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -174,12 +173,6 @@ func TestStreamServerAndCallStream(t *testing.T) {
 	}
 }
 
-// sessionCounter counts the connections a Supervisor made.
-type sessionCounter struct{ n atomic.Int32 }
-
-func (c *sessionCounter) Connected(context.Context, *core.Conn) error { c.n.Add(1); return nil }
-func (c *sessionCounter) Disconnected(error)                          {}
-
 // TestServerOutlivesAPoisonReplyTo: RabbitMQ 3.10 closes the connection
 // of whoever publishes to a malformed direct reply-to name
 // ("amq.rabbitmq.reply-to." and something that does not decode to a
@@ -200,7 +193,7 @@ func TestServerOutlivesAPoisonReplyTo(t *testing.T) {
 
 func testPoisonReplyTo(t *testing.T, typ core.QueueType) {
 	queue := brokertest.Name(t, "rpc")
-	var sessions sessionCounter
+	var sessions warrentest.Sessions
 	sup := core.NewSupervisor(core.Config{URLs: []string{brokertest.Require(t)}, Name: "warren-test-server-" + t.Name(), Logger: warrentest.QuietLog}, &sessions)
 	srv := core.NewServer(sup, core.ServerConfig{Queue: core.QueueSpec{Name: queue, Type: typ}, Logger: warrentest.QuietLog},
 		core.HandlerFunc(func(_ context.Context, d *amqp.Delivery) (amqp.Publishing, error) {
@@ -222,7 +215,7 @@ func testPoisonReplyTo(t *testing.T, typ core.QueueType) {
 		"amq.rabbitmq.reply-to.g2EF.abc",        // a term, not a pid
 		"amq.rabbitmq.reply-to." + otherNodePid, // a pid of a node the broker does not know
 	} {
-		before := sessions.n.Load()
+		before := sessions.N()
 		if err := ch.PublishWithContext(context.Background(), "", queue, false, false,
 			amqp.Publishing{ReplyTo: poison, CorrelationId: "poison", Body: []byte("poison")}); err != nil {
 			t.Fatal(err)
@@ -243,7 +236,7 @@ func testPoisonReplyTo(t *testing.T, typ core.QueueType) {
 		// back again and again.
 		time.Sleep(2 * time.Second)
 		warrentest.Eventually(t, 15*time.Second, "the server connected", sup.Connected)
-		if n := sessions.n.Load() - before; n > 2 {
+		if n := sessions.N() - before; n > 2 {
 			t.Fatalf("reply_to %q cost the server %d connections, want at most 2", poison, n)
 		} else {
 			t.Logf("reply_to %q cost the server %d connection(s)", poison, n)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -286,12 +285,6 @@ func TestFibonacciWorkerShutdownFinishesWhatItHolds(t *testing.T) {
 	}
 }
 
-// connCounter is a core.Component that counts the sessions it sees.
-type connCounter struct{ n atomic.Int32 }
-
-func (c *connCounter) Connected(context.Context, *core.Conn) error { c.n.Add(1); return nil }
-func (c *connCounter) Disconnected(error)                          {}
-
 // A worker that was shut down consumes nothing more, even when its
 // connection drops and the Supervisor reconnects (as it may while the
 // process drains).
@@ -299,7 +292,7 @@ func TestFibonacciWorkerShutdownHoldsAcrossReconnect(t *testing.T) {
 	t.Parallel()
 	queue := brokertest.Name(t, "rpc")
 	name := "warren-test-" + t.Name()
-	var sessions connCounter
+	var sessions warrentest.Sessions
 	sup := core.NewSupervisor(core.Config{URLs: []string{brokertest.Require(t)}, Name: name, Logger: warrentest.QuietLog}, &sessions)
 	w := fibsvc.NewWorker(fibsvc.WorkerConfig{Queue: queue, Logger: warrentest.QuietLog})
 	w.Attach(sup)
@@ -322,7 +315,7 @@ func TestFibonacciWorkerShutdownHoldsAcrossReconnect(t *testing.T) {
 		}
 		return n > 0
 	})
-	eventually(t, "a second session", func() bool { return sessions.n.Load() >= 2 && sup.Connected() })
+	eventually(t, "a second session", func() bool { return sessions.N() >= 2 && sup.Connected() })
 
 	c := newRawClient(t, queue)
 	c.publish(t, amqp.Publishing{Body: []byte("10"), ReplyTo: c.replyTo, CorrelationId: "after-shutdown"})

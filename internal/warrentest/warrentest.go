@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/warrenrpc/warren/core"
 	"github.com/warrenrpc/warren/gateway"
 	"github.com/warrenrpc/warren/internal/brokertest"
 	"github.com/warrenrpc/warren/worker"
@@ -186,3 +188,16 @@ func WantCode(t testing.TB, err error, want codes.Code) {
 		t.Fatalf("got %v (%v), want code %v", got, err, want)
 	}
 }
+
+// Sessions is a core.Component that counts the connections its
+// Supervisor made.
+type Sessions struct{ n atomic.Int32 }
+
+// Connected counts a connection (core.Component).
+func (s *Sessions) Connected(context.Context, *core.Conn) error { s.n.Add(1); return nil }
+
+// Disconnected does nothing (core.Component).
+func (s *Sessions) Disconnected(error) {}
+
+// N is the count of connections so far.
+func (s *Sessions) N() int32 { return s.n.Load() }

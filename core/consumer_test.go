@@ -128,23 +128,16 @@ func TestConsumerConsumesAgain(t *testing.T) {
 			t.Fatalf("%q was not handled", body)
 		}
 	}
-	consumers := func() int {
-		q, err := brokertest.Channel(t).QueueDeclarePassive(queue, false, false, false, false, nil)
-		if err != nil {
-			return -1
-		}
-		return q.Consumers
-	}
 	send("first")
 
 	if _, err := ch.QueueDelete(queue, false, false, false); err != nil {
 		t.Fatal(err)
 	}
-	warrentest.Eventually(t, 15*time.Second, "the queue declared again, and consumed", func() bool { return consumers() == 1 })
+	brokertest.WaitConsumers(t, queue, 1) // declared again, and consumed
 	send("after the queue was deleted")
 
 	send("twice")
-	warrentest.Eventually(t, 15*time.Second, "a consumer again after the channel error", func() bool { return consumers() == 1 })
+	brokertest.WaitConsumers(t, queue, 1)
 	send("after a channel error")
 
 	if n := sessions.N(); n != 1 {
@@ -153,7 +146,8 @@ func TestConsumerConsumesAgain(t *testing.T) {
 	if err := cons.Shutdown(context.Background()); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	if n := consumers(); n != 0 {
-		t.Errorf("%d consumers after Shutdown, want 0", n)
+	// Shutdown waits for the broker's cancel-ok: no consumer left, at once.
+	if q, err := brokertest.Channel(t).QueueDeclarePassive(queue, false, false, false, false, nil); err != nil || q.Consumers != 0 {
+		t.Errorf("after Shutdown: %d consumers (%v), want 0", q.Consumers, err)
 	}
 }
